@@ -1,0 +1,52 @@
+"""Collective helpers that are no-ops in a single process.
+
+Every rank must call these in the same order with tensors of the same shape (except
+``all_gather_rows``, which accepts a different number of rows per rank).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum ``t`` over ranks in place and return it."""
+    if is_distributed():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def broadcast(t: torch.Tensor, src: int = 0) -> torch.Tensor:
+    """Copy rank ``src``'s ``t`` into every rank's ``t`` in place and return it."""
+    if is_distributed():
+        dist.broadcast(t, src=src)
+    return t
+
+
+def all_gather_rows(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate the rows of ``x`` (shape ``(n_r, d)``, ``n_r`` may differ) from all ranks in rank order."""
+    if not is_distributed():
+        return x
+    n = torch.tensor([x.shape[0]], device=x.device, dtype=torch.int64)
+    sizes = [torch.zeros_like(n) for _ in range(world_size())]
+    dist.all_gather(sizes, n)
+    sizes_int = [int(s) for s in sizes]
+    longest = max(sizes_int)
+    padded = x.new_zeros((longest, *x.shape[1:]))
+    padded[: x.shape[0]] = x
+    parts = [torch.empty_like(padded) for _ in sizes_int]
+    dist.all_gather(parts, padded.contiguous())
+    return torch.cat([p[:s] for p, s in zip(parts, sizes_int, strict=True)])

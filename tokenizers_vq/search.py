@@ -1,0 +1,82 @@
+"""Nearest-codebook search in bounded memory, and seeded k-means built on it.
+
+Dimension legend: ``n`` vectors, ``k`` codebook entries, ``d`` vector dimension.
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: Bytes of the reusable distance buffer. 16 MiB keeps K = 65,536 searches at 64 rows per chunk
+#: (each chunk is still a large matrix product) and the working memory far below 256 MiB.
+DEFAULT_CHUNK_BYTES = 16 * 2**20
+
+
+def nearest_codes(
+    x: torch.Tensor,
+    codebook: torch.Tensor,
+    codebook_sq_norms: torch.Tensor | None = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> torch.Tensor:
+    """Index of the nearest codebook row for every row of ``x``, without an ``n × k`` matrix.
+
+    Euclidean: ``argmin_j ‖e_j‖² − 2 x·e_j`` (``‖x‖²`` is constant per row). Pass
+    ``codebook_sq_norms=None`` with unit-norm inputs and codebook for cosine similarity
+    (then the ``‖e_j‖²`` term is constant and dropped).
+
+    Shapes: ``x`` ``(n, d)``, ``codebook`` ``(k, d)``, both float32; returns ``(n,)`` int64.
+    E.g. ``x`` ``(65536, 64)`` against ``(65536, 64)`` uses one 16 MiB buffer of 64 rows.
+    """
+    n, k = x.shape[0], codebook.shape[0]
+    codes = torch.empty(n, dtype=torch.int64, device=x.device)
+    if n == 0:
+        return codes
+    rows = max(1, min(n, chunk_bytes // (4 * k)))
+    buf = torch.empty(rows, k, dtype=torch.float32, device=x.device)
+    codebook_t = codebook.t()
+    for start in range(0, n, rows):
+        chunk = x[start : start + rows]
+        dist = buf[: chunk.shape[0]]
+        if codebook_sq_norms is None:
+            torch.mm(chunk, codebook_t, out=dist)
+            dist.neg_()
+        else:
+            # One fused pass: dist = ‖e‖² − 2 x·eᵀ written into the reused buffer.
+            torch.addmm(codebook_sq_norms, chunk, codebook_t, beta=1.0, alpha=-2.0, out=dist)
+        torch.argmin(dist, dim=1, out=codes[start : start + chunk.shape[0]])
+    return codes
+
+
+def kmeans(
+    x: torch.Tensor, k: int, iters: int = 10, seed: int = 0, cosine: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd's k-means with a seeded start: returns centroids ``(k, d)`` and cluster sizes ``(k,)``.
+
+    Deterministic for a given ``x`` and ``seed``. Centroids start at ``k`` distinct random rows of
+    ``x`` (rows repeat, with a tiny seeded jitter, when ``n < k``). A cluster that empties keeps
+    its previous centroid. With ``cosine`` the centroids are kept on the unit sphere.
+    """
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ValueError(f"kmeans needs a non-empty (n, d) tensor; got shape {tuple(x.shape)}")
+    x = x.float()
+    n = x.shape[0]
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    if n >= k:
+        start = torch.randperm(n, generator=gen)[:k]
+        centroids = x[start.to(x.device)].clone()
+    else:
+        start = torch.randint(n, (k,), generator=gen)
+        jitter = torch.randn(k, x.shape[1], generator=gen).to(x.device) * 1e-3 * (x.std() + 1e-6)
+        centroids = x[start.to(x.device)] + jitter
+    if cosine:
+        centroids = torch.nn.functional.normalize(centroids, dim=-1)
+    counts = torch.zeros(k, device=x.device)
+    for _ in range(max(1, iters)):
+        norms = None if cosine else (centroids * centroids).sum(1)
+        assign = nearest_codes(x, centroids, norms)
+        counts = torch.bincount(assign, minlength=k).float()
+        sums = torch.zeros_like(centroids).index_add_(0, assign, x)
+        filled = counts > 0
+        new = torch.where(filled[:, None], sums / counts.clamp_min(1)[:, None], centroids)
+        centroids = torch.nn.functional.normalize(new, dim=-1) if cosine else new
+    return centroids, counts
