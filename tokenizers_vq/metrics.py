@@ -63,11 +63,17 @@ def label_normalized_mutual_information(
     determines the label. ``codes``: ``(n,)`` ints in ``[0, K)``; ``labels``: ``(n,)`` ints in ``[0, C)``.
     """
     if codes.shape != labels.shape:
-        raise ValueError(f"codes and labels must have the same shape; got {tuple(codes.shape)} and {tuple(labels.shape)}")
-    joint = torch.bincount(
-        labels.reshape(-1).long() * codebook_size + codes.reshape(-1).long(),
-        minlength=num_labels * codebook_size,
-    ).reshape(num_labels, codebook_size).double()
+        raise ValueError(
+            f"codes and labels must have the same shape; got {tuple(codes.shape)} and {tuple(labels.shape)}"
+        )
+    joint = (
+        torch.bincount(
+            labels.reshape(-1).long() * codebook_size + codes.reshape(-1).long(),
+            minlength=num_labels * codebook_size,
+        )
+        .reshape(num_labels, codebook_size)
+        .double()
+    )
     total = joint.sum()
     if total == 0:
         return 0.0

@@ -5,6 +5,8 @@ Dimension legend: ``n`` vectors, ``k`` codebook entries, ``d`` vector dimension.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 #: Bytes of the reusable distance buffer. 16 MiB keeps K = 65,536 searches at 64 rows per chunk
@@ -12,6 +14,7 @@ import torch
 DEFAULT_CHUNK_BYTES = 16 * 2**20
 
 
+@torch.no_grad()
 def nearest_codes(
     x: torch.Tensor,
     codebook: torch.Tensor,
@@ -47,13 +50,40 @@ def nearest_codes(
     return codes
 
 
+#: Largest codebook seeded by k-means++; larger ones start from random rows.
+KMEANS_PP_MAX_K = 4096
+
+
+def _kmeans_plus_plus(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+    """Greedy k-means++ seeding (as scikit-learn does): at each step draw ``2 + ln k`` candidates
+    with probability ∝ squared distance to the nearest centre, keep the one that lowers the total most."""
+    n = x.shape[0]
+    trials = 2 + int(math.log(k))
+    first = int(torch.randint(n, (1,), generator=gen))
+    centroids = x.new_empty(k, x.shape[1])
+    centroids[0] = x[first]
+    min_d2 = ((x - x[first]) ** 2).sum(1)
+    for i in range(1, k):
+        weights = min_d2.cpu().double()
+        if float(weights.sum()) <= 0:  # fewer distinct points than k: any row will do
+            weights = torch.ones(n, dtype=torch.float64)
+        picks = torch.multinomial(weights, trials, replacement=True, generator=gen).to(x.device)
+        cand_d2 = torch.minimum(min_d2[None], torch.cdist(x[picks], x).pow_(2))  # (trials, n)
+        best = int(cand_d2.sum(1).argmin())
+        centroids[i] = x[picks[best]]
+        min_d2 = cand_d2[best]
+    return centroids
+
+
 def kmeans(
     x: torch.Tensor, k: int, iters: int = 10, seed: int = 0, cosine: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's k-means with a seeded start: returns centroids ``(k, d)`` and cluster sizes ``(k,)``.
 
-    Deterministic for a given ``x`` and ``seed``. Centroids start at ``k`` distinct random rows of
-    ``x`` (rows repeat, with a tiny seeded jitter, when ``n < k``). A cluster that empties keeps
+    Deterministic for a given ``x`` and ``seed``. Centroids start by k-means++ seeding (Arthur and
+    Vassilvitskii 2007) for ``k <= KMEANS_PP_MAX_K``, which finds well-separated clusters that
+    plain random starts merge; above that, at ``k`` distinct random rows (its ``k`` sequential
+    passes would cost more than the search itself). Rows repeat, with a tiny seeded jitter, when ``n < k``. A cluster that empties keeps
     its previous centroid. With ``cosine`` the centroids are kept on the unit sphere.
     """
     if x.ndim != 2 or x.shape[0] == 0:
@@ -61,13 +91,14 @@ def kmeans(
     x = x.float()
     n = x.shape[0]
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    if n >= k:
-        start = torch.randperm(n, generator=gen)[:k]
-        centroids = x[start.to(x.device)].clone()
-    else:
+    if n < k:
         start = torch.randint(n, (k,), generator=gen)
         jitter = torch.randn(k, x.shape[1], generator=gen).to(x.device) * 1e-3 * (x.std() + 1e-6)
         centroids = x[start.to(x.device)] + jitter
+    elif k <= KMEANS_PP_MAX_K:
+        centroids = _kmeans_plus_plus(x, k, gen)
+    else:
+        centroids = x[torch.randperm(n, generator=gen)[:k].to(x.device)].clone()
     if cosine:
         centroids = torch.nn.functional.normalize(centroids, dim=-1)
     counts = torch.zeros(k, device=x.device)

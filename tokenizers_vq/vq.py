@@ -125,8 +125,9 @@ class VectorQuantizer(Quantizer):
         return F.normalize(z, dim=-1) if self.config.distance == "cosine" else z
 
     def _search(self, z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+        codebook = codebook.detach()
         norms = None if self.config.distance == "cosine" else (codebook * codebook).sum(1)
-        return nearest_codes(z.detach(), codebook.detach(), norms, self.config.chunk_bytes)
+        return nearest_codes(z.detach(), codebook, norms, self.config.chunk_bytes)
 
     def _generator(self, salt: int) -> torch.Generator:
         # A function of (seed, step) only, so every rank and a resumed run draw the same numbers.
@@ -154,7 +155,11 @@ class VectorQuantizer(Quantizer):
         cfg = self.config
         k = cfg.codebook_size
         counts = torch.bincount(codes, minlength=k).float()
-        sums = torch.zeros(k, z.shape[1], device=z.device).index_add_(0, codes, z.detach()) if cfg.update == "ema" else None
+        sums = (
+            torch.zeros(k, z.shape[1], device=z.device).index_add_(0, codes, z.detach())
+            if cfg.update == "ema"
+            else None
+        )
         distributed.all_reduce_sum(counts)
         if sums is not None:
             distributed.all_reduce_sum(sums)

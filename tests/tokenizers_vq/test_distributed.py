@@ -1,0 +1,65 @@
+"""Two CPU processes (gloo) keep identical codebooks, equal to one process on the joined batches."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from tokenizers_vq import ResidualVectorQuantizer, RVQConfig, VectorQuantizer, VQConfig
+
+STEPS = 12
+
+
+def make_quantizer(kind: str):
+    # K larger than the data's clusters, so k-means init, EMA updates and dead-code restarts all happen.
+    vq = VQConfig(dim=6, codebook_size=48, update="ema", init="kmeans", dead_code="restart", decay=0.8, seed=7)
+    if kind == "rvq":
+        return ResidualVectorQuantizer(RVQConfig(vq, num_levels=2, dropout_prob=0.5))
+    return VectorQuantizer(vq)
+
+
+def batches():
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.randn(10, 6, generator=gen) * 4
+    for _ in range(STEPS):
+        yield centres[torch.randint(10, (96,), generator=gen)] + 0.3 * torch.randn(96, 6, generator=gen)
+
+
+def _worker(rank: int, world: int, init_file: str, out_dir: str, kind: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    q = make_quantizer(kind)
+    for step, batch in enumerate(batches()):
+        shard = batch.chunk(world)[rank]
+        if rank == 1 and step == 3:
+            shard = shard[:0]  # an empty shard on one rank must not desynchronise anything
+        q(shard)
+        books = torch.cat([p.detach().reshape(-1) for p in q.state_dict().values() if p.is_floating_point()])
+        gathered = [torch.empty_like(books) for _ in range(world)]
+        dist.all_gather(gathered, books)
+        if not all(torch.equal(gathered[0], g) for g in gathered):
+            raise AssertionError(f"codebooks differ across ranks after step {step}")
+    torch.save(q.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("kind", ["vq", "rvq"])
+def test_ddp_codebooks_identical_and_equal_single_process(tmp_path, kind):
+    if not dist.is_available():
+        pytest.skip("torch.distributed is not available in this build")
+    world = 2
+    mp.spawn(_worker, args=(world, str(tmp_path / "init"), str(tmp_path), kind), nprocs=world, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(world)]
+
+    single = make_quantizer(kind)
+    for step, batch in enumerate(batches()):
+        if step == 3:
+            batch = batch.chunk(world)[0]  # rank 1's shard was empty at this step
+        single(batch)
+    for key, value in single.state_dict().items():
+        torch.testing.assert_close(ranks[0][key], ranks[1][key], rtol=0, atol=0, msg=f"{key} differs across ranks")
+        torch.testing.assert_close(ranks[0][key], value, rtol=1e-5, atol=1e-5, msg=f"{key} differs from one process")
