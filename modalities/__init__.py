@@ -1,0 +1,1 @@
+"""Per-modality encoders, decoders, data loading and metrics built on the ``tokenizers_vq`` core."""

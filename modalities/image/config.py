@@ -1,0 +1,109 @@
+"""Configuration of an image tokenizer (VQ-VAE or VQ-VAE-2), checked when it is built."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from tokenizers_vq import VQConfig
+
+_KINDS = ("vqvae", "vqvae2")
+_CHOICES = {"update": ("ema", "loss"), "init": ("kmeans", "random"), "dead_code": ("restart", "none")}
+
+
+@dataclass
+class ImageTokenizerConfig:
+    """Architecture and codebooks of an :class:`~modalities.image.ImageTokenizer`.
+
+    Levels are counted top first: level 0 is the coarsest grid, the last level (the "bottom") has
+    ``downsample`` and every level above it a further factor 2. For 32×32 RGB with ``kind="vqvae2"``,
+    ``downsample=4`` and ``num_levels=2`` the code grids are 4×4 (top) and 8×8 (bottom). For 28×28
+    images (MNIST, Fashion-MNIST) pick a total factor that divides 28: ``vqvae`` with ``downsample=4``
+    (7×7 codes) or ``vqvae2`` with ``downsample=2`` and ``num_levels=2`` (7×7 top, 14×14 bottom).
+    """
+
+    kind: str = "vqvae"  # "vqvae": one code grid (van den Oord 2017); "vqvae2": a hierarchy (Razavi 2019)
+    in_channels: int = 1  # 1 for grey, 3 for RGB
+    hidden_channels: int = 128  # width of encoders and decoders (the papers use 128-256)
+    res_channels: int = 32  # bottleneck width inside each residual block
+    num_res_blocks: int = 2
+    downsample: int = 4  # bottom level factor, a power of two >= 2 (one strided 4×4 conv per factor 2)
+    num_levels: int = 1  # vqvae: 1; vqvae2: >= 2, each upper level downsampled by a further 2
+    codebook_size: int = 512  # entries per level; every level has its own codebook
+    code_dim: int = 64  # dimension of a code vector
+    update: str = "ema"  # codebook learning: "ema" (VQ-VAE-2) or "loss" (VQ-VAE's codebook term)
+    init: str = "kmeans"  # "kmeans" on the first training batch, or "random"
+    dead_code: str = "restart"  # "restart" re-seeds unused codes from the batch; "none" leaves them
+    beta: float = 0.25  # commitment weight
+    decay: float = 0.99  # EMA decay of the codebook statistics
+    seed: int = 0  # seed of codebook initialisation and restarts; level l uses seed + l
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"ImageTokenizerConfig.kind must be one of {_KINDS}; got {self.kind!r}.")
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"ImageTokenizerConfig.{name} must be one of {allowed}; got {getattr(self, name)!r}.")
+        for name in ("in_channels", "hidden_channels", "res_channels", "num_res_blocks", "codebook_size", "code_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"ImageTokenizerConfig.{name} must be a positive integer; got {value!r}.")
+        if self.in_channels not in (1, 3):
+            raise ValueError(
+                f"ImageTokenizerConfig.in_channels must be 1 (grey) or 3 (RGB); got {self.in_channels}. "
+                "Convert other images to grey or RGB first (e.g. PIL's Image.convert('RGB'))."
+            )
+        if self.hidden_channels < 2:
+            raise ValueError(f"ImageTokenizerConfig.hidden_channels must be at least 2; got {self.hidden_channels}.")
+        d = self.downsample
+        if isinstance(d, bool) or not isinstance(d, int) or d < 2 or d & (d - 1):
+            raise ValueError(
+                f"ImageTokenizerConfig.downsample must be a power of two >= 2 (2, 4, 8, 16, ...); got {d!r}."
+            )
+        if self.kind == "vqvae" and self.num_levels != 1:
+            raise ValueError(
+                f"kind='vqvae' has exactly one level; got num_levels={self.num_levels}. "
+                "Use kind='vqvae2' for a hierarchy of code grids."
+            )
+        if self.kind == "vqvae2" and (not isinstance(self.num_levels, int) or self.num_levels < 2):
+            raise ValueError(
+                f"kind='vqvae2' needs num_levels >= 2; got {self.num_levels!r}. Use kind='vqvae' for one level."
+            )
+        if not 0.0 <= self.decay < 1.0:
+            raise ValueError(f"ImageTokenizerConfig.decay must be in [0, 1); got {self.decay}.")
+        if self.beta < 0:
+            raise ValueError(f"ImageTokenizerConfig.beta must be >= 0; got {self.beta}.")
+
+    @property
+    def total_downsample(self) -> int:
+        """Factor from image to the top code grid; image sides must be multiples of it."""
+        return self.downsample * 2 ** (self.num_levels - 1)
+
+    def level_downsample(self, level: int) -> int:
+        """Factor from image to the grid of ``level`` (0 = top)."""
+        return self.downsample * 2 ** (self.num_levels - 1 - level)
+
+    def quantizer_config(self, level: int) -> VQConfig:
+        """The :class:`~tokenizers_vq.VQConfig` of ``level`` (0 = top)."""
+        return VQConfig(
+            dim=self.code_dim,
+            codebook_size=self.codebook_size,
+            update=self.update,
+            init=self.init,
+            dead_code=self.dead_code,
+            beta=self.beta,
+            decay=self.decay,
+            seed=self.seed + level,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ImageTokenizerConfig:
+        """Build from a dict such as ``to_dict()`` wrote; unknown keys are an error, not ignored."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown ImageTokenizerConfig field(s) {unknown}; known fields are {sorted(known)}.")
+        return cls(**values)
