@@ -57,7 +57,9 @@ def check_vectors(x: torch.Tensor, dim: int, name: str = "input") -> None:
             f"{name} must have shape (..., {dim}) with vectors in the last dimension (channels last); "
             f"got shape {tuple(x.shape)}. Move the channel axis last (e.g. einops.rearrange(x, 'b d h w -> b h w d'))."
         )
-    if x.numel() and not bool(torch.isfinite(x).all()):
+    # One reduction first: a finite sum means every entry is finite (the full check runs only if
+    # the sum is not finite, which also catches a finite input whose sum overflows).
+    if x.numel() and not bool(torch.isfinite(x.sum(dtype=torch.float32))) and not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
         raise ValueError(
             f"{name} contains {bad} NaN or infinite values; check the encoder's output or the learning rate."
