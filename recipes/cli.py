@@ -1,0 +1,169 @@
+"""``vqtok``: the command line. It finds the recipe for a verb, builds its config, runs it, prints the result.
+
+    vqtok quickstart
+    vqtok train-tokenizer --config image_vqvae --out runs/digits model.codebook_size=256 train.steps=3000
+    vqtok train-tokenizer --out runs/digits --resume
+    vqtok evaluate --tokenizer runs/digits/tokenizer --json
+    vqtok tokenize --tokenizer runs/digits/tokenizer --split train
+    vqtok reconstruct --tokenizer runs/digits/tokenizer --num-images 32
+
+Every verb takes ``--config PRESET_OR_YAML``, trailing ``key=value`` overrides, ``--out``, ``--json``
+(the result as one JSON object on stdout instead of the table) and ``--print-config``. Bad input
+(an unknown key, a missing tokenizer, an unknown data set) prints one line and exits with status 2;
+set ``VQTOK_DEBUG=1`` for the traceback. Verbs and their recipes live in :mod:`recipes.registry`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from recipes import registry
+from recipes.config import ConfigError, config_to_yaml, load_config, peek, preset_description, preset_names
+
+# Bad input: reported in one line with exit status 2 (argparse's own status for usage errors).
+USAGE_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def _presets_text() -> str:
+    lines = ["presets (--config NAME):"]
+    names = preset_names()
+    width = max((len(n) for n in names), default=0)
+    lines += [f"  {name.ljust(width)}  {preset_description(name)}" for name in names]
+    return "\n".join(lines)
+
+
+def _top_help() -> str:
+    width = max(len(v) for v in registry.VERBS)
+    verbs = "\n".join(f"  {name.ljust(width)}  {verb.help}" for name, verb in registry.VERBS.items())
+    return (
+        "usage: vqtok VERB [--config PRESET_OR_YAML] [options] [key=value ...]\n\n"
+        "Discrete VQ tokens for images: train tokenizers, encode data sets, reconstruct, evaluate.\n\n"
+        f"verbs:\n{verbs}\n\n{_presets_text()}\n\n"
+        "`vqtok VERB --help` shows a verb's options; `vqtok VERB --print-config` its resolved config."
+    )
+
+
+def build_parser(verb: registry.Verb) -> argparse.ArgumentParser:
+    """The argument parser of one verb: common options, the verb's shortcuts, trailing overrides."""
+    parser = argparse.ArgumentParser(
+        prog=f"vqtok {verb.name}",
+        description=verb.help,
+        epilog=_presets_text()
+        + "\n\noverrides: dotted config keys, e.g. model.codebook_size=256 train.max_minutes=null",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    parser.add_argument(
+        "--config", metavar="PRESET_OR_YAML", help=f"preset name or YAML file (default: {verb.default_config})"
+    )
+    parser.add_argument("--out", metavar="PATH", help=verb.out_help)
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    if verb.resumable:
+        if verb.resume_default:
+            parser.add_argument("--resume", action="store_true", default=True, help=argparse.SUPPRESS)
+        else:
+            parser.add_argument(
+                "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+            )
+        parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --out and start again")
+    for shortcut in verb.shortcuts:
+        parser.add_argument(
+            shortcut.flag, dest=_dest(shortcut), metavar=shortcut.metavar, help=f"{shortcut.help} (sets {shortcut.key})"
+        )
+    return parser
+
+
+def _dest(shortcut: registry.Shortcut) -> str:
+    return "shortcut_" + shortcut.flag.lstrip("-").replace("-", "_")
+
+
+def _overrides(verb: registry.Verb, args: argparse.Namespace) -> list[str]:
+    """Shortcut options first, then ``--out``, then the trailing overrides (the last word wins)."""
+    overrides = [f"{s.key}={getattr(args, _dest(s))}" for s in verb.shortcuts if getattr(args, _dest(s)) is not None]
+    if args.out is not None:
+        overrides.append(f"out={args.out}")
+    return overrides + list(args.overrides)
+
+
+def _config_source(verb: registry.Verb, args: argparse.Namespace) -> str:
+    """``--config``; else, when resuming a run directory given by ``--out``, its saved config; else the default."""
+    if args.config is not None:
+        return str(args.config)
+    if getattr(args, "resume", False) and not getattr(args, "overwrite", False) and args.out is not None:
+        saved = Path(args.out).expanduser() / "config.yaml"
+        if saved.is_file():
+            return str(saved)
+    return verb.default_config
+
+
+def run_verb(verb: registry.Verb, args: argparse.Namespace) -> int:
+    overrides = _overrides(verb, args)
+    source = _config_source(verb, args)
+    modality = peek(source, overrides, "modality", "image")
+    recipe = registry.find_recipe(verb.name, str(modality))
+    function, schema = recipe.load()
+    cfg = load_config(schema, source, overrides)
+    if args.print_config:
+        print(config_to_yaml(cfg), end="")
+        return 0
+    flags = {"resume": args.resume, "overwrite": args.overwrite} if verb.resumable else {}
+    result = function(cfg, **flags)
+    if args.json:
+        print(json.dumps(result.to_dict(), default=str))
+    else:
+        print(result.format())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vqtok`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_top_help(), file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else EXIT_USAGE
+    if argv[0] == "--version":
+        from tokenizers_vq import __version__
+
+        print(f"vqtok {__version__}")
+        return 0
+    name = argv[0]
+    if name not in registry.VERBS:
+        print(f"vqtok: unknown verb {name!r}; choose one of: {', '.join(registry.VERBS)}.", file=sys.stderr)
+        return EXIT_USAGE
+    verb = registry.VERBS[name]
+    try:
+        args = build_parser(verb).parse_intermixed_args(argv[1:])
+    except SystemExit as stop:  # argparse exits on --help (0) and usage errors (2)
+        return int(stop.code or 0)
+    try:
+        return run_verb(verb, args)
+    except (ConfigError, *USAGE_ERRORS) as err:
+        if os.environ.get("VQTOK_DEBUG"):
+            raise
+        print(f"vqtok {name}: error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except (FloatingPointError, OSError) as err:
+        if os.environ.get("VQTOK_DEBUG"):
+            raise
+        print(f"vqtok {name}: failed: {_one_line(err)}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        hint = " (continue with --resume)" if verb.resumable else ""
+        print(f"\nvqtok {name}: interrupted{hint}", file=sys.stderr)
+        return 130
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

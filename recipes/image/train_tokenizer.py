@@ -1,0 +1,359 @@
+"""Train an image tokenizer (VQ-VAE or VQ-VAE-2) with Adam, step by step, resumable at any checkpoint.
+
+Dimension legend: ``b`` batch, ``c`` channels, ``h``/``w`` image size, ``n`` training images.
+
+A run directory (``out``, default ``runs/<name>``) holds::
+
+    config.yaml           the resolved config of the run
+    metrics.jsonl         one row per log interval ("kind": "train") and per evaluation ("kind": "eval")
+    tokenizer/            the published weights (save_pretrained), refreshed at every checkpoint
+    checkpoint/state.pt   training state: model, optimizer, step, RNG states, data-order position
+
+Every file is replaced atomically, and ``state.pt`` is written last, so a run killed at any moment
+(even by SIGKILL) resumes with ``resume=True`` from its last checkpoint, losing at most the steps
+since. Data order, RNG states and codebook restarts are all restored, so a resumed run reaches the
+same weights as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from modalities.image import ImageTokenizer, ImageTokenizerOutput
+from recipes.config import config_to_dict, flatten, load_config, save_config
+from recipes.image.common import check_fits, evaluate, load_split
+from recipes.image.config import ImageRecipeConfig
+from recipes.report import format_figures
+from recipes.runtime import autocast, check_precision, resolve_device, rng_state, seed_everything, set_rng_state
+from recipes.storage import read_jsonl, remove_stale_temporaries, write_jsonl
+from tokenizers_vq.io import atomic_path
+
+CHECKPOINT_VERSION = 1
+# Keys a resumed run must share with the run it continues; the rest (steps, budget, logging) may change.
+RESUME_FIXED = ("seed", "data.", "model.")
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a training run keeps its files."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / "tokenizer"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoint"
+
+    @property
+    def state(self) -> Path:
+        return self.checkpoint / "state.pt"
+
+
+def run_dir(cfg: ImageRecipeConfig) -> Path:
+    """The run directory of ``cfg``: ``out``, or ``runs/<name>``."""
+    return Path(cfg.out).expanduser() if cfg.out else Path("runs") / cfg.name
+
+
+class BatchOrder:
+    """Seeded data order: a fresh permutation of the ``n`` images every epoch, cut into batches.
+
+    Its position, ``(epoch, offset)`` with ``offset`` the images of this epoch already used, is part
+    of the checkpoint. The last partial batch of an epoch is dropped, so every batch has
+    ``batch_size`` images; permutations come from their own generator, not the global RNG.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, epoch: int = 0, offset: int = 0) -> None:
+        if batch_size > n:
+            raise ValueError(
+                f"train.batch_size={batch_size} is larger than the {n} training images; lower train.batch_size."
+            )
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.epoch, self.offset = epoch, offset
+        self._perm: torch.Tensor | None = None
+
+    def _permutation(self) -> torch.Tensor:
+        if self._perm is None:
+            # A distinct stream per (seed, epoch); 1_000_003 (a prime) keeps the seeds apart.
+            self._perm = torch.randperm(
+                self.n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            )
+        return self._perm
+
+    def next(self) -> torch.Tensor:
+        """Indices ``(batch_size,)`` of the next batch."""
+        if self.offset + self.batch_size > self.n:
+            self.epoch, self.offset, self._perm = self.epoch + 1, 0, None
+        batch = self._permutation()[self.offset : self.offset + self.batch_size]
+        self.offset += self.batch_size
+        return batch
+
+    def position(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "offset": self.offset}
+
+
+class Meter:
+    """Means of the training figures over one log interval."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.per_level: dict[str, list[float]] = {}
+        self.count = 0
+
+    def add(self, out: ImageTokenizerOutput, x: torch.Tensor) -> None:
+        # PSNR on the [0, 1] scale: the model works in [-1, 1], where squared errors are 4× larger.
+        mse01 = float((out.reconstruction.detach().float() - x.float()).pow(2).mean()) / 4.0
+        values = {
+            "loss": float(out.loss.detach()),
+            "reconstruction_loss": float(out.reconstruction_loss.detach()),
+            "psnr": 10.0 * math.log10(1.0 / max(mse01, 1e-10)),
+        }
+        for key, value in values.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        for key in ("usage", "perplexity", "dead_codes"):
+            level_values = [float(getattr(q, key)) for q in out.quantizer_outputs]
+            old = self.per_level.get(key, [0.0] * len(level_values))
+            self.per_level[key] = [a + b for a, b in zip(old, level_values, strict=True)]
+        self.count += 1
+
+    def row(self, step: int, lr: float, seconds: float) -> dict[str, Any]:
+        """The interval's means as a metrics.jsonl row; resets the meter."""
+        n = max(self.count, 1)
+        row: dict[str, Any] = {"kind": "train", "step": step, "lr": lr, "seconds": round(seconds, 3)}
+        row.update({k: v / n for k, v in self.sums.items()})
+        row.update({k: [v / n for v in vs] for k, vs in self.per_level.items()})
+        self.reset()
+        return row
+
+
+@dataclass
+class TrainResult:
+    """What a training run did: where it wrote, how far it got, and its last evaluation."""
+
+    run_dir: str
+    tokenizer_dir: str
+    step: int  # optimizer steps completed
+    steps: int  # the configured total
+    resumed_from: int | None  # step of the checkpoint this invocation started from
+    stopped_by_budget: bool  # train.max_minutes ran out before train.steps
+    seconds: float  # wall time of this invocation's training loop
+    figures: dict[str, Any] = field(default_factory=dict)  # last evaluation on the held-out split
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def format(self) -> str:
+        status = "stopped by train.max_minutes, resume with --resume" if self.stopped_by_budget else "done"
+        head = {
+            "run_dir": self.run_dir,
+            "tokenizer": self.tokenizer_dir,
+            "steps": f"{self.step}/{self.steps} ({status})",
+            "seconds": self.seconds,
+        }
+        return format_figures({**head, **self.figures}, title="train-tokenizer")
+
+
+def _prepare_run_dir(paths: RunPaths, resume: bool, overwrite: bool) -> bool:
+    """Make the run directory ready; True when there is a checkpoint to resume from."""
+    has_state = paths.state.exists()
+    if has_state and not (resume or overwrite):
+        raise FileExistsError(
+            f"{paths.root} already holds a training run; pass --resume to continue it, --overwrite to start "
+            "it again, or --out another directory."
+        )
+    if overwrite:
+        for p in (paths.checkpoint, paths.tokenizer):
+            if p.exists():
+                shutil.rmtree(p)
+        paths.metrics.unlink(missing_ok=True)
+        has_state = False
+    paths.root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(paths.root)
+    return has_state
+
+
+def _check_same_run(paths: RunPaths, cfg: ImageRecipeConfig) -> None:
+    """Raise ``ValueError`` when ``cfg`` would change what the checkpointed run is (its model, data, ...)."""
+    if not paths.config.exists():
+        return
+    saved = flatten(config_to_dict(load_config(type(cfg), paths.config)))
+    now = flatten(config_to_dict(cfg))
+    changed = [k for k in now if k.startswith(RESUME_FIXED) and saved.get(k) != now[k]]
+    if changed:
+        diffs = ", ".join(f"{k}={saved.get(k)!r} (now {now[k]!r})" for k in changed)
+        raise ValueError(
+            f"{paths.root} holds a run with {diffs}; resume it with its own values, "
+            "or pass --overwrite (or another --out) to start a new run."
+        )
+
+
+def _save_checkpoint(
+    paths: RunPaths,
+    model: ImageTokenizer,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    order: BatchOrder,
+    seconds: float,
+    rows: list[dict[str, Any]],
+) -> None:
+    # Order matters: metrics and published weights first, state.pt last. A kill in between leaves
+    # the previous state.pt, and the newer files are rewritten when the resumed run gets there.
+    write_jsonl(paths.metrics, rows)
+    model.save_pretrained(paths.tokenizer)
+    state = {
+        "version": CHECKPOINT_VERSION,
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": rng_state(),
+        "data_position": order.position(),
+        "seconds": seconds,
+    }
+    with atomic_path(paths.state) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The training state saved in ``checkpoint/state.pt`` (on the CPU)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path} has checkpoint version {state.get('version')!r}; expected {CHECKPOINT_VERSION}.")
+    return state
+
+
+def run(cfg: ImageRecipeConfig, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
+    """Train ``cfg.model`` on ``cfg.data`` for ``cfg.train.steps`` steps; see the module docstring.
+
+    Args:
+        cfg: the resolved config (e.g. ``load_config(ImageRecipeConfig, "tiny")``).
+        resume: continue from the run directory's last checkpoint (a fresh start when it has none).
+        overwrite: discard an existing run in the directory and start again.
+    """
+    paths = RunPaths(run_dir(cfg))
+    device = resolve_device(cfg.device)
+    check_precision(cfg.precision, device)
+    tc = cfg.train
+
+    train_data = load_split(cfg, cfg.data.train_split, cfg.data.max_train_images, seed=cfg.seed)
+    eval_data = load_split(cfg, cfg.data.eval_split, tc.eval_images)
+    check_fits(cfg, train_data)
+    has_state = _prepare_run_dir(paths, resume, overwrite)
+    if has_state:
+        _check_same_run(paths, cfg)
+    save_config(cfg, paths.config)
+
+    seed_everything(cfg.seed)
+    model = ImageTokenizer(cfg.model).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    order = BatchOrder(len(train_data), tc.batch_size, cfg.seed)
+    step, seconds_before, resumed_from = 0, 0.0, None
+    rows: list[dict[str, Any]] = []
+    if has_state:
+        state = load_checkpoint(paths.state)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, seconds_before, resumed_from = state["step"], state["seconds"], state["step"]
+        order = BatchOrder(len(train_data), tc.batch_size, cfg.seed, **state["data_position"])
+        # Rows logged after the checkpoint belong to steps that are about to be redone.
+        rows = [r for r in read_jsonl(paths.metrics) if r["step"] <= step]
+        set_rng_state(state["rng"])  # last: nothing may draw from the RNGs between here and the loop
+    images = train_data.images.to(device) if device.type == "cuda" else train_data.images
+
+    figures: dict[str, Any] = {}
+    meter = Meter()
+    start = time.monotonic()
+    stopped_by_budget = False
+    bar = tqdm(
+        total=tc.steps,
+        initial=step,
+        desc=f"train {cfg.name}",
+        unit="step",
+        dynamic_ncols=True,
+        file=sys.stderr,
+        disable=None,
+    )
+    try:
+        while step < tc.steps:
+            x = model.preprocess(images[order.next()])  # (b, c, h, w) in [-1, 1]
+            with autocast(cfg.precision, device):
+                out = model(x)
+            if not torch.isfinite(out.loss):
+                raise FloatingPointError(
+                    f"the training loss became {float(out.loss)} at step {step + 1}; lower train.lr or set train.grad_clip."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if tc.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            optimizer.step()
+            step += 1
+            meter.add(out, x)
+            bar.update(1)
+
+            elapsed = time.monotonic() - start
+            stopped_by_budget = tc.max_minutes is not None and elapsed >= 60.0 * tc.max_minutes and step < tc.steps
+            last = step == tc.steps or stopped_by_budget
+            if step % tc.log_every == 0 or last:
+                row = meter.row(step, tc.lr, seconds_before + elapsed)
+                rows.append(row)
+                usage = "/".join(f"{u:.2f}" for u in row["usage"])
+                bar.set_postfix(loss=f"{row['loss']:.4f}", psnr=f"{row['psnr']:.2f}", usage=usage, refresh=False)
+            if step % tc.eval_every == 0 or last:
+                figures = evaluate(model, eval_data, cfg.eval.batch_size, cfg.precision)
+                rows.append({"kind": "eval", "step": step, **figures})
+                bar.write(_eval_line(step, figures))
+            if step % tc.checkpoint_every == 0 or last:
+                _save_checkpoint(paths, model, optimizer, step, order, seconds_before + elapsed, rows)
+            elif step % tc.log_every == 0:
+                write_jsonl(paths.metrics, rows)
+            if stopped_by_budget:
+                break
+    finally:
+        bar.close()
+
+    if not figures:  # nothing left to train (a resumed run that was already complete)
+        figures = evaluate(model, eval_data, cfg.eval.batch_size, cfg.precision)
+        if not paths.tokenizer.exists():
+            model.save_pretrained(paths.tokenizer)
+    return TrainResult(
+        run_dir=str(paths.root),
+        tokenizer_dir=str(paths.tokenizer),
+        step=step,
+        steps=tc.steps,
+        resumed_from=resumed_from,
+        stopped_by_budget=stopped_by_budget,
+        seconds=round(time.monotonic() - start, 3),
+        figures=figures,
+    )
+
+
+def _eval_line(step: int, figures: dict[str, Any]) -> str:
+    levels = figures.get("levels", [])
+    usage = "/".join(f"{lvl['usage']:.2f}" for lvl in levels)
+    perplexity = "/".join(f"{lvl['perplexity']:.1f}" for lvl in levels)
+    return (
+        f"eval @ step {step}: psnr {figures['psnr']:.2f} dB, ssim {figures['ssim']:.3f}, "
+        f"usage {usage}, perplexity {perplexity}"
+    )

@@ -1,0 +1,154 @@
+"""The verbs of ``vqtok`` and the recipe behind each (verb, modality): a table the CLI reads.
+
+Adding a pipeline stage is adding rows here: a :class:`Verb` (its name, help, default preset and
+command-line shortcuts) and a :class:`Recipe` per modality that implements it (``"module:function"``
+and ``"module:Schema"``, imported only when that verb runs, so ``vqtok --help`` stays fast). The
+modality comes from the config's top-level ``modality`` key, so ``vqtok train-tokenizer --config
+speech_vqvae`` will find a speech recipe once one is registered.
+
+A recipe is ``run(cfg, **flags) -> result``, where ``result`` has ``to_dict()`` (the JSON figures)
+and ``format()`` (the readable table); resumable verbs also take ``resume`` and ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class RecipeResult(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def format(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """A command-line option that sets one config key, e.g. ``--steps 100`` → ``train.steps=100``."""
+
+    flag: str
+    key: str
+    help: str
+    metavar: str = "VALUE"
+
+
+@dataclass(frozen=True)
+class Verb:
+    """A ``vqtok`` subcommand."""
+
+    name: str
+    help: str
+    default_config: str  # preset used when --config is not given
+    out_help: str  # what --out names for this verb
+    shortcuts: tuple[Shortcut, ...] = ()
+    resumable: bool = False  # takes --resume and --overwrite
+    resume_default: bool = False  # continues an existing run without --resume (the quickstart)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The implementation of ``verb`` for one ``modality``."""
+
+    verb: str
+    modality: str
+    target: str  # "package.module:function", called as function(cfg, **flags)
+    schema: str  # "package.module:Dataclass", the config schema
+
+    def load(self) -> tuple[Callable[..., RecipeResult], type]:
+        return _import(self.target), _import(self.schema)
+
+
+def _import(dotted: str) -> Any:
+    module, _, attr = dotted.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+_TOKENIZER = Shortcut(
+    "--tokenizer", "tokenizer", "tokenizer directory (the 'tokenizer' folder of a training run)", "DIR"
+)
+_DATA = Shortcut("--data", "data.name", "data set name, e.g. digits, fashion_mnist, cifar10_subset", "NAME")
+_DEVICE = Shortcut("--device", "device", "cpu, cuda, cuda:N or auto", "DEVICE")
+_IMAGE_SCHEMA = "recipes.image.config:ImageRecipeConfig"
+
+VERBS: dict[str, Verb] = {}
+RECIPES: dict[tuple[str, str], Recipe] = {}
+
+
+def register(verb: Verb, *recipes: Recipe) -> None:
+    """Add a verb (or replace one of the same name) and its recipes."""
+    VERBS[verb.name] = verb
+    for recipe in recipes:
+        if recipe.verb != verb.name:
+            raise ValueError(f"recipe for {recipe.verb!r} registered under verb {verb.name!r}.")
+        RECIPES[(recipe.verb, recipe.modality)] = recipe
+
+
+def find_recipe(verb: str, modality: str) -> Recipe:
+    """The recipe of ``verb`` for ``modality``; ``ValueError`` naming the modalities that have one."""
+    if (verb, modality) in RECIPES:
+        return RECIPES[(verb, modality)]
+    have = sorted(m for v, m in RECIPES if v == verb)
+    raise ValueError(f"`{verb}` has no recipe for modality {modality!r}; modalities with one: {', '.join(have)}.")
+
+
+register(
+    Verb(
+        "train-tokenizer",
+        "train a VQ-VAE / VQ-VAE-2 image tokenizer; writes a run directory with tokenizer/ and checkpoint/",
+        default_config="image_vqvae",
+        out_help="run directory (default runs/<name>)",
+        shortcuts=(_DATA, Shortcut("--steps", "train.steps", "total optimizer steps", "N"), _DEVICE),
+        resumable=True,
+    ),
+    Recipe("train-tokenizer", "image", "recipes.image.train_tokenizer:run", _IMAGE_SCHEMA),
+)
+register(
+    Verb(
+        "tokenize",
+        "encode a data set split into a memory-mappable code corpus (codes_level*.npy, labels.npy, meta.json)",
+        default_config="image_vqvae",
+        out_help="corpus directory (default <tokenizer>/../codes_<data>_<split>)",
+        shortcuts=(_TOKENIZER, _DATA, Shortcut("--split", "tokenize.split", "split to encode", "SPLIT"), _DEVICE),
+    ),
+    Recipe("tokenize", "image", "recipes.image.tokenize_corpus:run", _IMAGE_SCHEMA),
+)
+register(
+    Verb(
+        "reconstruct",
+        "write a PNG grid of held-out images above their reconstructions, with their MSE/PSNR/SSIM",
+        default_config="image_vqvae",
+        out_help="output directory (default <tokenizer>/../reconstructions)",
+        shortcuts=(
+            _TOKENIZER,
+            _DATA,
+            Shortcut("--split", "reconstruct.split", "split to draw images from", "SPLIT"),
+            Shortcut("--num-images", "reconstruct.num_images", "how many images", "N"),
+            _DEVICE,
+        ),
+    ),
+    Recipe("reconstruct", "image", "recipes.image.reconstruct:run", _IMAGE_SCHEMA),
+)
+register(
+    Verb(
+        "evaluate",
+        "reconstruction quality and codebook health (usage, perplexity, dead codes, label NMI) on a split",
+        default_config="image_vqvae",
+        out_help="also write the figures to this JSON file",
+        shortcuts=(_TOKENIZER, _DATA, Shortcut("--split", "eval.split", "split to evaluate on", "SPLIT"), _DEVICE),
+    ),
+    Recipe("evaluate", "image", "recipes.image.evaluate:run", _IMAGE_SCHEMA),
+)
+register(
+    Verb(
+        "quickstart",
+        "train a small VQ-VAE on real images (offline, minutes on a CPU), reconstruct and report",
+        default_config="quickstart",
+        out_help="run directory (default runs/quickstart)",
+        shortcuts=(_DATA, Shortcut("--steps", "train.steps", "total optimizer steps", "N"), _DEVICE),
+        resumable=True,
+        resume_default=True,
+    ),
+    Recipe("quickstart", "image", "recipes.image.quickstart:run", _IMAGE_SCHEMA),
+)

@@ -1,0 +1,69 @@
+"""Plain aligned-text tables for the figures a verb reports (the same figures ``--json`` prints)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def format_value(value: Any) -> str:
+    """Numbers to a few significant digits, shapes as ``HxW``, everything else as ``str``."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+            return f"{value:.3e}"
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, int) for v in value):
+        return "x".join(str(v) for v in value)
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Columns padded to their widest cell; numbers right-aligned, text left-aligned."""
+    cells = [[format_value(v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    numeric = [
+        all(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for row in rows)
+        for i in range(len(headers))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(headers), *(line(r) for r in cells)])
+
+
+def format_figures(figures: Mapping[str, Any], title: str | None = None) -> str:
+    """A figures dict as text: scalars as ``key  value`` lines, a list of dicts (e.g. ``levels``) as a table.
+
+    Nested dicts become indented blocks, so any verb's ``to_dict()`` can be shown the same way.
+    """
+    lines: list[str] = [title] if title else []
+    scalars = {k: v for k, v in figures.items() if not isinstance(v, (Mapping, list, tuple)) or _is_shape(v)}
+    if scalars:
+        width = max(len(k) for k in scalars)
+        lines += [f"{k.ljust(width)}  {format_value(v)}" for k, v in scalars.items()]
+    for key, value in figures.items():
+        if key in scalars:
+            continue
+        if isinstance(value, Mapping):
+            lines += ["", *format_figures(value, title=f"{key}:").splitlines()]
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Mapping) for v in value):
+            headers = list(dict.fromkeys(k for row in value for k in row))
+            lines += ["", f"{key}:", format_table(headers, [[row.get(h) for h in headers] for row in value])]
+        else:
+            lines.append(f"{key}  {', '.join(format_value(v) for v in value)}")
+    return "\n".join(lines)
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, int) for v in value)
