@@ -30,7 +30,7 @@ from tokenizers_vq.io import atomic_write_text
 
 T = TypeVar("T")
 
-PRESET_PACKAGE = "recipes.configs"
+PRESETS = resources.files("recipes") / "configs"  # package data, see pyproject.toml
 _KEY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
@@ -44,13 +44,12 @@ class ConfigError(ValueError):
 
 def preset_names() -> list[str]:
     """Names of the presets shipped in ``recipes/configs`` (file stems), sorted."""
-    root = resources.files(PRESET_PACKAGE)
-    return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
+    return sorted(p.name[: -len(".yaml")] for p in PRESETS.iterdir() if p.name.endswith(".yaml"))
 
 
 def preset_description(name: str) -> str:
     """The first comment line of a preset, without the ``#``; empty when it has none."""
-    for line in resources.files(PRESET_PACKAGE).joinpath(f"{name}.yaml").read_text().splitlines():
+    for line in PRESETS.joinpath(f"{name}.yaml").read_text().splitlines():
         if line.startswith("#"):
             return line.lstrip("#").strip()
         if line.strip():
@@ -80,7 +79,7 @@ def read_source(source: str | Path) -> tuple[DictConfig, str]:
             close = difflib.get_close_matches(text, names, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"unknown preset {text!r}.{hint} Presets: {', '.join(names)}; or pass a YAML path.")
-        raw = resources.files(PRESET_PACKAGE).joinpath(f"{text}.yaml").read_text(encoding="utf-8")
+        raw = PRESETS.joinpath(f"{text}.yaml").read_text(encoding="utf-8")
         label = f"preset {text!r}"
     try:
         loaded = OmegaConf.create(raw) if raw.strip() else OmegaConf.create({})

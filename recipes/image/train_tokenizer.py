@@ -323,7 +323,7 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = False, overwrite: bool = False
             if step % tc.eval_every == 0 or last:
                 figures = evaluate(model, eval_data, cfg.eval.batch_size, cfg.precision)
                 rows.append({"kind": "eval", "step": step, **figures})
-                bar.write(_eval_line(step, figures))
+                bar.write(_eval_line(step, figures), file=sys.stderr)
             if step % tc.checkpoint_every == 0 or last:
                 _save_checkpoint(paths, model, optimizer, step, order, seconds_before + elapsed, rows)
             elif step % tc.log_every == 0:

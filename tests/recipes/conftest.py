@@ -1,0 +1,47 @@
+"""Shared fixtures: the ``vqtok`` entry point in-process, and one tiny trained tokenizer per session."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from recipes.cli import main
+
+# Tiny models gain nothing from a second thread, and on a shared machine spare threads only spin.
+torch.set_num_threads(1)
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> dict:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def vqtok(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run ``vqtok ARGS...`` in this process; returns the exit code and what it printed."""
+
+    def call(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return call
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run directory trained with the ``tiny`` preset (8 steps on digits), shared by the read-only tests."""
+    root = tmp_path_factory.mktemp("tiny") / "run"
+    assert main(["train-tokenizer", "--config", "tiny", "--out", str(root)]) == 0
+    return root
