@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from modalities.image.codes import ImageCodes
 from modalities.image.preprocess import as_image_batch, to_unit
@@ -44,6 +43,9 @@ def per_image_metrics(
     originals: torch.Tensor, reconstructions: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-image MSE, PSNR and SSIM, each ``(b,)``, of float ``[0, 1]`` images ``(b, c, h, w)``."""
+    # Imported here: torchmetrics takes seconds to import, which every `import modalities.image` would pay.
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
     if originals.shape != reconstructions.shape or originals.ndim != 4:
         raise ValueError(
             "originals and reconstructions must both have shape (b, c, h, w); "
