@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -29,7 +31,7 @@ def test_id_ranges_never_overlap(space):
         ranges.append((stream.begin, stream.begin + 2 + (stream.num_levels if stream.num_levels > 1 else 0)))
         ranges += [space.level_range(stream.name, lvl) for lvl in range(stream.num_levels)]
     ranges.sort()
-    for (a0, a1), (b0, b1) in zip(ranges, ranges[1:], strict=False):
+    for (a0, a1), (b0, b1) in itertools.pairwise(ranges):
         assert a1 <= b0, f"[{a0}, {a1}) overlaps [{b0}, {b1})"
     assert ranges[-1][1] == space.vocab_size
     tokens = [space.id_to_token(i) for i in range(space.vocab_size)]
