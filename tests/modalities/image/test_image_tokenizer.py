@@ -218,3 +218,12 @@ def test_module_does_not_pick_a_device_or_dtype(make_tokenizer):
     assert x.dtype == torch.float64
     assert tok.decode(tok.encode(x.new_zeros(2, 1, 16, 16))).dtype == torch.float32
     assert isinstance(tok, ImageTokenizer)
+
+
+def test_package_docstring_example_runs():
+    import doctest
+
+    import modalities.image
+
+    result = doctest.testmod(modalities.image)
+    assert result.attempted > 0 and result.failed == 0
