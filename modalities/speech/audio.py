@@ -1,0 +1,99 @@
+"""Reading and checking audio: files to mono float waveforms at a chosen rate, with clear errors.
+
+Dimension legend: ``t`` samples, ``c`` channels, ``b`` batch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from tokenizers_vq.io import atomic_path
+
+# A waveform whose peak is below this (about -100 dBFS) holds no usable signal.
+SILENCE_PEAK = 1e-5
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used: unreadable, empty, silent only, or not finite; the message names the source."""
+
+
+def check_waveform(waveform: torch.Tensor, source: str = "waveform") -> None:
+    """Raise :class:`AudioError` for an empty, non-finite or silent-only float waveform (any shape, time last)."""
+    if not isinstance(waveform, torch.Tensor):
+        raise TypeError(f"{source} must be a torch.Tensor of samples; got {type(waveform).__name__}.")
+    if not waveform.is_floating_point():
+        raise TypeError(
+            f"{source} must hold float samples in [-1, 1]; got {waveform.dtype}. "
+            "Convert integer PCM with waveform.float() / 32768 (16-bit) first."
+        )
+    if waveform.ndim == 0 or waveform.shape[-1] == 0 or waveform.numel() == 0:
+        raise AudioError(f"{source} is empty (shape {tuple(waveform.shape)}); it holds no samples.")
+    if not bool(torch.isfinite(waveform).all()):
+        bad = int((~torch.isfinite(waveform)).sum())
+        raise AudioError(f"{source} contains {bad} NaN or infinite samples; the file or the producer is broken.")
+    if float(waveform.abs().max()) < SILENCE_PEAK:
+        raise AudioError(
+            f"{source} is silent (peak below {SILENCE_PEAK:g}, about -100 dBFS); there is no speech to tokenize."
+        )
+
+
+def to_mono(waveform: torch.Tensor) -> torch.Tensor:
+    """Average the channels: ``(t,)`` stays, ``(c, t)`` → ``(t,)``, ``(b, c, t)`` → ``(b, t)``."""
+    if waveform.ndim == 1:
+        return waveform
+    if waveform.ndim == 2:
+        return waveform.mean(dim=0)
+    if waveform.ndim == 3:
+        return waveform.mean(dim=1)
+    raise ValueError(f"a waveform must be (t,), (c, t) or (b, c, t); got shape {tuple(waveform.shape)}.")
+
+
+def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
+    """Resample along the last axis with torchaudio's band-limited sinc interpolation (no-op when equal)."""
+    for name, rate in (("orig_rate", orig_rate), ("new_rate", new_rate)):
+        if isinstance(rate, bool) or int(rate) != rate or rate <= 0:
+            raise ValueError(f"{name} must be a positive whole number of samples per second; got {rate!r}.")
+    if int(orig_rate) == int(new_rate):
+        return waveform
+    return AF.resample(waveform, int(orig_rate), int(new_rate))
+
+
+def load_audio(path: str | os.PathLike[str], sample_rate: int | None = None) -> tuple[torch.Tensor, int]:
+    """Read a sound file as a mono float32 waveform ``(t,)`` in [-1, 1]; resampled when ``sample_rate`` is given.
+
+    E.g. an 8 kHz stereo FLAC of 1 s with ``sample_rate=16000`` → ``(16000,)`` and ``16000``.
+    Raises ``FileNotFoundError`` for a missing file and :class:`AudioError` (naming the file) for one
+    that cannot be decoded, is empty, silent only, or holds NaN/inf samples.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"audio file {path} does not exist.")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (t, c)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+        raise AudioError(
+            f"cannot read {path} as audio ({err}); use WAV, FLAC or another format libsndfile decodes."
+        ) from err
+    waveform = to_mono(torch.from_numpy(np.ascontiguousarray(data.T)))  # (c, t) -> (t,)
+    check_waveform(waveform, source=str(path))
+    if sample_rate is not None:
+        waveform, rate = resample(waveform, rate, sample_rate), sample_rate
+    return waveform, int(rate)
+
+
+def save_audio(path: str | os.PathLike[str], waveform: torch.Tensor, sample_rate: int) -> Path:
+    """Write a mono waveform ``(t,)`` as 16-bit PCM (WAV or FLAC by the file's suffix), atomically."""
+    path = Path(path)
+    samples = waveform.detach().float().cpu().reshape(-1).clamp(-1.0, 1.0).numpy()
+    fmt = {".wav": "WAV", ".flac": "FLAC"}.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"cannot write {path}: the suffix must be .wav or .flac.")
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), samples, int(sample_rate), subtype="PCM_16", format=fmt)
+    return path

@@ -1,0 +1,134 @@
+"""Configuration of a speech tokenizer, checked when it is built."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from modalities.speech.frontend import FrontEndConfig
+from tokenizers_vq import RVQConfig, VQConfig
+
+_CHOICES = {
+    "quantizer": ("vq", "rvq"),
+    "update": ("ema", "loss"),
+    "init": ("kmeans", "random"),
+    "dead_code": ("restart", "none"),
+}
+
+
+@dataclass
+class SpeechTokenizerConfig:
+    """Architecture, code rate and codebooks of a :class:`~modalities.speech.SpeechTokenizer`.
+
+    The code rate is ``frontend.frame_rate / downsample``: 50 codes per second for the defaults
+    (100 mel frames per second, ``downsample=2``); ``downsample=4`` gives 25 (the VQ-VAE paper's rate).
+    """
+
+    frontend: FrontEndConfig = field(default_factory=FrontEndConfig)
+    downsample: int = 2  # mel frames per code: 1, 2, 4 or 8 (one stride-2 convolution per factor 2)
+    hidden_channels: int = 256  # width of encoder and decoder
+    num_res_blocks: int = 3  # dilated residual blocks (dilations 1, 2, 4, ...) on each side of the resampling
+    kernel_size: int = 3
+    quantizer: str = "vq"  # "vq": one codebook (VQ-VAE); "rvq": residual levels (SoundStream)
+    num_quantizers: int = 1  # levels of the residual quantizer; must be 1 for "vq"
+    codebook_size: int = 128
+    code_dim: int = 64
+    update: str = "ema"
+    init: str = "kmeans"
+    dead_code: str = "restart"
+    beta: float = 0.25
+    decay: float = 0.99
+    seed: int = 0
+    speakers: list[str] = field(default_factory=list)  # names of the decoder's speaker embeddings; empty: none
+    speaker_dim: int = 64
+    jitter: float = 0.0  # time-jitter probability in training (Chorowski et al. 2019): a code borrows a neighbour's
+    griffin_lim_iters: int = 32  # iterations of the Griffin-Lim vocoder in decode
+
+    def __post_init__(self) -> None:
+        if isinstance(self.frontend, dict):  # from_dict / JSON gives the nested section as a dict
+            self.frontend = FrontEndConfig(**self.frontend)
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"SpeechTokenizerConfig.{name} must be one of {allowed}; got {getattr(self, name)!r}.")
+        for name in (
+            "hidden_channels",
+            "kernel_size",
+            "num_quantizers",
+            "codebook_size",
+            "code_dim",
+            "speaker_dim",
+            "griffin_lim_iters",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"SpeechTokenizerConfig.{name} must be a positive integer; got {value!r}.")
+        if self.num_res_blocks < 0:
+            raise ValueError(f"SpeechTokenizerConfig.num_res_blocks must be >= 0; got {self.num_res_blocks}.")
+        if self.kernel_size % 2 == 0:
+            raise ValueError(
+                f"SpeechTokenizerConfig.kernel_size must be odd (centred convolutions); got {self.kernel_size}."
+            )
+        if self.downsample not in (1, 2, 4, 8):
+            raise ValueError(
+                f"SpeechTokenizerConfig.downsample must be 1, 2, 4 or 8 mel frames per code; got {self.downsample!r}. "
+                "Change frontend.hop_length for other code rates."
+            )
+        if self.quantizer == "vq" and self.num_quantizers != 1:
+            raise ValueError(
+                f"quantizer='vq' has one codebook; got num_quantizers={self.num_quantizers}. Use quantizer='rvq'."
+            )
+        if len(set(self.speakers)) != len(self.speakers):
+            raise ValueError(f"SpeechTokenizerConfig.speakers must be distinct names; got {self.speakers}.")
+        if not 0.0 <= self.jitter < 1.0:
+            raise ValueError(f"SpeechTokenizerConfig.jitter must be in [0, 1); got {self.jitter}.")
+        if not 0.0 <= self.decay < 1.0:
+            raise ValueError(f"SpeechTokenizerConfig.decay must be in [0, 1); got {self.decay}.")
+
+    @property
+    def code_rate(self) -> float:
+        """Codes per second (per level)."""
+        return self.frontend.frame_rate / self.downsample
+
+    @property
+    def first_code_time(self) -> float:
+        """Centre of code 0 in seconds: mel frame ``j`` is centred at ``j * hop``, code ``i`` spans frames
+        ``i*d .. i*d + d - 1``."""
+        return (self.downsample - 1) / 2 * self.frontend.hop_length / self.frontend.sample_rate
+
+    @property
+    def bitrate(self) -> float:
+        """Bits per second of the raw code stream: rate × levels × log2(K)."""
+        return self.code_rate * self.num_quantizers * math.log2(self.codebook_size)
+
+    def quantizer_config(self) -> VQConfig | RVQConfig:
+        vq = VQConfig(
+            dim=self.code_dim,
+            codebook_size=self.codebook_size,
+            update=self.update,
+            init=self.init,
+            dead_code=self.dead_code,
+            beta=self.beta,
+            decay=self.decay,
+            seed=self.seed,
+        )
+        return vq if self.quantizer == "vq" else RVQConfig(vq=vq, num_levels=self.num_quantizers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SpeechTokenizerConfig:
+        """Build from a dict such as ``to_dict()`` wrote; unknown keys are an error, not ignored."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown SpeechTokenizerConfig field(s) {unknown}; known fields are {sorted(known)}.")
+        values = dict(values)
+        if isinstance(values.get("frontend"), dict):
+            front_known = {f.name for f in fields(FrontEndConfig)}
+            bad = sorted(set(values["frontend"]) - front_known)
+            if bad:
+                raise ValueError(f"unknown FrontEndConfig field(s) {bad}; known fields are {sorted(front_known)}.")
+            values["frontend"] = FrontEndConfig(**values["frontend"])
+        return cls(**values)

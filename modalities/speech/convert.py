@@ -1,0 +1,26 @@
+"""Voice conversion with a speaker-conditioned tokenizer: one utterance's codes, another speaker's voice.
+
+Dimension legend: ``t`` samples.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from modalities.speech.tokenizer import SpeechTokenizer
+
+
+@torch.no_grad()
+def convert_voice(
+    tokenizer: SpeechTokenizer, waveform: torch.Tensor, sample_rate: int, target_speaker: str | int
+) -> torch.Tensor:
+    """Speak ``waveform`` (mono ``(t,)`` at any rate) in the voice of ``target_speaker``; ``(t',)`` at the model's rate.
+
+    The codes keep what was said and the decoder, given the target's speaker embedding, supplies
+    the voice (VQ-VAE, section 4.3). ``target_speaker`` is one of ``tokenizer.speakers`` or its index.
+    """
+    if not tokenizer.speakers:
+        raise ValueError("this tokenizer was trained without speakers, so it cannot convert voices.")
+    if waveform.ndim != 1:
+        raise ValueError(f"convert_voice takes one mono utterance (t,); got shape {tuple(waveform.shape)}.")
+    return tokenizer.reconstruct(waveform, sample_rate, speaker=target_speaker)[0]

@@ -1,0 +1,153 @@
+"""Speech data sets on disk: utterances found in a folder, their speakers, and their phone labels.
+
+Two layouts are understood, and any folder of WAV/FLAC files fits one of them:
+
+- ``fsdd``: files named ``digit_speaker_index.wav`` (the Free Spoken Digit Dataset), anywhere below the root;
+- ``folders``: the speaker is the name of the folder holding the file (``root/<speaker>/<utt>.flac``;
+  festival-phones, TIMIT's ``DR1/FCJF0/SA1.WAV``, LibriSpeech's chapters all fit).
+
+Phone labels sit beside the audio with the same stem: TIMIT ``.phn`` (sample offsets at the
+file's own rate) or a Praat ``.TextGrid``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import soundfile as sf
+
+from modalities.speech.labels import PHONE_MAPS, PhoneSegment, apply_phone_map, read_phn, read_textgrid
+
+DATA_ENV = "VQTOK_DATA"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+LAYOUTS = ("auto", "fsdd", "folders")
+_FSDD_NAME = re.compile(r"^(?P<label>\d+)_(?P<speaker>[^_]+)_(?P<index>\d+)$")
+_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One audio file and what its name and neighbours say about it."""
+
+    path: Path
+    speaker: str
+    id: str  # the file stem, e.g. "h001" or "7_jackson_32"
+    index: int | None  # the number in the name: FSDD's recording index, a Harvard sentence number, ...
+    label: str | None = None  # a whole-utterance label when the name carries one (FSDD's digit)
+    phones_path: Path | None = None  # a .phn or .TextGrid beside the audio
+
+    def phones(self, phone_map: str | None = None, tier: str | None = None) -> list[PhoneSegment]:
+        """The utterance's phone segments in seconds, optionally folded by a named map (``"timit39"``)."""
+        if self.phones_path is None:
+            raise ValueError(f"{self.path} has no phone labels: put a .phn or .TextGrid with the same stem beside it.")
+        if self.phones_path.suffix.lower() == ".phn":
+            segments = read_phn(self.phones_path, sf.info(str(self.path)).samplerate)
+        else:
+            segments = read_textgrid(self.phones_path, tier)
+        if phone_map is not None:
+            if phone_map not in PHONE_MAPS:
+                raise ValueError(f"unknown phone map {phone_map!r}; known maps: {sorted(PHONE_MAPS)} (or null).")
+            segments = apply_phone_map(segments, PHONE_MAPS[phone_map])
+        return segments
+
+
+@dataclass
+class Selection:
+    """Which utterances of a data set to use: by speaker and by the number in the file name (inclusive)."""
+
+    speakers: list[str] | None = None  # null: every speaker
+    min_index: int | None = None  # e.g. 300 with max_index 399 picks festival-phones' h300..h399
+    max_index: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_index is not None and self.max_index is not None and self.min_index > self.max_index:
+            raise ValueError(f"Selection needs min_index <= max_index; got {self.min_index} > {self.max_index}.")
+
+    def __call__(self, utterance: Utterance) -> bool:
+        if self.speakers is not None and utterance.speaker not in self.speakers:
+            return False
+        if self.min_index is None and self.max_index is None:
+            return True
+        if utterance.index is None:
+            return False
+        lo = self.min_index if self.min_index is not None else utterance.index
+        hi = self.max_index if self.max_index is not None else utterance.index
+        return lo <= utterance.index <= hi
+
+
+def find_data_folder(name: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """The audio folder of data set ``name``: ``root`` when given, else ``$VQTOK_DATA/<name>``, else
+    ``<checkout>/../shared/data/<name>`` (beside a source checkout). Nothing is downloaded.
+
+    Raises ``FileNotFoundError`` listing the places looked at.
+    """
+    if root is not None:
+        candidates = [Path(root).expanduser()]
+    else:
+        env = os.environ.get(DATA_ENV)
+        checkout = Path(__file__).resolve().parents[2]
+        candidates = ([Path(env) / name] if env else []) + [checkout.parent / "shared" / "data" / name]
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
+    raise FileNotFoundError(
+        f"speech data {name!r} not found (looked in {', '.join(map(str, candidates))}); set {DATA_ENV} to the folder "
+        "holding it, or pass data.root=PATH."
+    )
+
+
+def _phones_beside(path: Path, siblings: set[str]) -> Path | None:
+    for suffix in (".phn", ".PHN", ".TextGrid", ".textgrid"):
+        if path.stem + suffix in siblings:
+            return path.with_suffix(suffix)
+    return None
+
+
+def list_utterances(root: str | os.PathLike[str], layout: str = "auto") -> list[Utterance]:
+    """Every audio file below ``root`` as an :class:`Utterance`, sorted by speaker, index and id.
+
+    ``layout`` is ``"fsdd"``, ``"folders"`` or ``"auto"`` (``fsdd`` when every file name fits
+    ``digit_speaker_index``). Raises ``FileNotFoundError`` for a missing root and ``ValueError`` for
+    a folder without audio or an unknown layout.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}; got {layout!r}.")
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"speech data folder {root} does not exist; pass the folder that holds the audio.")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    if not files:
+        raise ValueError(f"{root} holds no audio files ({', '.join(AUDIO_SUFFIXES)}).")
+    if layout == "auto":
+        layout = "fsdd" if all(_FSDD_NAME.match(p.stem) for p in files) else "folders"
+    siblings: dict[Path, set[str]] = {}
+    utterances = []
+    for path in files:
+        names = siblings.setdefault(path.parent, {p.name for p in path.parent.iterdir()})
+        phones = _phones_beside(path, names)
+        if layout == "fsdd":
+            match = _FSDD_NAME.match(path.stem)
+            if match is None:
+                raise ValueError(
+                    f"{path.name} does not follow the FSDD naming digit_speaker_index; use layout=folders."
+                )
+            utterances.append(Utterance(path, match["speaker"], path.stem, int(match["index"]), match["label"], phones))
+        else:
+            number = _LAST_NUMBER.search(path.stem)
+            index = int(number.group(1)) if number else None
+            utterances.append(Utterance(path, path.parent.name, path.stem, index, None, phones))
+    return sorted(utterances, key=lambda u: (u.speaker, u.index if u.index is not None else -1, u.id))
+
+
+def select(utterances: Sequence[Utterance], selection: Selection) -> list[Utterance]:
+    """The utterances that ``selection`` keeps, in their order."""
+    return [u for u in utterances if selection(u)]
+
+
+def speakers_of(utterances: Sequence[Utterance]) -> list[str]:
+    """The distinct speakers, sorted."""
+    return sorted({u.speaker for u in utterances})

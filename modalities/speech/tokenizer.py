@@ -1,0 +1,320 @@
+"""The speech tokenizer: a VQ-VAE on log-mel spectrograms (van den Oord et al. 2017, section 4.3).
+
+Dimension legend: ``b`` batch, ``t`` samples, ``m`` mel bins, ``f`` mel frames, ``n`` code frames,
+``d`` code dimension, ``l`` quantizer levels.
+
+::
+
+    waveform (b, t) ─front end─▶ log-mel (b, m, f) ─standardise─▶ x ─encoder─▶ z_e (b, d, n)
+      ─quantizer─▶ codes (b, n[, l]), z_q ─decoder(speaker)─▶ x̂ (b, m, n·downsample) ─Griffin-Lim─▶ waveform
+
+The decoder is told the speaker (a learned embedding per training speaker), so the codes are free
+to leave speaker identity out; decoding one speaker's codes with another's embedding converts the voice.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from modalities.pretrained import load_model_directory, save_model_directory
+from modalities.speech.audio import check_waveform, resample, to_mono
+from modalities.speech.config import SpeechTokenizerConfig
+from modalities.speech.frontend import FrontEnd
+from modalities.speech.layers import Decoder1d, Encoder1d
+from tokenizers_vq import QuantizerOutput, ResidualVectorQuantizer, VectorQuantizer
+
+KIND = "speech-tokenizer"
+Speaker = int | str | torch.Tensor | None
+
+
+@dataclass
+class SpeechCodes:
+    """Codes of a batch of utterances and where they sit in time.
+
+    ``codes``: ``(b, n)`` int64 for one codebook, ``(b, n, l)`` for ``l`` residual levels. Code ``i``
+    is centred at ``first_frame_time + i / frame_rate`` seconds (what phone alignment uses).
+    """
+
+    codes: torch.Tensor
+    frame_rate: float
+    first_frame_time: float = 0.0
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.codes.shape[1])
+
+    @property
+    def num_levels(self) -> int:
+        return 1 if self.codes.ndim == 2 else int(self.codes.shape[-1])
+
+    @property
+    def duration(self) -> float:
+        """Seconds covered by the code frames."""
+        return self.num_frames / self.frame_rate
+
+    def to(self, device: torch.device | str) -> SpeechCodes:
+        return SpeechCodes(self.codes.to(device), self.frame_rate, self.first_frame_time)
+
+
+@dataclass
+class SpeechTokenizerOutput:
+    """What :meth:`SpeechTokenizer.forward` returns for standardised log-mel ``(b, m, f)``.
+
+    - ``reconstruction``: ``(b, m, f)`` standardised log-mel predicted from the codes.
+    - ``codes``: ``(b, n)`` or ``(b, n, l)`` with ``n = ceil(f / downsample)``.
+    - ``loss``: ``reconstruction_loss`` plus the quantizer's loss; what training backprops.
+    - ``reconstruction_loss``: mean squared error on the standardised log-mel.
+    - ``quantizer_output``: the :class:`~tokenizers_vq.QuantizerOutput` (channels-last ``(b, n, d)``).
+    """
+
+    reconstruction: torch.Tensor
+    codes: torch.Tensor
+    loss: torch.Tensor
+    reconstruction_loss: torch.Tensor
+    quantizer_output: QuantizerOutput
+
+
+class SpeechTokenizer(nn.Module):
+    """Turns speech into a sequence of discrete codes and back (see the module docstring).
+
+    Shape contract for the defaults (16 kHz, 100 mel frames/s, ``downsample=2``): a waveform of
+    1 s, ``(16000,)`` or ``(1, 16000)`` at any input rate → ``encode`` → :class:`SpeechCodes` with
+    ``codes`` ``(1, 51)`` at 50 codes/s → ``decode(codes, speaker="kal_diphone")`` → ``(1, 16160)`` at 16 kHz.
+
+    ``forward`` is the training pass on standardised log-mel (see :meth:`features`); ``encode``,
+    ``decode`` and ``reconstruct`` never change the model. The module never picks a device.
+
+    Args:
+        config: architecture, front end, codebooks and speaker names.
+    """
+
+    def __init__(self, config: SpeechTokenizerConfig) -> None:
+        super().__init__()
+        if not isinstance(config, SpeechTokenizerConfig):
+            raise TypeError(f"SpeechTokenizer needs a SpeechTokenizerConfig; got {type(config).__name__}.")
+        self.config = cfg = config
+        m = cfg.frontend.n_mels
+        self.frontend = FrontEnd(cfg.frontend)
+        # Per-bin standardisation of the log-mel, fitted on training data by set_feature_stats.
+        self.register_buffer("mel_mean", torch.zeros(m))
+        self.register_buffer("mel_std", torch.ones(m))
+        args = (cfg.hidden_channels, cfg.kernel_size, cfg.num_res_blocks, cfg.downsample)
+        self.encoder = Encoder1d(
+            m, cfg.hidden_channels, cfg.code_dim, cfg.kernel_size, cfg.num_res_blocks, cfg.downsample
+        )
+        qcfg = cfg.quantizer_config()
+        self.quantizer = VectorQuantizer(qcfg) if cfg.quantizer == "vq" else ResidualVectorQuantizer(qcfg)
+        self.speaker_embedding = nn.Embedding(len(cfg.speakers), cfg.speaker_dim) if cfg.speakers else None
+        self.decoder = Decoder1d(cfg.code_dim, m, *args, speaker_dim=cfg.speaker_dim if cfg.speakers else None)
+
+    # ---- facts ----------------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.config.frontend.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        """Codes per second."""
+        return self.config.code_rate
+
+    @property
+    def speakers(self) -> list[str]:
+        return list(self.config.speakers)
+
+    def _param(self) -> torch.Tensor:
+        return next(self.parameters())
+
+    # ---- inputs ---------------------------------------------------------------------------------
+    def preprocess(self, waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """A waveform at any rate → float ``(b, t)`` at the model's rate, on the model's device.
+
+        ``waveform``: ``(t,)`` one mono utterance, ``(b, t)`` a batch of mono utterances of equal
+        length, or ``(b, c, t)`` a batch with channels (averaged to mono). Float samples in [-1, 1].
+        Raises ``TypeError``/``ValueError`` for other shapes or dtypes, and
+        :class:`~modalities.speech.audio.AudioError` for empty, silent-only or non-finite audio.
+        """
+        check_waveform(waveform)
+        if waveform.ndim == 1:
+            waveform = waveform[None]
+        elif waveform.ndim == 3:
+            waveform = to_mono(waveform)
+        elif waveform.ndim != 2:
+            raise ValueError(
+                f"waveform must be (t,), (b, t) or (b, c, t); got shape {tuple(waveform.shape)}. "
+                "For one multichannel file (c, t) pass waveform[None] or use load_audio, which mixes to mono."
+            )
+        waveform = resample(waveform.float(), sample_rate, self.sample_rate)
+        return waveform.to(self.mel_mean.device)
+
+    def features(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Standardised log-mel ``(b, m, f)`` of ``(b, t)`` at the model's rate (the input of ``forward``)."""
+        log_mel = self.frontend(waveform)
+        return (log_mel - self.mel_mean[:, None]) / self.mel_std[:, None]
+
+    @torch.no_grad()
+    def set_feature_stats(self, log_mels: list[torch.Tensor] | torch.Tensor) -> None:
+        """Fit the per-bin standardisation to unstandardised log-mel frames (``(m, f)`` tensors or ``(b, m, f)``)."""
+        frames = torch.cat(
+            [
+                x.reshape(x.shape[-2], -1) if x.ndim == 2 else rearrange(x, "b m f -> m (b f)")
+                for x in (log_mels if isinstance(log_mels, list) else [log_mels])
+            ],
+            dim=1,
+        )
+        self.mel_mean.copy_(frames.mean(dim=1))
+        self.mel_std.copy_(frames.std(dim=1).clamp_min(1e-3))
+
+    def speaker_ids(self, speaker: Speaker, batch: int) -> torch.Tensor | None:
+        """Speaker indices ``(b,)`` from a name, an index or a tensor of indices; None for a model without speakers."""
+        if self.speaker_embedding is None:
+            if speaker is not None:
+                raise ValueError("this tokenizer was trained without speakers; pass speaker=None.")
+            return None
+        names = self.config.speakers
+        if speaker is None:
+            raise ValueError(f"this tokenizer's decoder needs a speaker: one of {names} (a name or an index).")
+        if isinstance(speaker, str):
+            if speaker not in names:
+                raise ValueError(f"unknown speaker {speaker!r}; this tokenizer knows {names}.")
+            speaker = names.index(speaker)
+        ids = torch.as_tensor(speaker, dtype=torch.long, device=self.mel_mean.device).reshape(-1)
+        if ids.numel() == 1:
+            ids = ids.expand(batch)
+        if ids.numel() != batch or int(ids.min()) < 0 or int(ids.max()) >= len(names):
+            raise ValueError(f"speaker indices must be one or {batch} values in [0, {len(names) - 1}]; got {speaker}.")
+        return ids
+
+    # ---- the network ------------------------------------------------------------------------------
+    def _pad_to_codes(self, x: torch.Tensor) -> torch.Tensor:
+        """Repeat the last frame so ``f`` is a multiple of ``downsample``."""
+        extra = -x.shape[-1] % self.config.downsample
+        return F.pad(x, (0, extra), mode="replicate") if extra else x
+
+    def _jitter(self, q: torch.Tensor) -> torch.Tensor:
+        """Time jitter (Chorowski et al. 2019) on ``(b, n, d)``: each frame takes a neighbour's vector with prob p."""
+        b, n, _ = q.shape
+        p = self.config.jitter
+        move = torch.rand(b, n, device=q.device) < p
+        step = torch.where(torch.rand(b, n, device=q.device) < 0.5, -1, 1)
+        index = (torch.arange(n, device=q.device) + move * step).clamp(0, n - 1)  # (b, n)
+        return torch.gather(q, 1, index[:, :, None].expand_as(q))
+
+    def _decode_vectors(self, q: torch.Tensor, speaker_ids: torch.Tensor | None) -> torch.Tensor:
+        """Channels-last code vectors ``(b, n, d)`` → standardised log-mel ``(b, m, n * downsample)``."""
+        spk = self.speaker_embedding(speaker_ids) if speaker_ids is not None and self.speaker_embedding else None
+        return self.decoder(rearrange(q, "b n d -> b d n"), spk)
+
+    def forward(self, x: torch.Tensor, speaker: Speaker = None) -> SpeechTokenizerOutput:
+        """Training pass on ``x = features(waveform)`` (``(b, m, f)``) for the given speaker(s)."""
+        if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[1] != self.config.frontend.n_mels:
+            raise ValueError(
+                f"forward takes standardised log-mel (b, {self.config.frontend.n_mels}, f) from features(waveform); "
+                f"got {getattr(x, 'shape', type(x).__name__)}."
+            )
+        frames = x.shape[-1]
+        z = rearrange(self.encoder(self._pad_to_codes(x)), "b d n -> b n d")
+        out = self.quantizer(z)
+        q = self._jitter(out.quantized) if self.training and self.config.jitter > 0 else out.quantized
+        reconstruction = self._decode_vectors(q, self.speaker_ids(speaker, x.shape[0]))[..., :frames]
+        reconstruction_loss = F.mse_loss(reconstruction.float(), x.float())
+        return SpeechTokenizerOutput(
+            reconstruction=reconstruction,
+            codes=out.codes,
+            loss=reconstruction_loss + out.loss,
+            reconstruction_loss=reconstruction_loss,
+            quantizer_output=out,
+        )
+
+    # ---- tokenizer API --------------------------------------------------------------------------
+    def _codes(self, codes: torch.Tensor) -> SpeechCodes:
+        return SpeechCodes(codes, self.frame_rate, self.config.first_code_time)
+
+    @torch.no_grad()
+    def encode_features(self, x: torch.Tensor) -> SpeechCodes:
+        """Codes of standardised log-mel ``(b, m, f)``; never trains the codebook."""
+        z = rearrange(self.encoder(self._pad_to_codes(x)), "b d n -> b n d")
+        return self._codes(self.quantizer.encode(z))
+
+    @torch.no_grad()
+    def encode(self, waveform: torch.Tensor, sample_rate: int) -> SpeechCodes:
+        """Codes of ``waveform`` (any shape and rate that :meth:`preprocess` takes), with their frame rate.
+
+        E.g. ``(16000,)`` at 16 kHz → codes ``(1, 51)`` at 50 codes/s for the default config.
+        """
+        return self.encode_features(self.features(self.preprocess(waveform, sample_rate)))
+
+    def check_codes(self, codes: SpeechCodes | torch.Tensor) -> torch.Tensor:
+        """The code tensor of ``codes``, checked against this tokenizer's levels and codebook size."""
+        tensor = codes.codes if isinstance(codes, SpeechCodes) else codes
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"codes must be SpeechCodes or a tensor of codes; got {type(codes).__name__}.")
+        levels = self.config.num_quantizers
+        expected = "(b, n)" if self.config.quantizer == "vq" else f"(b, n, {levels})"
+        ok = tensor.ndim == 2 if self.config.quantizer == "vq" else tensor.ndim == 3 and tensor.shape[-1] <= levels
+        if not ok:
+            raise ValueError(f"this tokenizer's codes have shape {expected}; got {tuple(tensor.shape)}.")
+        if isinstance(codes, SpeechCodes) and abs(codes.frame_rate - self.frame_rate) > 1e-6:
+            raise ValueError(
+                f"the codes run at {codes.frame_rate} frames/s but this tokenizer at {self.frame_rate}; "
+                "were they made by another tokenizer?"
+            )
+        return tensor
+
+    @torch.no_grad()
+    def decode_features(self, codes: SpeechCodes | torch.Tensor, speaker: Speaker = None) -> torch.Tensor:
+        """Standardised log-mel ``(b, m, n * downsample)`` from codes, in the voice of ``speaker``."""
+        tensor = self.check_codes(codes).to(self.mel_mean.device)
+        q = self.quantizer.decode(tensor).to(self._param().dtype)  # (b, n, d)
+        return self._decode_vectors(q, self.speaker_ids(speaker, tensor.shape[0]))
+
+    @torch.no_grad()
+    def features_to_waveform(self, x: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """Griffin-Lim waveform ``(b, t)`` of standardised log-mel ``(b, m, f)``."""
+        log_mel = x.float() * self.mel_std[:, None] + self.mel_mean[:, None]
+        return self.frontend.griffin_lim(log_mel, self.config.griffin_lim_iters, length=length)
+
+    @torch.no_grad()
+    def decode(self, codes: SpeechCodes | torch.Tensor, speaker: Speaker = None) -> torch.Tensor:
+        """Waveform ``(b, t)`` at ``sample_rate`` from codes: ``(1, 51)`` → ``(1, 16160)`` for the defaults.
+
+        ``speaker``: a training speaker's name or index (or a tensor of ``b`` indices); required
+        when the tokenizer has speakers. Decoding with another speaker than the one who spoke
+        converts the voice.
+        """
+        return self.features_to_waveform(self.decode_features(codes, speaker))
+
+    @torch.no_grad()
+    def reconstruct(self, waveform: torch.Tensor, sample_rate: int, speaker: Speaker = None) -> torch.Tensor:
+        """``decode(encode(waveform), speaker)``, trimmed to the input's length at the model's rate."""
+        x = self.features(self.preprocess(waveform, sample_rate))
+        wave_len = (x.shape[-1] - 1) * self.config.frontend.hop_length
+        mel = self.decode_features(self.encode_features(x), speaker)[..., : x.shape[-1]]
+        return self.features_to_waveform(mel, length=wave_len)
+
+    # ---- saving ---------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (each atomically); returns it."""
+        return save_model_directory(directory, KIND, self.config.to_dict(), self.state_dict())
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+    ) -> SpeechTokenizer:
+        """Load a tokenizer written by :meth:`save_pretrained`, in eval mode, on ``map_location``."""
+        config, state = load_model_directory(directory, KIND)
+        model = cls(SpeechTokenizerConfig.from_dict(config))
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            raise ValueError(
+                f"{directory}: the weights do not match its config.json; the directory is damaged or was "
+                f"edited by hand.\n{err}"
+            ) from err
+        return model.to(map_location).eval()

@@ -1,0 +1,165 @@
+"""The config schema shared by the speech recipes (train-tokenizer, tokenize, reconstruct, evaluate, phones, convert).
+
+One schema for every speech verb, so one preset (``speech_tiny``, ``speech_fsdd``, ``speech_festival``)
+serves them all; each recipe reads the sections it needs. ``model`` is
+:class:`modalities.speech.SpeechTokenizerConfig` and the utterance selections are
+:class:`modalities.speech.Selection`, so their fields and checks are defined once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from modalities.speech import Selection, SpeechTokenizerConfig
+from modalities.speech.data import LAYOUTS
+from modalities.speech.labels import PHONE_MAPS
+
+_DEVICE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
+_PRECISIONS = ("fp32", "bf16")
+SPLITS = ("train", "eval")
+
+
+def _positive(section: str, obj: object, *names: str, optional: bool = False) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if optional and value is None:
+            continue
+        if not value > 0:
+            raise ValueError(
+                f"{section}.{name} must be {'a positive number or null' if optional else 'positive'}; got {value!r}."
+            )
+
+
+def _split(section: str, value: str) -> None:
+    if value not in SPLITS:
+        raise ValueError(f"{section}.split must be one of {SPLITS} (data.train or data.eval); got {value!r}.")
+
+
+@dataclass
+class SpeechDataConfig:
+    """Which audio: a folder (``root``, or ``$VQTOK_DATA/<name>``), how to read it, and its two splits."""
+
+    name: str = "fsdd"  # folder name under the data directory ($VQTOK_DATA, else ../shared/data): fsdd, festival-phones
+    root: str | None = None  # the audio folder itself; overrides name
+    layout: str = "auto"  # fsdd (digit_speaker_index names), folders (speaker = folder name), or auto
+    # Which utterances train and which are held out; presets set both (FSDD: recordings 5..49 and 0..4).
+    train: Selection = field(default_factory=Selection)
+    eval: Selection = field(default_factory=Selection)
+    phone_map: str | None = None  # fold phone labels by a named map, e.g. timit39 (TIMIT 61 -> 39)
+    textgrid_tier: str | None = None  # tier holding phones in TextGrid labels; null: the first "phone" tier
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"data.layout must be one of {LAYOUTS}; got {self.layout!r}.")
+        if self.phone_map is not None and self.phone_map not in PHONE_MAPS:
+            raise ValueError(f"data.phone_map must be one of {sorted(PHONE_MAPS)} or null; got {self.phone_map!r}.")
+
+
+@dataclass
+class SpeechTrainConfig:
+    """Step-based Adam training on fixed-length log-mel segments, with periodic evaluation and checkpoints."""
+
+    steps: int = 3000
+    batch_size: int = 16  # segments per step
+    segment_frames: int = 200  # mel frames per training segment (2 s at 100 frames/s); shorter utterances are padded
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float | None = 1.0  # max global gradient norm; null: no clipping
+    max_minutes: float | None = None  # wall-clock budget per invocation; stops early with a checkpoint
+    log_every: int = 25
+    eval_every: int = 500  # steps between evaluations (mel loss, code usage, phone mapping when labelled)
+    eval_utterances: int | None = 200  # utterances of each split used by those evaluations; null: all
+    checkpoint_every: int = 250
+
+    def __post_init__(self) -> None:
+        _positive("train", self, "steps", "batch_size", "segment_frames", "lr", "log_every", "eval_every")
+        _positive("train", self, "checkpoint_every")
+        _positive("train", self, "grad_clip", "max_minutes", "eval_utterances", optional=True)
+        if self.weight_decay < 0:
+            raise ValueError(f"train.weight_decay must be >= 0; got {self.weight_decay}.")
+
+
+@dataclass
+class SpeechEvalConfig:
+    """The ``evaluate`` verb: reconstruction quality on a split."""
+
+    split: str = "eval"
+    max_utterances: int | None = 100  # the first N utterances of the split; null: all
+
+    def __post_init__(self) -> None:
+        _split("eval", self.split)
+        _positive("eval", self, "max_utterances", optional=True)
+
+
+@dataclass
+class SpeechTokenizeConfig:
+    """The ``tokenize`` verb: a split to a code corpus on disk."""
+
+    split: str = "train"
+
+    def __post_init__(self) -> None:
+        _split("tokenize", self.split)
+
+
+@dataclass
+class SpeechReconstructConfig:
+    """The ``reconstruct`` verb: WAV files of held-out utterances, their vocoder ceiling, and their reconstructions."""
+
+    split: str = "eval"
+    num_utterances: int = 4  # drawn at random (seeded) from the split
+    convert: bool = True  # also write each utterance in the voice of another training speaker
+
+    def __post_init__(self) -> None:
+        _split("reconstruct", self.split)
+        _positive("reconstruct", self, "num_utterances")
+
+
+@dataclass
+class PhonesConfig:
+    """The ``phones`` verb: fit a code→phone map on ``fit``, score it on ``score`` (null: data.train / data.eval)."""
+
+    fit: Selection | None = None
+    score: Selection | None = None
+    baselines: bool = True  # also k-means on MFCC+Δ+ΔΔ (same K, same frames) and random codes
+    level: int = 0  # which residual level's codes to analyse
+    plot: bool = True  # write confusion.png beside the figures
+
+
+@dataclass
+class ConvertConfig:
+    """The ``convert`` verb: speak ``input`` in the voice of ``speaker``; ``out`` names the WAV written."""
+
+    input: str | None = None  # an audio file
+    speaker: str | None = None  # a training speaker of the tokenizer
+
+
+@dataclass
+class SpeechRecipeConfig:
+    """Everything a speech recipe needs; see the sections for the fields."""
+
+    modality: str = "speech"
+    name: str = "speech"  # run name; train-tokenizer writes to runs/<name> unless out is set
+    seed: int = 0
+    device: str = "cpu"  # cpu, cuda, cuda:N, or auto
+    precision: str = "fp32"  # fp32, or bf16 autocast (CUDA only; codebooks stay fp32)
+    out: str | None = None  # output: run dir, corpus dir, WAV dir, JSON file or WAV file (per verb)
+    tokenizer: str | None = None  # tokenizer directory read by every verb but train-tokenizer
+    data: SpeechDataConfig = field(default_factory=SpeechDataConfig)
+    model: SpeechTokenizerConfig = field(default_factory=SpeechTokenizerConfig)
+    train: SpeechTrainConfig = field(default_factory=SpeechTrainConfig)
+    eval: SpeechEvalConfig = field(default_factory=SpeechEvalConfig)
+    tokenize: SpeechTokenizeConfig = field(default_factory=SpeechTokenizeConfig)
+    reconstruct: SpeechReconstructConfig = field(default_factory=SpeechReconstructConfig)
+    phones: PhonesConfig = field(default_factory=PhonesConfig)
+    convert: ConvertConfig = field(default_factory=ConvertConfig)
+
+    def __post_init__(self) -> None:
+        if self.modality != "speech":
+            raise ValueError(f"modality must be 'speech' for the speech recipes; got {self.modality!r}.")
+        if not _DEVICE.match(self.device):
+            raise ValueError(f"device must be cpu, cuda, cuda:N or auto; got {self.device!r}.")
+        if self.precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {_PRECISIONS}; got {self.precision!r}.")
+        if not self.name or "/" in self.name:
+            raise ValueError(f"name must be a non-empty run name without '/'; got {self.name!r}.")

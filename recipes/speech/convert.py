@@ -1,0 +1,51 @@
+"""``vqtok convert``: say an audio file again in the voice of one of the tokenizer's training speakers.
+
+Writes a WAV at the model's rate to ``out`` (default ``<input stem>_as_<speaker>.wav`` beside the input).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from modalities.speech import convert_voice, load_audio, save_audio
+from recipes.report import format_figures
+from recipes.runtime import check_precision, evaluation_mode, resolve_device
+from recipes.speech.common import open_tokenizer
+from recipes.speech.config import SpeechRecipeConfig
+
+
+@dataclass
+class ConvertResult:
+    input: str
+    speaker: str
+    output: str
+    seconds: float
+    sample_rate: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def format(self) -> str:
+        return format_figures(self.to_dict(), title="convert")
+
+
+def run(cfg: SpeechRecipeConfig) -> ConvertResult:
+    """Convert ``cfg.convert.input`` to the voice of ``cfg.convert.speaker``; see the module docstring."""
+    device = resolve_device(cfg.device)
+    check_precision(cfg.precision, device)
+    model, _ = open_tokenizer(cfg.tokenizer, device, "convert")
+    if cfg.convert.input is None:
+        raise ValueError("convert needs an input: pass --input FILE (or convert.input=FILE).")
+    if cfg.convert.speaker is None:
+        raise ValueError(f"convert needs a target speaker: pass --speaker NAME, one of {model.speakers}.")
+    source = Path(cfg.convert.input).expanduser()
+    wave, rate = load_audio(source)
+    with evaluation_mode(model):
+        converted = convert_voice(model, wave, rate, cfg.convert.speaker)
+    out = Path(cfg.out).expanduser() if cfg.out else source.with_name(f"{source.stem}_as_{cfg.convert.speaker}.wav")
+    save_audio(out, converted.cpu(), model.sample_rate)
+    return ConvertResult(
+        str(source), cfg.convert.speaker, str(out), round(len(converted) / model.sample_rate, 3), model.sample_rate
+    )

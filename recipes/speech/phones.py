@@ -1,0 +1,129 @@
+"""``vqtok phones``: how close a speech tokenizer's codes are to phones, beside baselines on the same frames.
+
+The code→phone map is fitted on ``phones.fit`` (default ``data.train``) and scored on
+``phones.score`` (default ``data.eval``); for a cross-speaker test fit on one voice and score on
+another. Baselines use the same utterances and exactly the same frames (the code frames' centres):
+k-means with the same K on 39-dim MFCC+Δ+ΔΔ, and uniformly random codes. The output directory
+(``out``, default ``<tokenizer dir>/../phones``) gets ``figures.json`` and ``confusion.png``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modalities.speech import SpeechTokenizer, confusion_png, kmeans_codes, mfcc_frames, random_codes
+from recipes.report import format_figures, format_table
+from recipes.runtime import check_precision, evaluation_mode, resolve_device
+from recipes.speech.common import (
+    SpeechSplit,
+    analyse,
+    encode_waveforms,
+    load_split,
+    open_tokenizer,
+    phone_inventory,
+    phone_segments,
+)
+from recipes.speech.config import SpeechRecipeConfig
+from tokenizers_vq.io import atomic_write_json
+
+
+@dataclass
+class PhonesResult:
+    """Figures of the tokenizer's codes (top level) and of each baseline, and where the files went."""
+
+    tokenizer: str
+    out_dir: str
+    frame_rate: float
+    phones: list[str]
+    figures: dict[str, Any]
+    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tokenizer": self.tokenizer,
+            "out_dir": self.out_dir,
+            "frame_rate": self.frame_rate,
+            "phones": self.phones,
+            **self.figures,
+            "baselines": self.baselines,
+        }
+
+    def format(self) -> str:
+        keys = ["mapping_accuracy", "chance_accuracy", "phone_purity", "code_purity", "pnmi", "code_usage"]
+        rows = [["codes", *(self.figures[k] for k in keys)]]
+        rows += [[name, *(b[k] for k in keys)] for name, b in self.baselines.items()]
+        head = {
+            "tokenizer": self.tokenizer,
+            "out_dir": self.out_dir,
+            "frame_rate": self.frame_rate,
+            "codebook_size": self.figures["codebook_size"],
+            "phones": len(self.phones),
+            "fit_frames": self.figures["fit_frames"],
+            "score_frames": self.figures["score_frames"],
+        }
+        return format_figures(head, title="phones") + "\n\n" + format_table(["method", *keys], rows)
+
+
+def _level(codes: list[np.ndarray], level: int) -> list[np.ndarray]:
+    if codes and codes[0].ndim == 2:
+        if not 0 <= level < codes[0].shape[1]:
+            raise ValueError(f"phones.level must be in [0, {codes[0].shape[1] - 1}]; got {level}.")
+        return [c[:, level] for c in codes]
+    if level != 0:
+        raise ValueError(f"this tokenizer has one code level; phones.level must be 0, got {level}.")
+    return codes
+
+
+def _mfcc(model: SpeechTokenizer, split: SpeechSplit, lengths: list[int]) -> list:
+    return [
+        mfcc_frames(w, model.sample_rate, model.frame_rate, model.config.first_code_time, n)
+        for w, n in zip(split.waveforms, lengths, strict=True)
+    ]
+
+
+def run(cfg: SpeechRecipeConfig) -> PhonesResult:
+    """Analyse the codes of the tokenizer at ``cfg.tokenizer`` against phone labels; see the module docstring."""
+    device = resolve_device(cfg.device)
+    check_precision(cfg.precision, device)
+    model, tokenizer_dir = open_tokenizer(cfg.tokenizer, device, "phones")
+    fit = load_split(cfg, cfg.phones.fit or cfg.data.train, model.sample_rate)
+    score = load_split(cfg, cfg.phones.score or cfg.data.eval, model.sample_rate)
+    for name, split in (("fitting", fit), ("scoring", score)):
+        if not split.has_phones:
+            missing = next(u.path for u in split.utterances if u.phones_path is None)
+            raise ValueError(f"the {name} utterances need phone labels (.phn or .TextGrid); {missing} has none.")
+    fit_segments, score_segments = phone_segments(cfg, fit.utterances), phone_segments(cfg, score.utterances)
+    phones = phone_inventory(fit_segments, score_segments)
+    k = model.config.codebook_size
+    with evaluation_mode(model):
+        fit_codes = _level(encode_waveforms(model, fit.waveforms), cfg.phones.level)
+        score_codes = _level(encode_waveforms(model, score.waveforms), cfg.phones.level)
+
+    def figures_of(a: list[np.ndarray], b: list[np.ndarray]) -> tuple[dict[str, Any], np.ndarray]:
+        metrics, confusion = analyse(
+            a, b, fit_segments, score_segments, model.frame_rate, model.config.first_code_time, k, phones
+        )
+        return metrics.to_dict(), confusion
+
+    figures, confusion = figures_of(fit_codes, score_codes)
+    baselines: dict[str, dict[str, Any]] = {}
+    if cfg.phones.baselines:
+        fit_lengths, score_lengths = [len(c) for c in fit_codes], [len(c) for c in score_codes]
+        km_fit, km_score = kmeans_codes(
+            _mfcc(model, fit, fit_lengths), _mfcc(model, score, score_lengths), k, seed=cfg.seed
+        )
+        baselines["kmeans_mfcc"] = figures_of(km_fit, km_score)[0]
+        baselines["random"] = figures_of(
+            random_codes(fit_lengths, k, cfg.seed), random_codes(score_lengths, k, cfg.seed + 1)
+        )[0]
+    out_dir = Path(cfg.out).expanduser() if cfg.out else tokenizer_dir.parent / "phones"
+    result = PhonesResult(str(tokenizer_dir), str(out_dir), model.frame_rate, phones, figures, baselines)
+    if cfg.phones.plot:
+        title = f"codes -> phones: {figures['mapping_accuracy']:.1%} mapping accuracy (rows: true phone)"
+        confusion_png(confusion, phones, out_dir / "confusion.png", title=title)
+    atomic_write_json(out_dir / "figures.json", result.to_dict())
+    return result
