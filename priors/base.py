@@ -164,13 +164,19 @@ class SampleResult:
 def nll_from_logits(logits: Sequence[torch.Tensor], levels: Sequence[torch.Tensor]) -> torch.Tensor:
     """Per-code NLL in nats ``(b, n)`` from per-level logits ``(b, *grid, K)`` and codes ``(b, *grid)``.
 
-    Computed in float32, whatever the logits' dtype (log-softmax of bf16 logits loses bits).
+    Computed in float32 or better, whatever the logits' dtype (log-softmax of bf16 logits loses bits).
     """
     parts = [
-        nn.functional.cross_entropy(lg.float().flatten(1, -2).transpose(1, 2), g.flatten(1).long(), reduction="none")
+        nn.functional.cross_entropy(
+            _at_least_fp32(lg).flatten(1, -2).transpose(1, 2), g.flatten(1).long(), reduction="none"
+        )
         for lg, g in zip(logits, levels, strict=True)
     ]
     return torch.cat(parts, dim=1)
+
+
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 class CodePrior(nn.Module, ABC):
