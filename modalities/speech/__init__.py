@@ -4,11 +4,11 @@
 >>> from modalities.speech import SpeechTokenizer, SpeechTokenizerConfig
 >>> tok = SpeechTokenizer(SpeechTokenizerConfig(hidden_channels=16, num_res_blocks=1, codebook_size=32,
 ...                                             code_dim=8, speakers=["ann", "bob"]))
->>> codes = tok.encode(0.1 * torch.randn(8000), sample_rate=8000)   # 0.5 s at 8 kHz, resampled to 16 kHz
+>>> codes = tok.encode(0.1 * torch.randn(8000), sample_rate=8000)   # 1 s at 8 kHz, resampled to 16 kHz
 >>> codes.codes.shape, codes.frame_rate
-(torch.Size([1, 26]), 50.0)
+(torch.Size([1, 51]), 50.0)
 >>> tok.decode(codes, speaker="bob").shape
-torch.Size([1, 8160])
+torch.Size([1, 16160])
 """
 
 from modalities.speech.audio import AudioError, check_waveform, load_audio, resample, save_audio, to_mono

@@ -1,0 +1,161 @@
+"""The speech tokenizer: shapes and rates, gradients, saving and loading, speakers, voice conversion."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from modalities.speech import (
+    AudioError,
+    FrontEndConfig,
+    SpeechCodes,
+    SpeechTokenizer,
+    SpeechTokenizerConfig,
+    convert_voice,
+    evaluate_reconstruction,
+    list_utterances,
+    load_audio,
+)
+
+
+def test_encode_decode_shapes_and_rate(make_tokenizer) -> None:
+    tok = make_tokenizer(speakers=["ann", "bob"]).eval()
+    codes = tok.encode(0.1 * torch.randn(16000), sample_rate=16000)
+    assert isinstance(codes, SpeechCodes)
+    assert codes.codes.shape == (1, 51) and codes.codes.dtype == torch.int64
+    assert codes.frame_rate == 50.0 and codes.first_frame_time == pytest.approx(0.005)
+    assert 0 <= int(codes.codes.min()) and int(codes.codes.max()) < 16
+    assert tok.decode(codes, speaker="bob").shape == (1, (51 * 2 - 1) * 160)  # centred frames: (f - 1) hops
+    # any input rate, batches, channels
+    assert tok.encode(0.1 * torch.randn(2, 8000), sample_rate=8000).codes.shape == (2, 51)
+    assert tok.encode(0.1 * torch.randn(2, 2, 16000), sample_rate=16000).codes.shape == (2, 51)
+    with pytest.raises(ValueError, match=r"\(t,\), \(b, t\) or \(b, c, t\)"):
+        tok.encode(torch.randn(1, 1, 1, 100), 16000)
+
+
+@pytest.mark.parametrize(("downsample", "rate"), [(1, 100.0), (4, 25.0), (8, 12.5)])
+def test_code_rate_follows_downsample(make_tokenizer, downsample: int, rate: float) -> None:
+    tok = make_tokenizer(downsample=downsample).eval()
+    codes = tok.encode(0.1 * torch.randn(16000), 16000)
+    assert codes.frame_rate == rate and codes.codes.shape[1] == -(-101 // downsample)
+    assert tok.config.bitrate == pytest.approx(rate * 4)  # log2(16) bits per code
+
+
+def test_bad_audio_is_refused(make_tokenizer) -> None:
+    tok = make_tokenizer()
+    with pytest.raises(AudioError, match="empty"):
+        tok.encode(torch.zeros(0), 16000)
+    with pytest.raises(AudioError, match="silent"):
+        tok.encode(torch.zeros(16000), 16000)
+    with pytest.raises(AudioError, match="NaN"):
+        tok.encode(torch.full((100,), float("inf")), 16000)
+
+
+def test_forward_trains_every_part(make_tokenizer) -> None:
+    tok = make_tokenizer(speakers=["a", "b"], update="loss", jitter=0.5).train()
+    x = tok.features(tok.preprocess(0.1 * torch.randn(2, 4000), 16000))
+    out = tok(x, speaker=torch.tensor([0, 1]))
+    assert out.reconstruction.shape == x.shape and out.codes.shape == (2, 13)
+    out.loss.backward()
+    for name in ("encoder.input.weight", "decoder.output.weight", "quantizer.embedding", "speaker_embedding.weight"):
+        grad = dict(tok.named_parameters())[name].grad
+        assert grad is not None and grad.abs().sum() > 0, f"{name} got no gradient"
+
+
+def test_residual_codes(make_tokenizer) -> None:
+    tok = make_tokenizer(quantizer="rvq", num_quantizers=3).eval()
+    codes = tok.encode(0.1 * torch.randn(8000), 16000)
+    assert codes.codes.shape == (1, 26, 3) and codes.num_levels == 3
+    assert tok.decode(codes).shape == (1, (26 * 2 - 1) * 160)
+    assert tok.config.bitrate == pytest.approx(50 * 3 * 4)
+    with pytest.raises(ValueError, match=r"\(b, n, 3\)"):
+        tok.decode(torch.zeros(1, 26, dtype=torch.long))
+
+
+def test_encode_never_changes_the_model(make_tokenizer) -> None:
+    tok = make_tokenizer().train()
+    before = {k: v.clone() for k, v in tok.state_dict().items()}
+    tok.encode(0.1 * torch.randn(8000), 16000)
+    for key, value in tok.state_dict().items():
+        assert torch.equal(value, before[key]), f"{key} changed"
+
+
+def test_speaker_arguments(make_tokenizer) -> None:
+    tok = make_tokenizer(speakers=["ann", "bob"]).eval()
+    codes = tok.encode(0.1 * torch.randn(4000), 16000)
+    assert torch.equal(tok.decode(codes, speaker="bob"), tok.decode(codes, speaker=1))
+    assert not torch.equal(tok.decode(codes, speaker="ann"), tok.decode(codes, speaker="bob"))
+    with pytest.raises(ValueError, match="needs a speaker"):
+        tok.decode(codes)
+    with pytest.raises(ValueError, match="unknown speaker 'eve'"):
+        tok.decode(codes, speaker="eve")
+    with pytest.raises(ValueError, match="speaker indices"):
+        tok.decode(codes, speaker=5)
+    plain = make_tokenizer().eval()
+    with pytest.raises(ValueError, match="without speakers"):
+        plain.decode(plain.encode(0.1 * torch.randn(4000), 16000), speaker="ann")
+    with pytest.raises(ValueError, match=r"50\.0"):
+        tok.decode(SpeechCodes(codes.codes, 25.0), speaker=0)
+
+
+def test_save_and_load_give_identical_codes(make_tokenizer, tmp_path: Path) -> None:
+    tok = make_tokenizer(
+        speakers=["ann", "bob"],
+        frontend=FrontEndConfig(sample_rate=8000, n_fft=256, win_length=200, hop_length=80, n_mels=40),
+    )
+    tok.set_feature_stats(torch.randn(3, 40, 50) * 2 - 5)
+    tok.save_pretrained(tmp_path / "tok")
+    meta = json.loads((tmp_path / "tok" / "config.json").read_text())
+    assert meta["kind"] == "speech-tokenizer" and meta["config"]["frontend"]["sample_rate"] == 8000
+    back = SpeechTokenizer.from_pretrained(tmp_path / "tok")
+    assert back.config == tok.config and not back.training
+    wave = 0.1 * torch.randn(8000)
+    assert torch.equal(back.encode(wave, 8000).codes, tok.eval().encode(wave, 8000).codes)
+    assert torch.equal(back.mel_mean, tok.mel_mean)
+    with pytest.raises(ValueError, match="image-tokenizer"):
+        meta["kind"] = "image-tokenizer"
+        (tmp_path / "tok" / "config.json").write_text(json.dumps(meta))
+        SpeechTokenizer.from_pretrained(tmp_path / "tok")
+
+
+def test_config_checks() -> None:
+    with pytest.raises(ValueError, match="downsample"):
+        SpeechTokenizerConfig(downsample=3)
+    with pytest.raises(ValueError, match="num_quantizers"):
+        SpeechTokenizerConfig(num_quantizers=2)
+    with pytest.raises(ValueError, match="distinct"):
+        SpeechTokenizerConfig(speakers=["a", "a"])
+    with pytest.raises(ValueError, match="unknown SpeechTokenizerConfig"):
+        SpeechTokenizerConfig.from_dict({"codebok_size": 3})
+    with pytest.raises(ValueError, match="unknown FrontEndConfig"):
+        SpeechTokenizerConfig.from_dict({"frontend": {"hop": 3}})
+    with pytest.raises(ValueError, match="win_length"):
+        FrontEndConfig(n_fft=256, win_length=400)
+    cfg = SpeechTokenizerConfig(speakers=["x"])
+    assert SpeechTokenizerConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_conversion_and_reconstruction_figures(make_tokenizer, corpus: Path) -> None:
+    tok = make_tokenizer(speakers=["spk0", "spk1"], griffin_lim_iters=4).eval()
+    utt = list_utterances(corpus)[0]
+    wave, rate = load_audio(utt.path)
+    converted = convert_voice(tok, wave, rate, "spk1")
+    assert converted.ndim == 1 and abs(converted.shape[0] - wave.shape[0]) <= 160
+    with pytest.raises(ValueError, match="one mono utterance"):
+        convert_voice(tok, wave[None], rate, "spk1")
+    figures = evaluate_reconstruction(tok, [wave], [rate], ["spk0"])
+    assert figures.num_utterances == 1 and figures.bitrate == 200.0
+    assert 0.0 <= figures.stoi <= 1.0 and figures.stoi_vocoder > 0.8  # Griffin-Lim of the true mel is intelligible
+    assert figures.log_mel_distance > figures.log_mel_distance_vocoder  # an untrained model is far off
+
+
+def test_package_docstring_example_runs() -> None:
+    import doctest
+
+    import modalities.speech
+
+    result = doctest.testmod(modalities.speech, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
