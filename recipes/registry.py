@@ -152,3 +152,38 @@ register(
     ),
     Recipe("quickstart", "image", "recipes.image.quickstart:run", _IMAGE_SCHEMA),
 )
+
+# Speech: the shared verbs with modality "speech" (presets speech_*), then the speech-only verbs.
+_SPEECH_SCHEMA = "recipes.speech.config:SpeechRecipeConfig"
+for _verb, _module in (
+    ("train-tokenizer", "train_tokenizer"),
+    ("tokenize", "tokenize_corpus"),
+    ("reconstruct", "reconstruct"),
+    ("evaluate", "evaluate"),
+):
+    RECIPES[(_verb, "speech")] = Recipe(_verb, "speech", f"recipes.speech.{_module}:run", _SPEECH_SCHEMA)
+register(
+    Verb(
+        "phones",
+        "how close speech codes are to phones: mapping accuracy, purities, PNMI, beside k-means-on-MFCC and random codes",
+        default_config="speech_festival",
+        out_help="output directory for figures.json and confusion.png (default <tokenizer>/../phones)",
+        shortcuts=(_TOKENIZER, _DEVICE),
+    ),
+    Recipe("phones", "speech", "recipes.speech.phones:run", _SPEECH_SCHEMA),
+)
+register(
+    Verb(
+        "convert",
+        "voice conversion: say an audio file again in the voice of one of the tokenizer's training speakers",
+        default_config="speech_festival",
+        out_help="WAV file to write (default <input>_as_<speaker>.wav beside the input)",
+        shortcuts=(
+            _TOKENIZER,
+            Shortcut("--input", "convert.input", "audio file to convert", "FILE"),
+            Shortcut("--speaker", "convert.speaker", "target speaker (a training speaker of the tokenizer)", "NAME"),
+            _DEVICE,
+        ),
+    ),
+    Recipe("convert", "speech", "recipes.speech.convert:run", _SPEECH_SCHEMA),
+)
