@@ -43,7 +43,10 @@ class VQConfig:
     init: str = "kmeans"  # "kmeans": k-means on the first training batch; "random": unit Gaussian
     kmeans_iters: int = 10
     dead_code: str = "restart"  # "restart": re-seed codes with EMA usage < threshold from current inputs
-    dead_code_threshold: float = 1.0  # in expected uses per batch (EMA of counts)
+    dead_code_threshold: float = 1.0  # in expected uses per batch (the usage EMA below)
+    # Usage is tracked by its own, faster EMA: with the codebook's 0.99 a code that k-means gave 12
+    # vectors would need ~250 steps to count as dead, while early training collapses in a few.
+    dead_code_decay: float = 0.9
     seed: int = 0  # seeds k-means and restarts; restarts also mix in the step count, so resumes match
     chunk_bytes: int = DEFAULT_CHUNK_BYTES  # working buffer of the distance search
 
@@ -55,8 +58,9 @@ class VQConfig:
             raise ValueError(f"VQConfig needs dim > 0 and codebook_size > 0; got {self.dim}, {self.codebook_size}")
         if self.codebook_dim is not None and self.codebook_dim <= 0:
             raise ValueError(f"VQConfig.codebook_dim must be positive or None; got {self.codebook_dim}")
-        if not 0.0 <= self.decay < 1.0:
-            raise ValueError(f"VQConfig.decay must be in [0, 1); got {self.decay}")
+        for name in ("decay", "dead_code_decay"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"VQConfig.{name} must be in [0, 1); got {getattr(self, name)}")
 
     @property
     def code_dim(self) -> int:
@@ -99,6 +103,7 @@ class VectorQuantizer(Quantizer):
         # EMA of per-batch code counts. Starting at 1 (not 0) keeps unused codes where they are:
         # embed_sum / cluster_size stays at the initial vector instead of blowing up.
         self.register_buffer("cluster_size", torch.ones(k))
+        self.register_buffer("usage", torch.ones(k))  # EMA of counts with dead_code_decay
         self.register_buffer("embed_sum", init.clone() if config.update == "ema" else torch.zeros(0))
         self.register_buffer("initialized", torch.tensor(config.init != "kmeans"))
         self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
@@ -145,6 +150,7 @@ class VectorQuantizer(Quantizer):
         distributed.broadcast(counts)
         self.embedding.data.copy_(centroids)
         self.cluster_size.copy_(counts)
+        self.usage.copy_(counts)
         if cfg.update == "ema":
             self.embed_sum.copy_(centroids * counts[:, None])
         self.initialized.fill_(True)
@@ -166,6 +172,7 @@ class VectorQuantizer(Quantizer):
         if counts.sum() == 0:
             return counts  # empty batch on every rank: nothing to learn from
         self.cluster_size.mul_(cfg.decay).add_(counts, alpha=1 - cfg.decay)
+        self.usage.mul_(cfg.dead_code_decay).add_(counts, alpha=1 - cfg.dead_code_decay)
         if cfg.update == "ema":
             self.embed_sum.mul_(cfg.decay).add_(sums, alpha=1 - cfg.decay)
             n = self.cluster_size.sum()
@@ -180,7 +187,7 @@ class VectorQuantizer(Quantizer):
     @torch.no_grad()
     def _restart_dead(self, z: torch.Tensor) -> None:
         cfg = self.config
-        dead = self.cluster_size < cfg.dead_code_threshold  # identical on every rank
+        dead = self.usage < cfg.dead_code_threshold  # identical on every rank
         num_dead = int(dead.sum())
         if num_dead == 0:
             return
@@ -190,6 +197,8 @@ class VectorQuantizer(Quantizer):
         pick = torch.randint(data.shape[0], (num_dead,), generator=self._generator(salt=1)).to(data.device)
         fresh = data[pick]
         self.embedding.data[dead] = fresh
+        # A restarted code starts at the threshold: unless inputs pick it up, it is re-seeded again.
+        self.usage[dead] = cfg.dead_code_threshold
         self.cluster_size[dead] = cfg.dead_code_threshold
         if cfg.update == "ema":
             self.embed_sum[dead] = fresh * cfg.dead_code_threshold
@@ -222,7 +231,7 @@ class VectorQuantizer(Quantizer):
             codebook_loss=codebook_loss,
             perplexity=perplexity_from_counts(counts),
             usage=(counts > 0).float().mean(),
-            dead_codes=(self.cluster_size < self.config.dead_code_threshold).sum(),
+            dead_codes=(self.usage < self.config.dead_code_threshold).sum(),
         )
 
     @torch.no_grad()
