@@ -1,0 +1,136 @@
+"""Speech tokenizer speed as a real-time factor: seconds of compute per second of audio (lower is faster).
+
+    python benchmarks/speech_tokenizer.py                      # table
+    python benchmarks/speech_tokenizer.py --json               # {"rows": [...], "machine": {...}}
+    python benchmarks/speech_tokenizer.py --quick              # tiny models, short audio: a smoke run
+    python benchmarks/speech_tokenizer.py --tokenizer runs/speech_festival/tokenizer   # a trained one too
+    python benchmarks/speech_tokenizer.py --device cuda
+
+For each model one utterance of ``--seconds`` of audio is timed through three paths, each the
+median of ``--repeats`` runs after a warm-up: ``encode`` (waveform → codes, front end included),
+``decode_mel`` (codes → log-mel) and ``decode_wave`` (codes → waveform through Griffin-Lim). Speed
+does not depend on the weights, so the preset architectures are freshly initialised; the input is
+noise at the model's rate (the cost does not depend on the content either).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+from modalities.speech import FrontEndConfig, SpeechTokenizer, SpeechTokenizerConfig
+
+# (name, config) of the architectures the speech presets train
+CASES = [
+    ("festival 16k 50Hz K128", SpeechTokenizerConfig(hidden_channels=128, num_res_blocks=2, speakers=["a", "b"])),
+    (
+        "fsdd 8k 50Hz K128",
+        SpeechTokenizerConfig(
+            frontend=FrontEndConfig(sample_rate=8000, n_fft=256, win_length=200, hop_length=80, n_mels=64),
+            hidden_channels=128,
+            num_res_blocks=2,
+            speakers=["a", "b", "c", "d", "e"],
+        ),
+    ),
+    ("default 16k 50Hz K128 h256", SpeechTokenizerConfig(speakers=["a"])),
+    ("rvq 16k 25Hz 4x K256", SpeechTokenizerConfig(downsample=4, quantizer="rvq", num_quantizers=4, codebook_size=256)),
+]
+QUICK = {"hidden_channels": 16, "num_res_blocks": 1, "codebook_size": 16, "code_dim": 8, "griffin_lim_iters": 2}
+
+
+def _median_seconds(fn, repeats: int, device: torch.device) -> float:
+    def timed() -> float:
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    timed()  # warm-up: allocator, kernels, caches
+    return statistics.median(timed() for _ in range(repeats))
+
+
+def measure(name: str, tok: SpeechTokenizer, seconds: float, repeats: int, device: torch.device) -> dict:
+    tok = tok.to(device).eval()
+    rate = tok.sample_rate
+    wave = 0.1 * torch.randn(int(seconds * rate), generator=torch.Generator().manual_seed(0)).to(device)
+    codes = tok.encode(wave, rate)
+    speaker = 0 if tok.speakers else None
+    encode_s = _median_seconds(lambda: tok.encode(wave, rate), repeats, device)
+    mel_s = _median_seconds(lambda: tok.decode_features(codes, speaker), repeats, device)
+    wave_s = _median_seconds(lambda: tok.decode(codes, speaker), repeats, device)
+    print(f"  measured {name}", file=sys.stderr, flush=True)
+    return {
+        "model": name,
+        "sample_rate": rate,
+        "code_rate": tok.frame_rate,
+        "levels": codes.num_levels,
+        "bitrate": tok.config.bitrate,
+        "parameters": sum(p.numel() for p in tok.parameters()),
+        "audio_seconds": seconds,
+        "griffin_lim_iters": tok.config.griffin_lim_iters,
+        "encode_rtf": encode_s / seconds,
+        "decode_mel_rtf": mel_s / seconds,
+        "decode_wave_rtf": wave_s / seconds,
+    }
+
+
+def run(seconds: float, repeats: int, device: torch.device, quick: bool, tokenizers: list[str]) -> dict:
+    torch.manual_seed(0)
+    rows = []
+    for name, config in CASES:
+        if quick:
+            config = SpeechTokenizerConfig.from_dict({**config.to_dict(), **QUICK})
+        rows.append(measure(name, SpeechTokenizer(config), seconds, repeats, device))
+    for path in tokenizers:
+        rows.append(measure(path, SpeechTokenizer.from_pretrained(path), seconds, repeats, device))
+    machine = {
+        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+    return {"rows": rows, "machine": machine, "quick": quick, "repeats": repeats}
+
+
+def print_table(result: dict) -> None:
+    m = result["machine"]
+    print(f"{m['device']}, {m['threads']} threads, torch {m['torch']}; median of {result['repeats']} runs")
+    print("real-time factor = compute seconds / audio seconds (lower is faster; 0.01 = 100x real time)")
+    head = f"{'model':<28} {'params':>9} {'bit/s':>6} {'encode':>8} {'decode mel':>11} {'decode wave':>12}"
+    print(head)
+    print("-" * len(head))
+    for r in result["rows"]:
+        print(
+            f"{r['model'][-28:]:<28} {r['parameters']:>9,} {r['bitrate']:>6.0f} {r['encode_rtf']:>8.4f} "
+            f"{r['decode_mel_rtf']:>11.4f} {r['decode_wave_rtf']:>12.4f}"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--quick", action="store_true", help="tiny models, 1 s of audio, 2 repeats (smoke run)")
+    parser.add_argument("--seconds", type=float, default=None, help="audio length (default 10; 1 with --quick)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per figure (default 5; 2 with --quick)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--tokenizer", action="append", default=[], help="also time this trained tokenizer directory")
+    args = parser.parse_args(argv)
+    seconds = args.seconds or (1.0 if args.quick else 10.0)
+    repeats = args.repeats or (2 if args.quick else 5)
+    if seconds <= 0 or repeats < 1:
+        parser.error("--seconds and --repeats must be positive")
+    with torch.inference_mode():
+        result = run(seconds, repeats, torch.device(args.device), args.quick, args.tokenizer)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_table(result)
+
+
+if __name__ == "__main__":
+    main()

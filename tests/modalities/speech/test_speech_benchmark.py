@@ -1,0 +1,23 @@
+"""The speech tokenizer benchmark runs and prints the JSON it promises."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+BENCHMARK = Path(__file__).resolve().parents[3] / "benchmarks" / "speech_tokenizer.py"
+
+
+def test_speech_benchmark_json(capsys) -> None:
+    spec = importlib.util.spec_from_file_location("speech_tokenizer_benchmark", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--quick", "--json", "--seconds", "0.5", "--repeats", "1"])
+    result = json.loads(capsys.readouterr().out)
+    rows = result["rows"]
+    assert [r["sample_rate"] for r in rows] == [16000, 8000, 16000, 16000]
+    assert [r["code_rate"] for r in rows] == [50.0, 50.0, 50.0, 25.0]
+    assert rows[-1]["levels"] == 4
+    for r in rows:
+        assert r["encode_rtf"] > 0 and r["decode_mel_rtf"] > 0 and r["decode_wave_rtf"] > 0
