@@ -20,7 +20,16 @@ from pathlib import Path
 import torch
 
 from priors.base import CodeLayout, CodePrior, PriorOutput, SampleResult, nll_from_logits
-from priors.cas import CASResult, ClassifierConfig, ImageClassifier, classification_accuracy_score, rejection_mask
+from priors.cas import (
+    CASResult,
+    ClassifierConfig,
+    ImageClassifier,
+    accuracy,
+    class_probabilities,
+    classification_accuracy_score,
+    rejection_mask,
+    train_classifier,
+)
 from priors.conv_prior import PixelCNNPrior
 from priors.likelihood import LikelihoodResult, discretized_gaussian_bits, evaluate_likelihood
 from priors.pixelcnn import ConvNetConfig, GatedPixelCNN, WaveNetPrior
@@ -59,6 +68,8 @@ __all__ = [
     "TransformerPrior",
     "ValidCodesLogitsProcessor",
     "WaveNetPrior",
+    "accuracy",
+    "class_probabilities",
     "classification_accuracy_score",
     "discretized_gaussian_bits",
     "draw",
@@ -67,4 +78,5 @@ __all__ = [
     "load_prior",
     "nll_from_logits",
     "rejection_mask",
+    "train_classifier",
 ]

@@ -1,0 +1,126 @@
+"""Classification Accuracy Score of a class-conditional image prior (Razavi et al. 2019), with optional rejection.
+
+Dimension legend: ``n`` images, ``c``/``h``/``w`` image channels and size, ``C`` classes.
+
+1. Draw ``cas.samples_per_class`` samples of every class and decode them with the corpus's tokenizer.
+2. Reference: the classifier trained on ``cas.real_train_items`` real training images, tested on the
+   real held-out split (the eval corpus's data, else the data set's ``test`` split).
+3. CAS: the same classifier trained on the samples only, tested on the same real images.
+4. With ``cas.rejection_threshold``: keep the samples the reference classifier assigns to their
+   class with probability above it; report the acceptance rate and the CAS of the kept samples.
+
+Figures: ``cas``, ``real_accuracy``, ``cas_ratio`` (= cas / real_accuracy), ``acceptance_rate``,
+``cas_rejection``, ``cas_ratio_rejection``, sample counts and timings.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modalities.image import load_image_dataset
+from priors import (
+    CodeLayout,
+    accuracy,
+    class_probabilities,
+    classification_accuracy_score,
+    rejection_mask,
+    train_classifier,
+)
+from recipes.priors.common import (
+    class_labels,
+    decode_images,
+    draw_samples,
+    find_corpus,
+    image_tokenizer,
+    open_prior,
+    real_images,
+)
+from recipes.priors.config import PriorRecipeConfig
+from recipes.report import format_figures
+from recipes.runtime import resolve_device
+from tokenizers_vq.io import atomic_write_json
+
+
+@dataclass
+class CASRecipeResult:
+    """The prior, the data, and the CAS figures."""
+
+    prior: str
+    dataset: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"prior": self.prior, "dataset": self.dataset, **self.figures}
+
+    def format(self) -> str:
+        return format_figures(self.to_dict(), title="cas")
+
+
+def run(cfg: PriorRecipeConfig) -> CASRecipeResult:
+    """CAS of the prior at ``cfg.prior`` against real data (see the module docstring)."""
+    device = resolve_device(cfg.device)
+    prior, prior_dir = open_prior(cfg, device, "cas")
+    if prior.layout.num_classes == 0:
+        raise ValueError(
+            "CAS needs a class-conditional prior; train one with model.conditional=true on a labelled corpus."
+        )
+    corpus = find_corpus(cfg, prior_dir, "corpus", prior.layout)
+    if corpus.modality != "image":
+        raise ValueError(f"CAS is defined here for image corpora; {corpus.directory} holds {corpus.modality} codes.")
+    cc = cfg.cas
+    num_classes = prior.layout.num_classes
+
+    start = time.perf_counter()
+    labels = class_labels(prior, None, cc.samples_per_class)
+    assert labels is not None, "a conditional prior gives labels"
+    levels, sampling_seconds = draw_samples(prior, labels, labels.numel(), cfg.sample.batch_size, cfg.sample.sampling,
+                                            cfg.sample.cached)  # fmt: skip
+    samples = decode_images(image_tokenizer(corpus, device), levels).to(device)
+
+    train_images, train_labels = real_images(corpus, cfg.data_root, cc.real_train_items)
+    test_images, test_labels = _held_out_images(
+        cfg, prior_dir, prior.layout, corpus.meta["dataset"]["name"], cc.test_items
+    )
+    reference = train_classifier(train_images.to(device), train_labels.to(device), num_classes, cc.classifier)
+    real_accuracy = accuracy(reference, test_images.to(device), test_labels)
+    cas = classification_accuracy_score(samples, labels.to(device), test_images.to(device), test_labels, num_classes,
+                                        real_accuracy, train_images.shape[0], cc.classifier)  # fmt: skip
+    figures: dict[str, Any] = cas.to_dict()
+    figures["sampling_seconds"] = round(sampling_seconds, 3)
+    if cc.rejection_threshold is not None:
+        keep = rejection_mask(class_probabilities(reference, samples), labels, cc.rejection_threshold).cpu()
+        figures["rejection_threshold"] = cc.rejection_threshold
+        figures["acceptance_rate"] = float(keep.float().mean())
+        kept_classes = labels[keep].unique().numel()
+        if kept_classes < num_classes:
+            figures["cas_rejection"] = None  # some class lost every sample: no classifier over all classes
+        else:
+            rejected = classification_accuracy_score(
+                samples[keep.to(device)], labels[keep].to(device), test_images.to(device), test_labels, num_classes,
+                real_accuracy, train_images.shape[0], cc.classifier,
+            )  # fmt: skip
+            figures["cas_rejection"] = rejected.cas
+            figures["cas_ratio_rejection"] = rejected.cas_ratio
+            figures["num_samples_rejection"] = rejected.num_samples
+    figures["seconds"] = round(time.perf_counter() - start, 3)
+    result = CASRecipeResult(prior=str(prior_dir), dataset=str(corpus.meta["dataset"]["name"]), figures=figures)
+    if cfg.out:
+        path = Path(cfg.out).expanduser()
+        if path.is_dir():
+            raise ValueError(f"cas writes one JSON file; out={cfg.out} is a directory. Pass a file path.")
+        atomic_write_json(path, result.to_dict())
+    return result
+
+
+def _held_out_images(cfg: PriorRecipeConfig, prior_dir: Path, layout: CodeLayout, dataset: str, limit: int | None):
+    """The real images to test on: the eval corpus's split when there is one, else the data set's ``test`` split."""
+    try:
+        held_out = find_corpus(cfg, prior_dir, "eval_corpus", layout)
+    except ValueError:  # no eval corpus anywhere
+        data = load_image_dataset(dataset, "test", root=cfg.data_root)
+        n = len(data) if limit is None else min(limit, len(data))
+        return data.images[:n], data.labels[:n]
+    return real_images(held_out, cfg.data_root, limit)

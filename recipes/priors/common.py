@@ -1,0 +1,116 @@
+"""What the prior recipes share: finding the prior, its corpus and tokenizer, drawing labelled samples, decoding them.
+
+Dimension legend: ``n`` samples, ``c``/``h``/``w`` image channels and size, ``T`` codes per utterance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from modalities.image import ImageCodes, ImageTokenizer, load_image_dataset, to_uint8
+from priors import CodeLayout, CodePrior, SamplingConfig, load_prior
+from recipes.config import load_config
+from recipes.priors.config import PriorRecipeConfig
+from recipes.priors.corpus import CodeCorpus, open_corpus
+
+
+def open_prior(cfg: PriorRecipeConfig, device: torch.device, verb: str) -> tuple[CodePrior, Path]:
+    """The prior directory ``cfg.prior`` loaded in eval mode on ``device``."""
+    if cfg.prior is None:
+        raise ValueError(
+            f"{verb} needs a prior: pass --prior DIR (prior=DIR), the 'prior' folder that train-prior wrote."
+        )
+    directory = Path(cfg.prior).expanduser()
+    if not directory.is_dir():
+        raise FileNotFoundError(f"prior directory {cfg.prior} does not exist; train one with `vqtok train-prior`.")
+    return load_prior(directory, map_location=device).eval(), directory
+
+
+def training_config(prior_dir: Path) -> PriorRecipeConfig | None:
+    """The config of the run that trained the prior at ``prior_dir`` (``<run>/config.yaml``), if there is one."""
+    saved = prior_dir.parent / "config.yaml"
+    return load_config(PriorRecipeConfig, saved) if saved.is_file() else None
+
+
+def find_corpus(
+    cfg: PriorRecipeConfig, prior_dir: Path, key: str = "corpus", layout: CodeLayout | None = None
+) -> CodeCorpus:
+    """``cfg.<key>``, else the same key of the prior's training run: the corpus that tells how to decode codes.
+
+    ``key`` is ``corpus`` (the training codes) or ``eval_corpus`` (the held-out ones). With the prior's
+    ``layout``, the corpus takes its class count and (speech) its padded length, so its codes fit the prior.
+    """
+    directory = getattr(cfg, key)
+    trained = training_config(prior_dir)
+    if directory is None and trained is not None:
+        directory = getattr(trained, key)
+    num_classes = layout.num_classes or None if layout is not None else None
+    max_length = layout.shapes[0][0] if layout is not None and layout.ndim == 1 else None
+    return open_corpus(directory, key, num_classes=num_classes, max_length=max_length)
+
+
+def class_labels(prior: CodePrior, classes: list[int] | None, per_class: int) -> torch.Tensor | None:
+    """``per_class`` copies of each class (all when ``classes`` is None), grouped by class; None if unconditional."""
+    n = prior.layout.num_classes
+    if n == 0:
+        return None
+    chosen = list(range(n)) if classes is None else list(classes)
+    bad = [c for c in chosen if not 0 <= c < n]
+    if bad:
+        raise ValueError(f"sample.classes {bad} are out of range; this prior knows classes 0..{n - 1}.")
+    return torch.tensor(chosen).repeat_interleave(per_class)
+
+
+def draw_samples(
+    prior: CodePrior,
+    labels: torch.Tensor | None,
+    total: int,
+    batch_size: int,
+    sampling: SamplingConfig,
+    cached: bool = True,
+) -> tuple[list[torch.Tensor], float]:
+    """``total`` samples (for ``labels`` when given) in batches; batch ``i`` uses seed ``sampling.seed + i``.
+
+    Returns the codes (one ``(n, *grid)`` tensor per level, on the CPU) and the sampling seconds.
+    """
+    parts: list[list[torch.Tensor]] = []
+    seconds = 0.0
+    for i, start in enumerate(range(0, total, batch_size)):
+        stop = min(start + batch_size, total)
+        seed = SamplingConfig(sampling.temperature, sampling.top_k, sampling.top_p, sampling.seed + i)
+        batch_labels = None if labels is None else labels[start:stop]
+        out = prior.sample(batch_labels, batch_size=stop - start, sampling=seed, cached=cached)  # type: ignore[call-arg]
+        parts.append([g.cpu() for g in out.levels])
+        seconds += out.seconds
+    return [torch.cat(level) for level in zip(*parts, strict=True)], seconds
+
+
+def image_tokenizer(corpus: CodeCorpus, device: torch.device) -> ImageTokenizer:
+    """The tokenizer that made an image corpus (its path is in ``meta.json``)."""
+    path = Path(corpus.meta["tokenizer"]["path"])
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"the corpus {corpus.directory} was made by the tokenizer at {path}, which no longer exists; "
+            "decoding samples needs it."
+        )
+    return ImageTokenizer.from_pretrained(path, map_location=device)
+
+
+def decode_images(tokenizer: ImageTokenizer, levels: list[torch.Tensor], batch_size: int = 256) -> torch.Tensor:
+    """Codes (one ``(n, h_l, w_l)`` grid per level) → uint8 images ``(n, c, h, w)`` on the CPU."""
+    out = []
+    for start in range(0, levels[0].shape[0], batch_size):
+        codes = ImageCodes([g[start : start + batch_size] for g in levels])
+        out.append(to_uint8(tokenizer.decode(codes)).cpu())
+    return torch.cat(out)
+
+
+def real_images(corpus: CodeCorpus, root: str | None, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images (uint8) and labels of the data set split that ``corpus`` was made from, first ``limit`` of them."""
+    dataset: dict[str, Any] = corpus.meta.get("dataset", {})
+    data = load_image_dataset(dataset["name"], dataset["split"], root=root)
+    n = len(data) if limit is None else min(limit, len(data))
+    return data.images[:n], data.labels[:n]

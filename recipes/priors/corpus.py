@@ -1,0 +1,137 @@
+"""Code corpora (written by ``vqtok tokenize``) as prior training data: level arrays, labels and a layout.
+
+Dimension legend: ``n`` items (images or utterances), ``h_l``/``w_l`` level ``l``'s grid, ``T`` codes
+per utterance after padding, ``N`` code frames of all utterances end to end, ``K`` codebook size.
+
+Image corpora hold fixed grids and are read through memory maps. Speech corpora hold utterances
+of different lengths end to end; here each becomes one row of ``T`` codes followed by an *end*
+code ``K`` (one past the codebook) up to ``T``, so the prior also learns where utterances stop.
+Samples are cut at their first end code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from priors import CodeLayout
+from recipes.image.tokenize_corpus import read_meta
+
+
+@dataclass
+class CodeCorpus:
+    """A code corpus ready for a prior: ``levels[l]`` ``(n, *grid_l)`` arrays, ``labels`` ``(n,)`` or None."""
+
+    directory: Path
+    meta: dict[str, Any]
+    levels: list[np.ndarray]
+    labels: np.ndarray | None
+    num_classes: int
+    end_code: int | None = None  # speech: the code that pads an utterance after its last frame
+
+    @property
+    def modality(self) -> str:
+        return str(self.meta.get("modality", "image"))
+
+    def __len__(self) -> int:
+        return int(self.levels[0].shape[0])
+
+    def layout(self, conditional: bool = True) -> CodeLayout:
+        sizes = [int(lv["codebook_size"]) for lv in self.meta["levels"]]
+        if self.end_code is not None:
+            sizes = [self.end_code + 1]
+        return CodeLayout(
+            shapes=[tuple(a.shape[1:]) for a in self.levels],
+            codebook_sizes=sizes,
+            num_classes=self.num_classes if conditional else 0,
+        )
+
+    @property
+    def dims_per_item(self) -> int | None:
+        """Values per image (``c · h · w``) for an image corpus; None for speech."""
+        shape = self.meta.get("image_shape")
+        return int(np.prod(shape)) if shape else None
+
+    def batch(
+        self, indices: torch.Tensor | np.ndarray, conditional: bool = True
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """Codes (one int64 ``(b, *grid)`` tensor per level) and labels of the items at ``indices``."""
+        idx = np.asarray(indices)
+        levels = [torch.from_numpy(np.asarray(a[idx], dtype=np.int64)) for a in self.levels]
+        labels = None
+        if conditional and self.num_classes:
+            assert self.labels is not None, "a corpus with classes has labels"
+            labels = torch.from_numpy(np.asarray(self.labels[idx], dtype=np.int64))
+        return levels, labels
+
+    def batches(
+        self, batch_size: int, limit: int | None = None, conditional: bool = True
+    ) -> Iterator[tuple[list[torch.Tensor], torch.Tensor | None]]:
+        """The first ``limit`` items (all when None) in order, ``batch_size`` at a time."""
+        n = len(self) if limit is None else min(limit, len(self))
+        for start in range(0, n, batch_size):
+            yield self.batch(np.arange(start, min(start + batch_size, n)), conditional)
+
+
+def open_corpus(
+    directory: str | Path | None, role: str = "corpus", num_classes: int | None = None, max_length: int | None = None
+) -> CodeCorpus:
+    """Open the corpus at ``directory`` for a prior.
+
+    Args:
+        directory: a folder written by ``vqtok tokenize``.
+        role: the config key that named it, for messages (``corpus`` or ``eval_corpus``).
+        num_classes: the class count to use (an evaluation corpus takes the training corpus's); by
+            default the image data set's class count, or ``max(label) + 1`` for labelled speech.
+        max_length: speech only: codes per utterance (longer ones are cut); by default the longest.
+    """
+    if directory is None:
+        raise ValueError(f"pass {role}=DIR: a code corpus written by `vqtok tokenize` (codes_level*.npy, meta.json).")
+    path = Path(directory).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"{role} {directory} does not exist; make one with `vqtok tokenize`.")
+    meta = read_meta(path)
+    labels_file = path / meta.get("labels", "labels.npy")
+    labels = np.load(labels_file, mmap_mode="r") if labels_file.is_file() else None
+    if meta.get("modality", "image") == "speech":
+        return _speech_corpus(path, meta, labels, num_classes, max_length)
+    levels = [np.load(path / lv["file"], mmap_mode="r") for lv in meta["levels"]]
+    classes = num_classes if num_classes is not None else len(meta.get("dataset", {}).get("class_names") or [])
+    return CodeCorpus(path, meta, levels, labels if classes else None, classes)
+
+
+def _speech_corpus(
+    path: Path, meta: dict[str, Any], labels: np.ndarray | None, num_classes: int | None, max_length: int | None
+) -> CodeCorpus:
+    if len(meta["levels"]) != 1:
+        raise ValueError(
+            f"{path} holds {len(meta['levels'])} residual code levels per frame; the 1-D prior models one codebook. "
+            "Tokenize with a single-codebook speech tokenizer (model.quantizer=vq)."
+        )
+    frames = np.load(path / meta["levels"][0]["file"], mmap_mode="r")
+    offsets = np.load(path / meta.get("offsets", "offsets.npy"))
+    lengths = np.diff(offsets)
+    end = int(meta["levels"][0]["codebook_size"])
+    T = int(max_length if max_length is not None else lengths.max() + 1)  # +1: room for the end code
+    rows = np.full((len(lengths), T), end, dtype=np.int64)
+    for u, (start, length) in enumerate(zip(offsets[:-1], lengths, strict=True)):
+        keep = min(int(length), T)
+        rows[u, :keep] = frames[start : start + keep]
+    has_labels = labels is not None and len(labels) and int(np.min(labels)) >= 0
+    if num_classes is None:
+        num_classes = int(np.max(labels)) + 1 if has_labels else 0
+    return CodeCorpus(path, meta, [rows], np.asarray(labels) if has_labels else None, num_classes, end_code=end)
+
+
+def trim_at_end(codes: torch.Tensor, end_code: int) -> list[torch.Tensor]:
+    """Speech samples ``(b, T)`` → one ``(t_i,)`` tensor per item, cut before its first end code."""
+    out = []
+    for row in codes:
+        stop = (row == end_code).nonzero()
+        out.append(row[: int(stop[0]) if len(stop) else row.shape[0]])
+    return out

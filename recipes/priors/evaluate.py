@@ -1,0 +1,89 @@
+"""Evaluate a prior on held-out codes: bits per code, bits per item, bits/dim and, for images, an NLL bound.
+
+Dimension legend: ``n`` images, ``c``/``h``/``w`` image channels and size, ``D = c·h·w``.
+
+Figures (snake_case): ``bits_per_code``, ``level_bits_per_code``, ``bits_per_item``, ``bits_per_dim``
+(the codes' rate per image dimension) and ``uniform_bits_per_dim`` (the same for a uniform prior,
+``n_codes · log2 K / D``: what the prior saves). For image corpora with ``eval.distortion`` also
+``distortion_bits_per_dim`` (``-log2 p(x | codes)`` under a discretised Gaussian around the
+decoder's output, its sigma fitted on training images) and ``elbo_bits_per_dim`` (rate plus
+distortion: an upper bound on the image's negative log-likelihood, the VQ-VAE paper's kind of figure).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from priors import discretized_gaussian_bits, evaluate_likelihood
+from recipes.priors.common import decode_images, find_corpus, image_tokenizer, open_prior, real_images
+from recipes.priors.config import PriorRecipeConfig
+from recipes.priors.corpus import CodeCorpus
+from recipes.report import format_figures
+from recipes.runtime import resolve_device
+from tokenizers_vq.io import atomic_write_json
+
+
+@dataclass
+class PriorEvaluateResult:
+    """What was evaluated and its figures."""
+
+    prior: str
+    corpus: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"prior": self.prior, "corpus": self.corpus, **self.figures}
+
+    def format(self) -> str:
+        return format_figures(self.to_dict(), title="evaluate (prior)")
+
+
+def distortion_bits(
+    cfg: PriorRecipeConfig, train: CodeCorpus, held_out: CodeCorpus, limit: int | None, device: torch.device
+) -> dict[str, float]:
+    """The decoder's share of an image NLL bound: sigma fitted on training images, bits/dim on held-out ones."""
+    tokenizer = image_tokenizer(held_out, device)
+    fit_images, _ = real_images(train, cfg.data_root, cfg.eval.distortion_fit_items)
+    fit_codes, _ = train.batch(range(fit_images.shape[0]), conditional=False)
+    fit_recon = decode_images(tokenizer, fit_codes).float()
+    # Maximum-likelihood sigma of a Gaussian around the reconstructions, in pixel levels.
+    sigma = max(float((fit_recon - fit_images.float()).pow(2).mean().sqrt()), 0.5)
+    images, _ = real_images(held_out, cfg.data_root, limit if limit is not None else len(held_out))
+    codes, _ = held_out.batch(range(images.shape[0]), conditional=False)
+    means = decode_images(tokenizer, codes).float() / 255.0
+    bits = discretized_gaussian_bits(images, means, sigma)
+    return {"distortion_sigma": sigma, "distortion_bits_per_dim": float(bits.mean()) / images[0].numel()}
+
+
+def run(cfg: PriorRecipeConfig) -> PriorEvaluateResult:
+    """Score the held-out corpus (``eval_corpus``, else the prior's run's) under the prior at ``cfg.prior``."""
+    device = resolve_device(cfg.device)
+    prior, prior_dir = open_prior(cfg, device, "evaluate")
+    held_out = find_corpus(cfg, prior_dir, "eval_corpus", prior.layout)
+    conditional = prior.layout.num_classes > 0
+    result = evaluate_likelihood(
+        prior, held_out.batches(cfg.eval.batch_size, cfg.eval.max_items, conditional), held_out.dims_per_item
+    )
+    figures: dict[str, Any] = {"kind": type(prior).__name__, "parameters": sum(p.numel() for p in prior.parameters())}
+    figures.update(result.to_dict())
+    if held_out.dims_per_item:
+        uniform = sum(
+            m * math.log2(k) for m, k in zip(prior.layout.level_lengths, prior.layout.codebook_sizes, strict=True)
+        )
+        figures["uniform_bits_per_dim"] = uniform / held_out.dims_per_item
+        if cfg.eval.distortion:
+            train = find_corpus(cfg, prior_dir, "corpus", prior.layout)
+            figures.update(distortion_bits(cfg, train, held_out, cfg.eval.max_items, device))
+            figures["elbo_bits_per_dim"] = figures["bits_per_dim"] + figures["distortion_bits_per_dim"]
+    out = PriorEvaluateResult(prior=str(prior_dir), corpus=str(held_out.directory), figures=figures)
+    if cfg.out:
+        path = Path(cfg.out).expanduser()
+        if path.is_dir():
+            raise ValueError(f"evaluate writes one JSON file; out={cfg.out} is a directory. Pass a file path.")
+        atomic_write_json(path, out.to_dict())
+    return out

@@ -1,0 +1,161 @@
+"""Sample codes from a prior and decode them: a PNG grid for images (one row per class), WAV files for speech.
+
+Dimension legend: ``n`` samples, ``c``/``h``/``w`` image channels and size, ``r`` images per grid row.
+
+The output directory (``out``, default ``<prior dir>/../samples``) gets ``codes_level{l}.npy`` and
+``labels.npy`` (the sampled codes, in the corpus's layout), ``samples.png`` or ``sample_NNN.wav``,
+``samples.json`` (the figures) and ``config.yaml``. With ``sample.rejection_threshold`` set,
+a classifier trained on real images keeps only samples it assigns to their class with probability
+above the threshold (VQ-VAE-2's classifier-based rejection); the grid shows the kept ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision.utils import make_grid
+
+from priors import class_probabilities, rejection_mask, train_classifier
+from recipes.config import save_config
+from recipes.image.reconstruct import png_bytes
+from recipes.priors.common import (
+    class_labels,
+    decode_images,
+    draw_samples,
+    find_corpus,
+    image_tokenizer,
+    open_prior,
+    real_images,
+)
+from recipes.priors.config import PriorRecipeConfig
+from recipes.priors.corpus import CodeCorpus, trim_at_end
+from recipes.report import format_figures
+from recipes.runtime import resolve_device, seed_everything
+from tokenizers_vq.io import atomic_path, atomic_write_bytes, atomic_write_json
+
+GRID_NAME = "samples.png"
+FIGURES_NAME = "samples.json"
+
+
+@dataclass
+class SampleRecipeResult:
+    """Where the samples went and how long sampling took."""
+
+    out_dir: str
+    prior: str
+    num_samples: int
+    cached: bool
+    sampling_seconds: float
+    samples_per_second: float
+    files: list[str] = field(default_factory=list)  # the PNG grid or the WAV files
+    acceptance_rate: float | None = None  # with rejection sampling: the fraction of samples kept
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def format(self) -> str:
+        figures = {k: v for k, v in self.to_dict().items() if k != "files"}
+        figures["files"] = self.files[0] if len(self.files) == 1 else f"{len(self.files)} files in {self.out_dir}"
+        return format_figures(figures, title="sample")
+
+
+def image_grid(images: torch.Tensor, per_row: int, min_cell: int) -> torch.Tensor:
+    """uint8 ``(3, H, W)`` grid of uint8 images ``(n, c, h, w)``, ``per_row`` a row, enlarged to ``min_cell`` pixels."""
+    scale = max(1, -(-min_cell // images.shape[-1]))
+    x = F.interpolate(images.float(), scale_factor=scale, mode="nearest") if scale > 1 else images.float()
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return make_grid(x, nrow=per_row, padding=2, pad_value=255).round().to(torch.uint8)
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+
+
+def _write_speech(out: Path, corpus: CodeCorpus, codes: torch.Tensor, labels: torch.Tensor | None, cfg) -> list[str]:
+    from modalities.speech import SpeechTokenizer, save_audio
+
+    tokenizer = SpeechTokenizer.from_pretrained(corpus.meta["tokenizer"]["path"])
+    speaker = cfg.sample.speaker
+    if tokenizer.speaker_embedding is not None and speaker is None:
+        speaker = tokenizer.config.speakers[0]
+    files = []
+    assert corpus.end_code is not None, "a speech corpus has an end code"
+    for i, row in enumerate(trim_at_end(codes, corpus.end_code)):
+        if row.numel() < 2:
+            continue  # an utterance that ends at once has nothing to play
+        wave = tokenizer.decode(row[None], speaker=speaker)[0].cpu()
+        tag = "" if labels is None else f"_class{int(labels[i])}"
+        path = out / f"sample_{i:03d}{tag}.wav"
+        save_audio(path, wave, tokenizer.sample_rate)
+        files.append(str(path))
+    return files
+
+
+def run(cfg: PriorRecipeConfig) -> SampleRecipeResult:
+    """Draw ``sample.num_samples`` (per class) from the prior at ``cfg.prior`` and decode them."""
+    device = resolve_device(cfg.device)
+    prior, prior_dir = open_prior(cfg, device, "sample")
+    sc = cfg.sample
+    labels = class_labels(prior, sc.classes, sc.num_samples)
+    total = sc.num_samples if labels is None else labels.numel()
+    levels, seconds = draw_samples(prior, labels, total, sc.batch_size, sc.sampling, sc.cached)
+    out = Path(cfg.out).expanduser() if cfg.out else prior_dir.resolve().parent / "samples"
+    out.mkdir(parents=True, exist_ok=True)
+    for i, grid in enumerate(levels):
+        _save_array(out / f"codes_level{i}.npy", grid.numpy())
+    if labels is not None:
+        _save_array(out / "labels.npy", labels.numpy())
+    save_config(cfg, out / "config.yaml")
+
+    files: list[str] = []
+    acceptance = None
+    if sc.decode:
+        corpus = find_corpus(cfg, prior_dir, "corpus", prior.layout)
+        if corpus.modality == "speech":
+            files = _write_speech(out, corpus, levels[0], labels, cfg)
+        else:
+            tokenizer = image_tokenizer(corpus, device)
+            images = decode_images(tokenizer, levels)
+            rows = sc.per_row or sc.num_samples
+            if sc.rejection_threshold is not None:
+                if labels is None:
+                    raise ValueError(
+                        "rejection sampling needs a class-conditional prior (the classifier checks the class)."
+                    )
+                seed_everything(cfg.seed)
+                real, real_labels = real_images(corpus, cfg.data_root, cfg.cas.real_train_items)
+                classifier = train_classifier(real, real_labels, prior.layout.num_classes, cfg.cas.classifier)
+                keep = rejection_mask(class_probabilities(classifier, images), labels, sc.rejection_threshold).cpu()
+                acceptance = float(keep.float().mean())
+                images = _kept_rows(images, labels, keep, rows)
+            atomic_write_bytes(out / GRID_NAME, png_bytes(image_grid(images, rows, sc.min_cell)))
+            files = [str(out / GRID_NAME)]
+    result = SampleRecipeResult(
+        out_dir=str(out),
+        prior=str(prior_dir),
+        num_samples=total,
+        cached=sc.cached,
+        sampling_seconds=round(seconds, 3),
+        samples_per_second=total / seconds if seconds > 0 else float("inf"),
+        files=files,
+        acceptance_rate=acceptance,
+    )
+    atomic_write_json(out / FIGURES_NAME, result.to_dict())
+    return result
+
+
+def _kept_rows(images: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor, per_row: int) -> torch.Tensor:
+    """Each class's kept images, a row per class padded with blank (white) cells."""
+    rows = []
+    for c in labels.unique(sorted=True).tolist():
+        kept = images[(labels == c) & keep][:per_row]
+        blank = torch.full((per_row - kept.shape[0], *images.shape[1:]), 255, dtype=torch.uint8)
+        rows.append(torch.cat([kept, blank]))
+    return torch.cat(rows)

@@ -1,0 +1,214 @@
+"""Train a prior (gated PixelCNN, WaveNet-like 1-D, or transformer) over a code corpus, resumable at any checkpoint.
+
+Dimension legend: ``b`` batch, ``n`` codes per item.
+
+A run directory (``out``, default ``runs/<name>``) is the tokenizer recipes' layout with the
+weights under ``prior/``::
+
+    config.yaml           the resolved config of the run
+    metrics.jsonl         training rows ("kind": "train", nats and bits per code) and evaluations ("kind": "eval")
+    prior/                the published prior (a transformers model directory for the transformer)
+    checkpoint/state.pt   training state: model, optimizer, step, RNG states, data-order position
+
+Checkpoints, resume and the refusal to clobber a run are :mod:`recipes.image.train_tokenizer`'s.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from priors import CodePrior, PixelCNNPrior, TransformerPrior, evaluate_likelihood
+from recipes.config import save_config
+from recipes.image.train_tokenizer import (
+    BatchOrder,
+    RunPaths,
+    _check_run_dir,
+    _check_same_run,
+    _prepare_run_dir,
+    _save_checkpoint,
+    load_checkpoint,
+)
+from recipes.priors.config import PriorRecipeConfig
+from recipes.priors.corpus import CodeCorpus, open_corpus
+from recipes.report import format_figures
+from recipes.runtime import evaluation_mode, resolve_device, seed_everything, set_rng_state
+from recipes.storage import read_jsonl, write_jsonl
+
+LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class PriorRunPaths(RunPaths):
+    """A training run's files, with the published weights in ``prior/`` instead of ``tokenizer/``."""
+
+    @property
+    def tokenizer(self) -> Path:  # the name the shared checkpoint helpers write the weights to
+        return self.root / "prior"
+
+    @property
+    def prior(self) -> Path:
+        return self.root / "prior"
+
+
+def run_dir(cfg: PriorRecipeConfig) -> Path:
+    return Path(cfg.out).expanduser() if cfg.out else Path("runs") / cfg.name
+
+
+def build_prior(cfg: PriorRecipeConfig, corpus: CodeCorpus) -> CodePrior:
+    """A fresh prior of ``cfg.model`` for the codes of ``corpus``."""
+    layout = corpus.layout(cfg.model.conditional)
+    if cfg.model.kind == "transformer":
+        return TransformerPrior(layout, cfg.model.transformer)
+    return PixelCNNPrior(layout, cfg.model.pixelcnn)
+
+
+def open_corpora(cfg: PriorRecipeConfig) -> tuple[CodeCorpus, CodeCorpus | None]:
+    """The training corpus and the held-out one (None when ``eval_corpus`` is not set), made to agree."""
+    train = open_corpus(cfg.corpus, "corpus", max_length=cfg.model.max_length)
+    held_out = None
+    if cfg.eval_corpus:
+        length = train.levels[0].shape[1] if train.end_code is not None else None
+        held_out = open_corpus(cfg.eval_corpus, "eval_corpus", num_classes=train.num_classes, max_length=length)
+        mine, theirs = train.layout(), held_out.layout()
+        if (mine.shapes, mine.codebook_sizes) != (theirs.shapes, theirs.codebook_sizes):
+            raise ValueError(
+                f"corpus and eval_corpus hold different codes ({mine.shapes}/{mine.codebook_sizes} vs "
+                f"{theirs.shapes}/{theirs.codebook_sizes}); tokenize both with the same tokenizer."
+            )
+    return train, held_out
+
+
+def held_out_figures(
+    prior: CodePrior, corpus: CodeCorpus, conditional: bool, batch_size: int, limit: int | None
+) -> dict[str, Any]:
+    """``evaluate_likelihood`` of the first ``limit`` items of ``corpus`` as a dict (RNG and mode left as found)."""
+    with torch.random.fork_rng(), evaluation_mode(prior):
+        result = evaluate_likelihood(prior, corpus.batches(batch_size, limit, conditional), corpus.dims_per_item)
+    return result.to_dict()
+
+
+@dataclass
+class TrainPriorResult:
+    """What a training run did, and its last held-out figures."""
+
+    run_dir: str
+    prior_dir: str
+    kind: str
+    parameters: int
+    step: int
+    steps: int
+    resumed_from: int | None
+    stopped_by_budget: bool
+    seconds: float
+    train_bits_per_code: float | None  # mean over the last log interval
+    figures: dict[str, Any] = field(default_factory=dict)  # last held-out evaluation (empty without eval_corpus)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def format(self) -> str:
+        status = "stopped by train.max_minutes, resume with --resume" if self.stopped_by_budget else "done"
+        head = {k: v for k, v in self.to_dict().items() if k not in ("figures", "stopped_by_budget", "step", "steps")}
+        head["steps"] = f"{self.step}/{self.steps} ({status})"
+        return format_figures({**head, **self.figures}, title="train-prior")
+
+
+def run(cfg: PriorRecipeConfig, *, resume: bool = False, overwrite: bool = False) -> TrainPriorResult:
+    """Fit ``cfg.model`` to ``cfg.corpus`` for ``cfg.train.steps`` steps of Adam on the mean NLL per code."""
+    paths = PriorRunPaths(run_dir(cfg))
+    device = resolve_device(cfg.device)
+    tc = cfg.train
+    corpus, held_out = open_corpora(cfg)
+    has_state = _check_run_dir(paths, resume, overwrite)
+    if has_state:
+        _check_same_run(paths, cfg)
+    _prepare_run_dir(paths, overwrite)
+    save_config(cfg, paths.config)
+
+    seed_everything(cfg.seed)
+    prior = build_prior(cfg, corpus).to(device).train()
+    optimizer = torch.optim.Adam(prior.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    order = BatchOrder(len(corpus), tc.batch_size, cfg.seed)
+    step, seconds_before, resumed_from = 0, 0.0, None
+    rows: list[dict[str, Any]] = []
+    if has_state:
+        state = load_checkpoint(paths.state)
+        prior.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, seconds_before, resumed_from = state["step"], state["seconds"], state["step"]
+        order = BatchOrder(len(corpus), tc.batch_size, cfg.seed, **state["data_position"])
+        rows = [r for r in read_jsonl(paths.metrics) if r["step"] <= step]
+        set_rng_state(state["rng"])  # last: nothing may draw from the RNGs between here and the loop
+
+    figures: dict[str, Any] = {}
+    interval_nats, interval_steps, train_bits = 0.0, 0, None
+    start = time.monotonic()
+    stopped_by_budget = False
+    bar = tqdm(total=tc.steps, initial=step, desc=f"train-prior {cfg.name}", unit="step", dynamic_ncols=True,
+               file=sys.stderr, disable=None)  # fmt: skip
+    try:
+        while step < tc.steps:
+            levels, labels = corpus.batch(order.next().numpy(), cfg.model.conditional)
+            out = prior([g.to(device) for g in levels], None if labels is None else labels.to(device))
+            if not torch.isfinite(out.loss):
+                raise FloatingPointError(
+                    f"the prior's loss became {float(out.loss)} at step {step + 1}; lower train.lr."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if tc.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(prior.parameters(), tc.grad_clip)
+            optimizer.step()
+            step += 1
+            interval_nats, interval_steps = interval_nats + float(out.loss.detach()), interval_steps + 1
+            bar.update(1)
+
+            elapsed = time.monotonic() - start
+            stopped_by_budget = tc.max_minutes is not None and elapsed >= 60.0 * tc.max_minutes and step < tc.steps
+            last = step == tc.steps or stopped_by_budget
+            if step % tc.log_every == 0 or last:
+                train_bits = interval_nats / interval_steps / LN2
+                rows.append({"kind": "train", "step": step, "lr": tc.lr, "seconds": round(seconds_before + elapsed, 3),
+                             "nats_per_code": interval_nats / interval_steps, "bits_per_code": train_bits})  # fmt: skip
+                interval_nats, interval_steps = 0.0, 0
+                bar.set_postfix(bits_per_code=f"{train_bits:.3f}", refresh=False)
+            if held_out is not None and (step % tc.eval_every == 0 or last):
+                figures = held_out_figures(prior, held_out, cfg.model.conditional, cfg.eval.batch_size, tc.eval_images)
+                rows.append({"kind": "eval", "step": step, **figures})
+                bar.write(f"eval @ step {step}: {figures['bits_per_code']:.4f} bits/code"
+                          + (f", {figures['bits_per_dim']:.4f} bits/dim" if figures["bits_per_dim"] else ""),
+                          file=sys.stderr)  # fmt: skip
+            if step % tc.checkpoint_every == 0 or last:
+                _save_checkpoint(paths, prior, optimizer, step, order, seconds_before + elapsed, rows)
+            elif step % tc.log_every == 0:
+                write_jsonl(paths.metrics, rows)
+            if stopped_by_budget:
+                break
+    finally:
+        bar.close()
+
+    if not paths.prior.exists():  # nothing left to train (a resumed run that was already complete)
+        prior.save_pretrained(paths.prior)
+    if held_out is not None and not figures:
+        figures = held_out_figures(prior, held_out, cfg.model.conditional, cfg.eval.batch_size, tc.eval_images)
+    return TrainPriorResult(
+        run_dir=str(paths.root),
+        prior_dir=str(paths.prior),
+        kind=cfg.model.kind,
+        parameters=sum(p.numel() for p in prior.parameters()),
+        step=step,
+        steps=tc.steps,
+        resumed_from=resumed_from,
+        stopped_by_budget=stopped_by_budget,
+        seconds=round(time.monotonic() - start, 3),
+        train_bits_per_code=train_bits,
+        figures=figures,
+    )
