@@ -27,6 +27,12 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def set_threads(threads: int | None) -> None:
+    """Use ``threads`` CPU threads for torch's operators (``None`` keeps torch's default)."""
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 def check_precision(precision: str, device: torch.device) -> None:
     """Raise ``ValueError`` for a precision this device cannot autocast to."""
     if precision == "bf16" and device.type != "cuda":

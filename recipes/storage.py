@@ -30,7 +30,8 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     On success every file is fsynced, an existing ``path`` is moved aside, the new directory is
     renamed onto ``path`` and the old one deleted; on an exception the temporary directory is
-    removed and ``path`` is untouched. Readers see the old directory or the complete new one.
+    removed and ``path`` is untouched. A reader never sees a partial directory: it finds the old one,
+    the complete new one, or (for the instant between the two renames) none.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():

@@ -12,7 +12,15 @@ import torch
 
 from modalities.image import ImageArrays, ImageTokenizer, evaluate_tokenizer, load_image_dataset
 from recipes.image.config import ImageRecipeConfig
-from recipes.runtime import autocast, evaluation_mode
+from recipes.runtime import autocast, check_precision, evaluation_mode, resolve_device, set_threads
+
+
+def setup_runtime(cfg: ImageRecipeConfig) -> torch.device:
+    """Apply ``cfg``'s run-time choices (threads, precision check) and return its device."""
+    device = resolve_device(cfg.device)
+    check_precision(cfg.precision, device)
+    set_threads(cfg.threads)
+    return device
 
 
 def load_split(cfg: ImageRecipeConfig, split: str, limit: int | None = None, seed: int | None = None) -> ImageArrays:

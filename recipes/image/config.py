@@ -108,6 +108,8 @@ class ImageRecipeConfig:
     name: str = "image"  # run name; train-tokenizer writes to runs/<name> unless out is set
     seed: int = 0  # seeds weights, data order and sampling; codebook seeding is model.seed
     device: str = "cpu"  # cpu, cuda, cuda:N, or auto (CUDA when available)
+    threads: int | None = None  # CPU threads for torch; null: torch's default. Small models on a busy
+    # machine run much faster on 1 thread: a second one mostly waits at every parallel region.
     precision: str = "fp32"  # fp32, or bf16 autocast (CUDA only; codebooks stay fp32)
     out: str | None = None  # output: a run dir, corpus dir, reconstruction dir or JSON file (per verb)
     tokenizer: str | None = None  # tokenizer directory read by tokenize, reconstruct and evaluate
@@ -123,6 +125,8 @@ class ImageRecipeConfig:
             raise ValueError(f"modality must be 'image' for the image recipes; got {self.modality!r}.")
         if not _DEVICE.match(self.device):
             raise ValueError(f"device must be cpu, cuda, cuda:N or auto; got {self.device!r}.")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be a positive integer or null; got {self.threads}.")
         if self.precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {_PRECISIONS}; got {self.precision!r}.")
         if not self.name or "/" in self.name:

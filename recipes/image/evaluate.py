@@ -12,10 +12,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from recipes.image.common import check_fits, evaluate, load_split, open_tokenizer
+from recipes.image.common import check_fits, evaluate, load_split, open_tokenizer, setup_runtime
 from recipes.image.config import ImageRecipeConfig
 from recipes.report import format_figures
-from recipes.runtime import check_precision, resolve_device
 from tokenizers_vq.io import atomic_write_json
 
 
@@ -38,8 +37,7 @@ class EvaluateResult:
 
 def run(cfg: ImageRecipeConfig) -> EvaluateResult:
     """Evaluate the tokenizer at ``cfg.tokenizer`` on ``cfg.eval.split`` (default ``cfg.data.eval_split``)."""
-    device = resolve_device(cfg.device)
-    check_precision(cfg.precision, device)
+    device = setup_runtime(cfg)
     model, tokenizer_dir = open_tokenizer(cfg.tokenizer, device, "evaluate")
     cfg = replace(cfg, model=model.config)
     split = cfg.eval.split or cfg.data.eval_split

@@ -35,7 +35,9 @@ class QuickstartResult:
     tokenizer: str
     grid: str
     summary: str
-    steps: int
+    steps: int  # optimizer steps done so far
+    total_steps: int  # train.steps
+    stopped_by_budget: bool  # train.max_minutes ran out first; running again continues
     train_seconds: float
     figures: dict[str, Any] = field(default_factory=dict)  # evaluate on the held-out split
 
@@ -48,10 +50,16 @@ class QuickstartResult:
             "tokenizer": self.tokenizer,
             "reconstructions": self.grid,
             "summary": self.summary,
-            "steps": self.steps,
+            "steps": f"{self.steps}/{self.total_steps}",
             "train_seconds": self.train_seconds,
         }
-        return format_figures({**head, **self.figures}, title="quickstart")
+        text = format_figures({**head, **self.figures}, title="quickstart")
+        if self.stopped_by_budget:
+            text += (
+                f"\n\nTraining stopped at step {self.steps} of {self.total_steps} when train.max_minutes ran out; "
+                "run the same command again to continue from the checkpoint."
+            )
+        return text
 
 
 def run(cfg: ImageRecipeConfig, *, resume: bool = True, overwrite: bool = False) -> QuickstartResult:
@@ -67,6 +75,8 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = True, overwrite: bool = False)
         grid=grid.grid,
         summary=str(root / SUMMARY_NAME),
         steps=trained.step,
+        total_steps=trained.steps,
+        stopped_by_budget=trained.stopped_by_budget,
         train_seconds=trained.seconds,
         figures=evaluated.to_dict(),
     )

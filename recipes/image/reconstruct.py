@@ -22,10 +22,10 @@ from torchvision.utils import make_grid
 
 from modalities.image import reconstruction_metrics, to_uint8
 from recipes.config import save_config
-from recipes.image.common import check_fits, load_split, open_tokenizer
+from recipes.image.common import check_fits, load_split, open_tokenizer, setup_runtime
 from recipes.image.config import ImageRecipeConfig
 from recipes.report import format_figures
-from recipes.runtime import autocast, check_precision, resolve_device
+from recipes.runtime import autocast
 from tokenizers_vq.io import atomic_write_bytes, atomic_write_json
 
 GRID_NAME = "reconstructions.png"
@@ -93,8 +93,7 @@ def default_out(tokenizer_dir: Path) -> Path:
 
 def run(cfg: ImageRecipeConfig) -> ReconstructResult:
     """Reconstruct ``cfg.reconstruct.num_images`` images (seeded draw) of the held-out split."""
-    device = resolve_device(cfg.device)
-    check_precision(cfg.precision, device)
+    device = setup_runtime(cfg)
     model, tokenizer_dir = open_tokenizer(cfg.tokenizer, device, "reconstruct")
     cfg = replace(cfg, model=model.config)
     split = cfg.reconstruct.split or cfg.data.eval_split

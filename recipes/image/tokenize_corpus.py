@@ -28,10 +28,10 @@ from numpy.lib.format import open_memmap
 from tqdm.auto import tqdm
 
 from recipes.config import save_config
-from recipes.image.common import check_fits, load_split, open_tokenizer
+from recipes.image.common import check_fits, load_split, open_tokenizer, setup_runtime
 from recipes.image.config import ImageRecipeConfig
 from recipes.report import format_figures
-from recipes.runtime import autocast, check_precision, resolve_device
+from recipes.runtime import autocast
 from recipes.storage import atomic_directory, sha256_file
 from tokenizers_vq.io import atomic_write_json
 
@@ -89,8 +89,7 @@ def read_meta(corpus_dir: str | Path) -> dict[str, Any]:
 
 def run(cfg: ImageRecipeConfig) -> TokenizeResult:
     """Encode every image of split ``cfg.tokenize.split`` with the tokenizer at ``cfg.tokenizer``."""
-    device = resolve_device(cfg.device)
-    check_precision(cfg.precision, device)
+    device = setup_runtime(cfg)
     model, tokenizer_dir = open_tokenizer(cfg.tokenizer, device, "tokenize")
     cfg = replace(cfg, model=model.config)  # the saved config records the tokenizer's model, not the preset's
     data = load_split(cfg, cfg.tokenize.split)

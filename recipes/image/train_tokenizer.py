@@ -18,6 +18,7 @@ same weights as one that never stopped.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import sys
 import time
@@ -26,15 +27,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from modalities.image import ImageTokenizer, ImageTokenizerOutput
+from modalities.image import ImageArrays, ImageTokenizer, ImageTokenizerOutput
 from recipes.config import config_to_dict, flatten, load_config, save_config
-from recipes.image.common import check_fits, evaluate, load_split
+from recipes.image.common import check_fits, evaluate, load_split, setup_runtime
 from recipes.image.config import ImageRecipeConfig
 from recipes.report import format_figures
-from recipes.runtime import autocast, check_precision, resolve_device, rng_state, seed_everything, set_rng_state
+from recipes.runtime import autocast, rng_state, seed_everything, set_rng_state
 from recipes.storage import read_jsonl, remove_stale_temporaries, write_jsonl
+from tokenizers_vq import distributed
 from tokenizers_vq.io import atomic_path
 
 CHECKPOINT_VERSION = 1
@@ -175,23 +179,26 @@ class TrainResult:
         return format_figures({**head, **self.figures}, title="train-tokenizer")
 
 
-def _prepare_run_dir(paths: RunPaths, resume: bool, overwrite: bool) -> bool:
-    """Make the run directory ready; True when there is a checkpoint to resume from."""
+def _check_run_dir(paths: RunPaths, resume: bool, overwrite: bool) -> bool:
+    """Refuse to clobber a run by accident; True when there is a checkpoint to resume from."""
     has_state = paths.state.exists()
     if has_state and not (resume or overwrite):
         raise FileExistsError(
             f"{paths.root} already holds a training run; pass --resume to continue it, --overwrite to start "
             "it again, or --out another directory."
         )
+    return has_state and not overwrite
+
+
+def _prepare_run_dir(paths: RunPaths, overwrite: bool) -> None:
+    """Create the run directory, empty it of an old run when overwriting, and drop a killed run's temporaries."""
     if overwrite:
         for p in (paths.checkpoint, paths.tokenizer):
             if p.exists():
                 shutil.rmtree(p)
         paths.metrics.unlink(missing_ok=True)
-        has_state = False
     paths.root.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(paths.root)
-    return has_state
 
 
 def _check_same_run(paths: RunPaths, cfg: ImageRecipeConfig) -> None:
@@ -243,8 +250,35 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
+def _join_process_group(device: torch.device) -> tuple[torch.device, bool]:
+    """Join the process group that ``torchrun`` describes (``WORLD_SIZE`` > 1) unless one is already up.
+
+    Returns this rank's device (``cuda:LOCAL_RANK`` for CUDA) and whether the group was created here.
+    """
+    created = False
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        created = True
+    if device.type == "cuda" and distributed.is_distributed() and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", distributed.rank() % torch.cuda.device_count())))
+        torch.cuda.set_device(device)
+    return device, created
+
+
+def _agree(flag: bool, device: torch.device) -> bool:
+    """Rank 0's ``flag`` on every rank, so all ranks stop at the same step."""
+    if not distributed.is_distributed():
+        return flag
+    value = torch.tensor([float(flag)], device=device)
+    return bool(distributed.broadcast(value).item())
+
+
 def run(cfg: ImageRecipeConfig, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
     """Train ``cfg.model`` on ``cfg.data`` for ``cfg.train.steps`` steps; see the module docstring.
+
+    Under ``torchrun`` (or inside an initialised process group) every rank trains on its contiguous
+    share of each batch of ``train.batch_size`` images with DistributedDataParallel; the quantizers
+    keep their codebooks identical across ranks, and rank 0 alone evaluates and writes files.
 
     Args:
         cfg: the resolved config (e.g. ``load_config(ImageRecipeConfig, "tiny")``).
@@ -252,17 +286,26 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = False, overwrite: bool = False
         overwrite: discard an existing run in the directory and start again.
     """
     paths = RunPaths(run_dir(cfg))
-    device = resolve_device(cfg.device)
-    check_precision(cfg.precision, device)
+    device = setup_runtime(cfg)
     tc = cfg.train
-
     train_data = load_split(cfg, cfg.data.train_split, cfg.data.max_train_images, seed=cfg.seed)
     eval_data = load_split(cfg, cfg.data.eval_split, tc.eval_images)
     check_fits(cfg, train_data)
-    has_state = _prepare_run_dir(paths, resume, overwrite)
+
+    device, created_group = _join_process_group(device)
+    rank, world = distributed.rank(), distributed.world_size()
+    is_main = rank == 0
+    if tc.batch_size % world:
+        raise ValueError(f"train.batch_size={tc.batch_size} must be a multiple of the {world} processes.")
+    # Checks first, on every rank (they only read), so a refusal stops all ranks alike.
+    has_state = _check_run_dir(paths, resume, overwrite)
     if has_state:
         _check_same_run(paths, cfg)
-    save_config(cfg, paths.config)
+    if is_main:
+        _prepare_run_dir(paths, overwrite)
+        save_config(cfg, paths.config)
+    if world > 1:
+        dist.barrier()
 
     seed_everything(cfg.seed)
     model = ImageTokenizer(cfg.model).to(device).train()
@@ -279,29 +322,28 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = False, overwrite: bool = False
         # Rows logged after the checkpoint belong to steps that are about to be redone.
         rows = [r for r in read_jsonl(paths.metrics) if r["step"] <= step]
         set_rng_state(state["rng"])  # last: nothing may draw from the RNGs between here and the loop
+    # The quantizers all-reduce their own statistics, so DDP need not broadcast buffers every step.
+    net = DistributedDataParallel(model, broadcast_buffers=False) if world > 1 else model
     images = train_data.images.to(device) if device.type == "cuda" else train_data.images
+    share = tc.batch_size // world
 
     figures: dict[str, Any] = {}
     meter = Meter()
     start = time.monotonic()
     stopped_by_budget = False
-    bar = tqdm(
-        total=tc.steps,
-        initial=step,
-        desc=f"train {cfg.name}",
-        unit="step",
-        dynamic_ncols=True,
-        file=sys.stderr,
-        disable=None,
-    )
+    bar = tqdm(total=tc.steps, initial=step, desc=f"train {cfg.name}", unit="step", dynamic_ncols=True,
+               file=sys.stderr, disable=None if is_main else True)  # fmt: skip
     try:
         while step < tc.steps:
-            x = model.preprocess(images[order.next()])  # (b, c, h, w) in [-1, 1]
+            # Contiguous shares: gathered in rank order they are the batch one process would take.
+            batch = order.next()[rank * share : (rank + 1) * share]
+            x = model.preprocess(images[batch])  # (b, c, h, w) in [-1, 1]
             with autocast(cfg.precision, device):
-                out = model(x)
+                out = net(x)
             if not torch.isfinite(out.loss):
                 raise FloatingPointError(
-                    f"the training loss became {float(out.loss)} at step {step + 1}; lower train.lr or set train.grad_clip."
+                    f"the training loss became {float(out.loss)} at step {step + 1}; "
+                    "lower train.lr or set train.grad_clip."
                 )
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
@@ -313,30 +355,27 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = False, overwrite: bool = False
             bar.update(1)
 
             elapsed = time.monotonic() - start
-            stopped_by_budget = tc.max_minutes is not None and elapsed >= 60.0 * tc.max_minutes and step < tc.steps
+            if tc.max_minutes is not None:
+                stopped_by_budget = _agree(elapsed >= 60.0 * tc.max_minutes and step < tc.steps, device)
             last = step == tc.steps or stopped_by_budget
-            if step % tc.log_every == 0 or last:
-                row = meter.row(step, tc.lr, seconds_before + elapsed)
-                rows.append(row)
-                usage = "/".join(f"{u:.2f}" for u in row["usage"])
-                bar.set_postfix(loss=f"{row['loss']:.4f}", psnr=f"{row['psnr']:.2f}", usage=usage, refresh=False)
-            if step % tc.eval_every == 0 or last:
-                figures = evaluate(model, eval_data, cfg.eval.batch_size, cfg.precision)
-                rows.append({"kind": "eval", "step": step, **figures})
-                bar.write(_eval_line(step, figures), file=sys.stderr)
-            if step % tc.checkpoint_every == 0 or last:
-                _save_checkpoint(paths, model, optimizer, step, order, seconds_before + elapsed, rows)
-            elif step % tc.log_every == 0:
-                write_jsonl(paths.metrics, rows)
+            if is_main:
+                figures = _log_evaluate_checkpoint(
+                    cfg, paths, model, optimizer, order, step, last, seconds_before + elapsed,
+                    meter, rows, eval_data, bar, figures,
+                )  # fmt: skip
             if stopped_by_budget:
                 break
     finally:
         bar.close()
 
-    if not figures:  # nothing left to train (a resumed run that was already complete)
+    if is_main and not figures:  # nothing left to train (a resumed run that was already complete)
         figures = evaluate(model, eval_data, cfg.eval.batch_size, cfg.precision)
         if not paths.tokenizer.exists():
             model.save_pretrained(paths.tokenizer)
+    if world > 1:
+        dist.barrier()
+    if created_group:
+        dist.destroy_process_group()
     return TrainResult(
         run_dir=str(paths.root),
         tokenizer_dir=str(paths.tokenizer),
@@ -347,6 +386,39 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = False, overwrite: bool = False
         seconds=round(time.monotonic() - start, 3),
         figures=figures,
     )
+
+
+def _log_evaluate_checkpoint(
+    cfg: ImageRecipeConfig,
+    paths: RunPaths,
+    model: ImageTokenizer,
+    optimizer: torch.optim.Optimizer,
+    order: BatchOrder,
+    step: int,
+    last: bool,
+    seconds: float,
+    meter: Meter,
+    rows: list[dict[str, Any]],
+    eval_data: ImageArrays,
+    bar: tqdm,
+    figures: dict[str, Any],
+) -> dict[str, Any]:
+    """Rank 0's periodic work after a step: a log row, an evaluation, a checkpoint; returns the latest figures."""
+    tc = cfg.train
+    if step % tc.log_every == 0 or last:
+        row = meter.row(step, tc.lr, seconds)
+        rows.append(row)
+        usage = "/".join(f"{u:.2f}" for u in row["usage"])
+        bar.set_postfix(loss=f"{row['loss']:.4f}", psnr=f"{row['psnr']:.2f}", usage=usage, refresh=False)
+    if step % tc.eval_every == 0 or last:
+        figures = evaluate(model, eval_data, cfg.eval.batch_size, cfg.precision)
+        rows.append({"kind": "eval", "step": step, **figures})
+        bar.write(_eval_line(step, figures), file=sys.stderr)
+    if step % tc.checkpoint_every == 0 or last:
+        _save_checkpoint(paths, model, optimizer, step, order, seconds, rows)
+    elif step % tc.log_every == 0:
+        write_jsonl(paths.metrics, rows)
+    return figures
 
 
 def _eval_line(step: int, figures: dict[str, Any]) -> str:

@@ -168,7 +168,7 @@ def test_quickstart_on_the_tiny_preset(vqtok, tmp_path: Path) -> None:
         (["train-tokenizer", "--config", "tiny", "oops"], "must look like key=value"),
         (["train-tokenizer", "--config", "nope"], "unknown preset 'nope'"),
         (["train-tokenizer", "--config", "tiny", "device=cuda:99"], "device=cuda:99"),
-        (["train-tokenizer", "--config", "tiny", "modality=speech"], "no recipe for modality 'speech'"),
+        (["train-tokenizer", "--config", "tiny", "modality=video"], "no recipe for modality 'video'"),
         (["tokenize", "--config", "tiny", "--tokenizer", "/nonexistent/tok"], "does not exist"),
         (["reconstruct", "--config", "tiny", "--tokenizer", "/nonexistent/tok"], "does not exist"),
     ],
