@@ -14,6 +14,7 @@ _CHOICES = {
     "update": ("ema", "loss"),
     "init": ("kmeans", "random"),
     "dead_code": ("restart", "none"),
+    "encoder_norm": ("none", "utterance"),
 }
 
 
@@ -43,6 +44,10 @@ class SpeechTokenizerConfig:
     speakers: list[str] = field(default_factory=list)  # names of the decoder's speaker embeddings; empty: none
     speaker_dim: int = 64
     jitter: float = 0.0  # time-jitter probability in training (Chorowski et al. 2019): a code borrows a neighbour's
+    # "utterance": the encoder sees each input with its own per-bin log-mel mean and deviation removed
+    # (cepstral mean and variance normalisation), which takes out much of the speaker and the channel;
+    # the decoder still predicts the globally standardised log-mel. "none": the encoder sees that too.
+    encoder_norm: str = "none"
     griffin_lim_iters: int = 32  # iterations of the Griffin-Lim vocoder in decode
 
     def __post_init__(self) -> None:

@@ -197,6 +197,14 @@ class SpeechTokenizer(nn.Module):
         extra = -x.shape[-1] % self.config.downsample
         return F.pad(x, (0, extra), mode="replicate") if extra else x
 
+    def _encoder_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(b, m, f)`` as the encoder sees it: per-utterance normalised when ``encoder_norm="utterance"``."""
+        if self.config.encoder_norm == "none":
+            return x
+        mean = x.mean(dim=-1, keepdim=True)  # (b, m, 1)
+        std = x.std(dim=-1, keepdim=True, unbiased=False).clamp_min(0.1)  # 0.1: a near-constant bin stays small
+        return (x - mean) / std
+
     def _jitter(self, q: torch.Tensor) -> torch.Tensor:
         """Time jitter (Chorowski et al. 2019) on ``(b, n, d)``: each frame takes a neighbour's vector with prob p."""
         b, n, _ = q.shape
@@ -219,7 +227,7 @@ class SpeechTokenizer(nn.Module):
                 f"got {getattr(x, 'shape', type(x).__name__)}."
             )
         frames = x.shape[-1]
-        z = rearrange(self.encoder(self._pad_to_codes(x)), "b d n -> b n d")
+        z = rearrange(self.encoder(self._pad_to_codes(self._encoder_input(x))), "b d n -> b n d")
         out = self.quantizer(z)
         q = self._jitter(out.quantized) if self.training and self.config.jitter > 0 else out.quantized
         reconstruction = self._decode_vectors(q, self.speaker_ids(speaker, x.shape[0]))[..., :frames]
@@ -239,7 +247,7 @@ class SpeechTokenizer(nn.Module):
     @torch.no_grad()
     def encode_features(self, x: torch.Tensor) -> SpeechCodes:
         """Codes of standardised log-mel ``(b, m, f)``; never trains the codebook."""
-        z = rearrange(self.encoder(self._pad_to_codes(x)), "b d n -> b n d")
+        z = rearrange(self.encoder(self._pad_to_codes(self._encoder_input(x))), "b d n -> b n d")
         return self._codes(self.quantizer.encode(z))
 
     @torch.no_grad()

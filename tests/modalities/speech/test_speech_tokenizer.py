@@ -159,3 +159,14 @@ def test_package_docstring_example_runs() -> None:
 
     result = doctest.testmod(modalities.speech, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_utterance_normalisation_ignores_per_bin_offsets_and_scales(make_tokenizer) -> None:
+    tok = make_tokenizer(encoder_norm="utterance").eval()
+    x = torch.randn(2, 80, 40)
+    shifted = 3.0 * x + torch.randn(1, 80, 1)  # a per-bin offset (e.g. a channel or a speaker's average spectrum)
+    assert torch.equal(tok.encode_features(x).codes, tok.encode_features(shifted).codes)
+    plain = make_tokenizer().eval()
+    assert not torch.equal(plain.encode_features(x).codes, plain.encode_features(shifted).codes)
+    with pytest.raises(ValueError, match="encoder_norm"):
+        SpeechTokenizerConfig(encoder_norm="speaker")
