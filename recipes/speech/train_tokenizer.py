@@ -2,7 +2,7 @@
 
 Dimension legend: ``b`` batch, ``m`` mel bins, ``s`` frames per training segment, ``N`` segments.
 
-The run directory is the image recipe's (:class:`recipes.image.train_tokenizer.RunPaths`):
+The run directory is every training recipe's (:mod:`recipes.checkpoint`):
 ``config.yaml``, ``metrics.jsonl``, ``tokenizer/`` and ``checkpoint/state.pt``, written in the same
 order and resumed the same way. Training data are the training utterances' standardised log-mel
 cut into segments of ``train.segment_frames`` frames with 50% overlap (shorter utterances padded
@@ -22,17 +22,17 @@ from tqdm.auto import tqdm
 
 from modalities.speech import SpeechTokenizer, SpeechTokenizerOutput, speakers_of
 from recipes.config import save_config
-from recipes.image.train_tokenizer import (
+from recipes.checkpoint import (
     BatchOrder,
     RunPaths,
-    TrainResult,
-    _check_run_dir,
-    _check_same_run,
-    _prepare_run_dir,
-    _save_checkpoint,
+    check_run_dir,
+    check_same_run,
     load_checkpoint,
+    prepare_run_dir,
     run_dir,
+    save_checkpoint,
 )
+from recipes.image.train_tokenizer import TrainResult
 from recipes.runtime import (
     autocast,
     check_precision,
@@ -163,10 +163,10 @@ def run(cfg: SpeechRecipeConfig, *, resume: bool = False, overwrite: bool = Fals
     unknown = sorted(set(speakers_of(train.utterances)) - set(cfg.model.speakers))
     if unknown:
         raise ValueError(f"training speakers {unknown} are not in model.speakers={cfg.model.speakers}; add them.")
-    has_state = _check_run_dir(paths, resume, overwrite)
+    has_state = check_run_dir(paths, resume, overwrite)
     if has_state:
-        _check_same_run(paths, cfg)
-    _prepare_run_dir(paths, overwrite)
+        check_same_run(paths, cfg)
+    prepare_run_dir(paths, overwrite)
     save_config(cfg, paths.config)
 
     seed_everything(cfg.seed)
@@ -229,7 +229,7 @@ def run(cfg: SpeechRecipeConfig, *, resume: bool = False, overwrite: bool = Fals
                 rows.append({"kind": "eval", "step": step, **figures})
                 bar.write(_eval_line(step, figures), file=sys.stderr)
             if step % tc.checkpoint_every == 0 or last:
-                _save_checkpoint(paths, model, optimizer, step, order, seconds_before + elapsed, rows)
+                save_checkpoint(paths, model, optimizer, step, order, seconds_before + elapsed, rows)
             elif step % tc.log_every == 0:
                 write_jsonl(paths.metrics, rows)
             if stopped_by_budget:
