@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from modalities.speech import SpeechTokenizer, SpeechTokenizerOutput, speakers_of
-from recipes.config import save_config
 from recipes.checkpoint import (
     BatchOrder,
     RunPaths,
@@ -32,6 +31,7 @@ from recipes.checkpoint import (
     run_dir,
     save_checkpoint,
 )
+from recipes.config import save_config
 from recipes.image.train_tokenizer import TrainResult
 from recipes.runtime import (
     autocast,
