@@ -1,14 +1,18 @@
-"""Device, precision, seeding and RNG state: the run-time choices that belong to recipes, never to modules."""
+"""Device, precision, threads, seeding, RNG state and process groups: run-time choices of recipes, never of modules."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
+
+from tokenizers_vq import distributed
 
 
 def resolve_device(name: str) -> torch.device:
@@ -106,3 +110,26 @@ def evaluation_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
             yield model
     finally:
         model.train(was_training)
+
+
+def join_process_group(device: torch.device) -> tuple[torch.device, bool]:
+    """Join the process group that ``torchrun`` describes (``WORLD_SIZE`` > 1) unless one is already up.
+
+    Returns this rank's device (``cuda:LOCAL_RANK`` for CUDA) and whether the group was created here.
+    """
+    created = False
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        created = True
+    if device.type == "cuda" and distributed.is_distributed() and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", distributed.rank() % torch.cuda.device_count())))
+        torch.cuda.set_device(device)
+    return device, created
+
+
+def agree(flag: bool, device: torch.device) -> bool:
+    """Rank 0's ``flag`` on every rank, so all ranks stop at the same step."""
+    if not distributed.is_distributed():
+        return flag
+    value = torch.tensor([float(flag)], device=device)
+    return bool(distributed.broadcast(value).item())

@@ -2,28 +2,20 @@
 
 Dimension legend: ``b`` batch, ``c`` channels, ``h``/``w`` image size, ``n`` training images.
 
-A run directory (``out``, default ``runs/<name>``) holds::
-
-    config.yaml           the resolved config of the run
-    metrics.jsonl         one row per log interval ("kind": "train") and per evaluation ("kind": "eval")
-    tokenizer/            the published weights (save_pretrained), refreshed at every checkpoint
-    checkpoint/state.pt   training state: model, optimizer, step, RNG states, data-order position
-
-Every file is replaced atomically, and ``state.pt`` is written last, so a run killed at any moment
-(even by SIGKILL) resumes with ``resume=True`` from its last checkpoint, losing at most the steps
-since. Data order, RNG states and codebook restarts are all restored, so a resumed run reaches the
-same weights as one that never stopped.
+It writes a run directory (``out``, default ``runs/<name>``; layout in :mod:`recipes.checkpoint`)
+with ``metrics.jsonl`` rows of kind ``"train"`` (means over each log interval) and ``"eval"``
+(figures on the held-out split). A run killed at any moment (even by SIGKILL) resumes with
+``resume=True`` from its last checkpoint, losing at most the steps since. Data order, RNG states
+and codebook restarts are all restored, so a resumed run reaches the same weights as one that
+never stopped.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,87 +24,33 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from modalities.image import ImageArrays, ImageTokenizer, ImageTokenizerOutput
-from recipes.config import config_to_dict, flatten, load_config, save_config
+from recipes.checkpoint import (
+    BatchOrder,
+    RunPaths,
+    check_run_dir,
+    check_same_run,
+    load_checkpoint,
+    prepare_run_dir,
+    run_dir,
+    save_checkpoint,
+)
+from recipes.config import save_config
 from recipes.image.common import check_fits, evaluate, load_split, setup_runtime
 from recipes.image.config import ImageRecipeConfig
 from recipes.report import format_figures
-from recipes.runtime import autocast, rng_state, seed_everything, set_rng_state
-from recipes.storage import read_jsonl, remove_stale_temporaries, write_jsonl
+from recipes.runtime import agree, autocast, join_process_group, seed_everything, set_rng_state
+from recipes.storage import read_jsonl, write_jsonl
 from tokenizers_vq import distributed
-from tokenizers_vq.io import atomic_path
 
-CHECKPOINT_VERSION = 1
-# Keys a resumed run must share with the run it continues; the rest (steps, budget, logging) may change.
-RESUME_FIXED = ("seed", "data.", "model.")
+__all__ = ["BatchOrder", "Meter", "RunPaths", "TrainResult", "load_checkpoint", "run", "run_dir"]
 
-
-@dataclass(frozen=True)
-class RunPaths:
-    """Where a training run keeps its files."""
-
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.jsonl"
-
-    @property
-    def tokenizer(self) -> Path:
-        return self.root / "tokenizer"
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.root / "checkpoint"
-
-    @property
-    def state(self) -> Path:
-        return self.checkpoint / "state.pt"
-
-
-def run_dir(cfg: ImageRecipeConfig) -> Path:
-    """The run directory of ``cfg``: ``out``, or ``runs/<name>``."""
-    return Path(cfg.out).expanduser() if cfg.out else Path("runs") / cfg.name
-
-
-class BatchOrder:
-    """Seeded data order: a fresh permutation of the ``n`` images every epoch, cut into batches.
-
-    Its position, ``(epoch, offset)`` with ``offset`` the images of this epoch already used, is part
-    of the checkpoint. The last partial batch of an epoch is dropped, so every batch has
-    ``batch_size`` images; permutations come from their own generator, not the global RNG.
-    """
-
-    def __init__(self, n: int, batch_size: int, seed: int, epoch: int = 0, offset: int = 0) -> None:
-        if batch_size > n:
-            raise ValueError(
-                f"train.batch_size={batch_size} is larger than the {n} training images; lower train.batch_size."
-            )
-        self.n, self.batch_size, self.seed = n, batch_size, seed
-        self.epoch, self.offset = epoch, offset
-        self._perm: torch.Tensor | None = None
-
-    def _permutation(self) -> torch.Tensor:
-        if self._perm is None:
-            # A distinct stream per (seed, epoch); 1_000_003 (a prime) keeps the seeds apart.
-            self._perm = torch.randperm(
-                self.n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            )
-        return self._perm
-
-    def next(self) -> torch.Tensor:
-        """Indices ``(batch_size,)`` of the next batch."""
-        if self.offset + self.batch_size > self.n:
-            self.epoch, self.offset, self._perm = self.epoch + 1, 0, None
-        batch = self._permutation()[self.offset : self.offset + self.batch_size]
-        self.offset += self.batch_size
-        return batch
-
-    def position(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "offset": self.offset}
+# Earlier names of the shared run-directory helpers, now public in recipes.checkpoint.
+_check_run_dir, _prepare_run_dir, _check_same_run, _save_checkpoint = (
+    check_run_dir,
+    prepare_run_dir,
+    check_same_run,
+    save_checkpoint,
+)
 
 
 class Meter:
@@ -179,100 +117,6 @@ class TrainResult:
         return format_figures({**head, **self.figures}, title="train-tokenizer")
 
 
-def _check_run_dir(paths: RunPaths, resume: bool, overwrite: bool) -> bool:
-    """Refuse to clobber a run by accident; True when there is a checkpoint to resume from."""
-    has_state = paths.state.exists()
-    if has_state and not (resume or overwrite):
-        raise FileExistsError(
-            f"{paths.root} already holds a training run; pass --resume to continue it, --overwrite to start "
-            "it again, or --out another directory."
-        )
-    return has_state and not overwrite
-
-
-def _prepare_run_dir(paths: RunPaths, overwrite: bool) -> None:
-    """Create the run directory, empty it of an old run when overwriting, and drop a killed run's temporaries."""
-    if overwrite:
-        for p in (paths.checkpoint, paths.tokenizer):
-            if p.exists():
-                shutil.rmtree(p)
-        paths.metrics.unlink(missing_ok=True)
-    paths.root.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(paths.root)
-
-
-def _check_same_run(paths: RunPaths, cfg: ImageRecipeConfig) -> None:
-    """Raise ``ValueError`` when ``cfg`` would change what the checkpointed run is (its model, data, ...)."""
-    if not paths.config.exists():
-        return
-    saved = flatten(config_to_dict(load_config(type(cfg), paths.config)))
-    now = flatten(config_to_dict(cfg))
-    changed = [k for k in now if k.startswith(RESUME_FIXED) and saved.get(k) != now[k]]
-    if changed:
-        diffs = ", ".join(f"{k}={saved.get(k)!r} (now {now[k]!r})" for k in changed)
-        raise ValueError(
-            f"{paths.root} holds a run with {diffs}; resume it with its own values, "
-            "or pass --overwrite (or another --out) to start a new run."
-        )
-
-
-def _save_checkpoint(
-    paths: RunPaths,
-    model: ImageTokenizer,
-    optimizer: torch.optim.Optimizer,
-    step: int,
-    order: BatchOrder,
-    seconds: float,
-    rows: list[dict[str, Any]],
-) -> None:
-    # Order matters: metrics and published weights first, state.pt last. A kill in between leaves
-    # the previous state.pt, and the newer files are rewritten when the resumed run gets there.
-    write_jsonl(paths.metrics, rows)
-    model.save_pretrained(paths.tokenizer)
-    state = {
-        "version": CHECKPOINT_VERSION,
-        "step": step,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "rng": rng_state(),
-        "data_position": order.position(),
-        "seconds": seconds,
-    }
-    with atomic_path(paths.state) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The training state saved in ``checkpoint/state.pt`` (on the CPU)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path} has checkpoint version {state.get('version')!r}; expected {CHECKPOINT_VERSION}.")
-    return state
-
-
-def _join_process_group(device: torch.device) -> tuple[torch.device, bool]:
-    """Join the process group that ``torchrun`` describes (``WORLD_SIZE`` > 1) unless one is already up.
-
-    Returns this rank's device (``cuda:LOCAL_RANK`` for CUDA) and whether the group was created here.
-    """
-    created = False
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        created = True
-    if device.type == "cuda" and distributed.is_distributed() and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", distributed.rank() % torch.cuda.device_count())))
-        torch.cuda.set_device(device)
-    return device, created
-
-
-def _agree(flag: bool, device: torch.device) -> bool:
-    """Rank 0's ``flag`` on every rank, so all ranks stop at the same step."""
-    if not distributed.is_distributed():
-        return flag
-    value = torch.tensor([float(flag)], device=device)
-    return bool(distributed.broadcast(value).item())
-
-
 def run(cfg: ImageRecipeConfig, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
     """Train ``cfg.model`` on ``cfg.data`` for ``cfg.train.steps`` steps; see the module docstring.
 
@@ -292,17 +136,17 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = False, overwrite: bool = False
     eval_data = load_split(cfg, cfg.data.eval_split, tc.eval_images)
     check_fits(cfg, train_data)
 
-    device, created_group = _join_process_group(device)
+    device, created_group = join_process_group(device)
     rank, world = distributed.rank(), distributed.world_size()
     is_main = rank == 0
     if tc.batch_size % world:
         raise ValueError(f"train.batch_size={tc.batch_size} must be a multiple of the {world} processes.")
     # Checks first, on every rank (they only read), so a refusal stops all ranks alike.
-    has_state = _check_run_dir(paths, resume, overwrite)
+    has_state = check_run_dir(paths, resume, overwrite)
     if has_state:
-        _check_same_run(paths, cfg)
+        check_same_run(paths, cfg)
     if is_main:
-        _prepare_run_dir(paths, overwrite)
+        prepare_run_dir(paths, overwrite)
         save_config(cfg, paths.config)
     if world > 1:
         dist.barrier()
@@ -356,7 +200,7 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = False, overwrite: bool = False
 
             elapsed = time.monotonic() - start
             if tc.max_minutes is not None:
-                stopped_by_budget = _agree(elapsed >= 60.0 * tc.max_minutes and step < tc.steps, device)
+                stopped_by_budget = agree(elapsed >= 60.0 * tc.max_minutes and step < tc.steps, device)
             last = step == tc.steps or stopped_by_budget
             if is_main:
                 figures = _log_evaluate_checkpoint(
@@ -415,7 +259,7 @@ def _log_evaluate_checkpoint(
         rows.append({"kind": "eval", "step": step, **figures})
         bar.write(_eval_line(step, figures), file=sys.stderr)
     if step % tc.checkpoint_every == 0 or last:
-        _save_checkpoint(paths, model, optimizer, step, order, seconds, rows)
+        save_checkpoint(paths, model, optimizer, step, order, seconds, rows)
     elif step % tc.log_every == 0:
         write_jsonl(paths.metrics, rows)
     return figures

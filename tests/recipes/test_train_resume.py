@@ -14,10 +14,10 @@ import torch
 from safetensors.torch import load_file
 
 from modalities.image import ImageTokenizer
+from recipes.checkpoint import BatchOrder, load_checkpoint
 from recipes.config import load_config
 from recipes.image import train_tokenizer
 from recipes.image.config import ImageRecipeConfig
-from recipes.image.train_tokenizer import BatchOrder, load_checkpoint
 from recipes.storage import read_jsonl
 
 # Checkpoints at 4, 8, 12; evaluations at 6 and 12, so they do not line up with the checkpoints.

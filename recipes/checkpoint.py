@@ -1,0 +1,185 @@
+"""Training run directories: their layout, data order, checkpoints, and the checks before a (re)start.
+
+A run directory holds::
+
+    config.yaml           the resolved config of the run
+    metrics.jsonl         one JSON row per log interval and per evaluation
+    tokenizer/            the published model (save_pretrained), refreshed at every checkpoint
+    checkpoint/state.pt   training state: model, optimizer, step, RNG states, data-order position
+
+Every file is replaced atomically and ``state.pt`` last, so a run killed at any moment (even by
+SIGKILL) resumes from its last checkpoint, losing at most the steps since. Shared by every
+training recipe (tokenizers of each modality, priors).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from recipes.config import config_to_dict, flatten, load_config
+from recipes.runtime import rng_state
+from recipes.storage import remove_stale_temporaries, write_jsonl
+from tokenizers_vq.io import atomic_path
+
+CHECKPOINT_VERSION = 1
+# Keys a resumed run must share with the run it continues; the rest (steps, budget, logging) may change.
+RESUME_FIXED = ("seed", "data.", "model.")
+
+
+class Publishable(Protocol):
+    """A model that :func:`save_checkpoint` can publish: a state dict and ``save_pretrained``."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def save_pretrained(self, directory: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a training run keeps its files."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def tokenizer(self) -> Path:
+        """The published model (``save_pretrained``): a tokenizer, or whatever the recipe trains."""
+        return self.root / "tokenizer"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoint"
+
+    @property
+    def state(self) -> Path:
+        return self.checkpoint / "state.pt"
+
+
+def run_dir(cfg: Any) -> Path:
+    """The run directory of a recipe config with ``out`` and ``name``: ``out``, or ``runs/<name>``."""
+    return Path(cfg.out).expanduser() if cfg.out else Path("runs") / cfg.name
+
+
+class BatchOrder:
+    """Seeded data order: a fresh permutation of the ``n`` images every epoch, cut into batches.
+
+    Its position, ``(epoch, offset)`` with ``offset`` the images of this epoch already used, is part
+    of the checkpoint. The last partial batch of an epoch is dropped, so every batch has
+    ``batch_size`` images; permutations come from their own generator, not the global RNG.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, epoch: int = 0, offset: int = 0) -> None:
+        if batch_size > n:
+            raise ValueError(
+                f"train.batch_size={batch_size} is larger than the {n} training images; lower train.batch_size."
+            )
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.epoch, self.offset = epoch, offset
+        self._perm: torch.Tensor | None = None
+
+    def _permutation(self) -> torch.Tensor:
+        if self._perm is None:
+            # A distinct stream per (seed, epoch); 1_000_003 (a prime) keeps the seeds apart.
+            self._perm = torch.randperm(
+                self.n, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            )
+        return self._perm
+
+    def next(self) -> torch.Tensor:
+        """Indices ``(batch_size,)`` of the next batch."""
+        if self.offset + self.batch_size > self.n:
+            self.epoch, self.offset, self._perm = self.epoch + 1, 0, None
+        batch = self._permutation()[self.offset : self.offset + self.batch_size]
+        self.offset += self.batch_size
+        return batch
+
+    def position(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "offset": self.offset}
+
+
+def check_run_dir(paths: RunPaths, resume: bool, overwrite: bool) -> bool:
+    """Refuse to clobber a run by accident; True when there is a checkpoint to resume from."""
+    has_state = paths.state.exists()
+    if has_state and not (resume or overwrite):
+        raise FileExistsError(
+            f"{paths.root} already holds a training run; pass --resume to continue it, --overwrite to start "
+            "it again, or --out another directory."
+        )
+    return has_state and not overwrite
+
+
+def prepare_run_dir(paths: RunPaths, overwrite: bool) -> None:
+    """Create the run directory, empty it of an old run when overwriting, and drop a killed run's temporaries."""
+    if overwrite:
+        for p in (paths.checkpoint, paths.tokenizer):
+            if p.exists():
+                shutil.rmtree(p)
+        paths.metrics.unlink(missing_ok=True)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(paths.root)
+
+
+def check_same_run(paths: RunPaths, cfg: Any, fixed: tuple[str, ...] = RESUME_FIXED) -> None:
+    """Raise ``ValueError`` when ``cfg`` would change what the checkpointed run is (its model, data, ...)."""
+    if not paths.config.exists():
+        return
+    saved = flatten(config_to_dict(load_config(type(cfg), paths.config)))
+    now = flatten(config_to_dict(cfg))
+    changed = [k for k in now if k.startswith(fixed) and saved.get(k) != now[k]]
+    if changed:
+        diffs = ", ".join(f"{k}={saved.get(k)!r} (now {now[k]!r})" for k in changed)
+        raise ValueError(
+            f"{paths.root} holds a run with {diffs}; resume it with its own values, "
+            "or pass --overwrite (or another --out) to start a new run."
+        )
+
+
+def save_checkpoint(
+    paths: RunPaths,
+    model: Publishable,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    order: BatchOrder,
+    seconds: float,
+    rows: list[dict[str, Any]],
+) -> None:
+    """Write ``rows`` to metrics.jsonl, publish ``model`` to ``tokenizer/``, then the training state.
+
+    The state holds the model and optimizer, ``step``, the global RNG states, the data-order
+    position and the wall time spent so far.
+    """
+    # Order matters: metrics and published weights first, state.pt last. A kill in between leaves
+    # the previous state.pt, and the newer files are rewritten when the resumed run gets there.
+    write_jsonl(paths.metrics, rows)
+    model.save_pretrained(paths.tokenizer)
+    state = {
+        "version": CHECKPOINT_VERSION,
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": rng_state(),
+        "data_position": order.position(),
+        "seconds": seconds,
+    }
+    with atomic_path(paths.state) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The training state saved in ``checkpoint/state.pt`` (on the CPU)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path} has checkpoint version {state.get('version')!r}; expected {CHECKPOINT_VERSION}.")
+    return state
