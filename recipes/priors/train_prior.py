@@ -10,7 +10,7 @@ weights under ``prior/``::
     prior/                the published prior (a transformers model directory for the transformer)
     checkpoint/state.pt   training state: model, optimizer, step, RNG states, data-order position
 
-Checkpoints, resume and the refusal to clobber a run are :mod:`recipes.image.train_tokenizer`'s.
+Checkpoints, resume and the refusal to clobber a run are :mod:`recipes.checkpoint`'s.
 """
 
 from __future__ import annotations
@@ -26,16 +26,17 @@ import torch
 from tqdm.auto import tqdm
 
 from priors import CodePrior, PixelCNNPrior, TransformerPrior, evaluate_likelihood
-from recipes.config import save_config
-from recipes.image.train_tokenizer import (
+from recipes.checkpoint import (
     BatchOrder,
     RunPaths,
-    _check_run_dir,
-    _check_same_run,
-    _prepare_run_dir,
-    _save_checkpoint,
+    check_run_dir,
+    check_same_run,
     load_checkpoint,
+    prepare_run_dir,
+    run_dir,
+    save_checkpoint,
 )
+from recipes.config import save_config
 from recipes.priors.config import PriorRecipeConfig
 from recipes.priors.corpus import CodeCorpus, open_corpus
 from recipes.report import format_figures
@@ -43,6 +44,8 @@ from recipes.runtime import evaluation_mode, resolve_device, seed_everything, se
 from recipes.storage import read_jsonl, write_jsonl
 
 LN2 = math.log(2.0)
+# Keys a resumed run must share with the run it continues (the codes it models and the model).
+RESUME_FIXED = ("seed", "corpus", "model.")
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,6 @@ class PriorRunPaths(RunPaths):
     @property
     def prior(self) -> Path:
         return self.root / "prior"
-
-
-def run_dir(cfg: PriorRecipeConfig) -> Path:
-    return Path(cfg.out).expanduser() if cfg.out else Path("runs") / cfg.name
 
 
 def build_prior(cfg: PriorRecipeConfig, corpus: CodeCorpus) -> CodePrior:
@@ -127,10 +126,10 @@ def run(cfg: PriorRecipeConfig, *, resume: bool = False, overwrite: bool = False
     device = resolve_device(cfg.device)
     tc = cfg.train
     corpus, held_out = open_corpora(cfg)
-    has_state = _check_run_dir(paths, resume, overwrite)
+    has_state = check_run_dir(paths, resume, overwrite)
     if has_state:
-        _check_same_run(paths, cfg)
-    _prepare_run_dir(paths, overwrite)
+        check_same_run(paths, cfg, RESUME_FIXED)
+    prepare_run_dir(paths, overwrite)
     save_config(cfg, paths.config)
 
     seed_everything(cfg.seed)
@@ -187,7 +186,7 @@ def run(cfg: PriorRecipeConfig, *, resume: bool = False, overwrite: bool = False
                           + (f", {figures['bits_per_dim']:.4f} bits/dim" if figures["bits_per_dim"] else ""),
                           file=sys.stderr)  # fmt: skip
             if step % tc.checkpoint_every == 0 or last:
-                _save_checkpoint(paths, prior, optimizer, step, order, seconds_before + elapsed, rows)
+                save_checkpoint(paths, prior, optimizer, step, order, seconds_before + elapsed, rows)
             elif step % tc.log_every == 0:
                 write_jsonl(paths.metrics, rows)
             if stopped_by_budget:
