@@ -32,9 +32,13 @@ EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
 
-def _presets_text() -> str:
+def _presets_text(verb: str | None = None) -> str:
+    """The presets with their descriptions; for a ``verb``, only those of modalities it has a recipe for."""
     lines = ["presets (--config NAME):"]
     names = preset_names()
+    if verb is not None:
+        modalities = {m for v, m in registry.RECIPES if v == verb}
+        names = [n for n in names if peek(n, [], "modality", "image") in modalities]
     width = max((len(n) for n in names), default=0)
     lines += [f"  {name.ljust(width)}  {preset_description(name)}" for name in names]
     return "\n".join(lines)
@@ -45,7 +49,8 @@ def _top_help() -> str:
     verbs = "\n".join(f"  {name.ljust(width)}  {verb.help}" for name, verb in registry.VERBS.items())
     return (
         "usage: vqtok VERB [--config PRESET_OR_YAML] [options] [key=value ...]\n\n"
-        "Discrete VQ tokens for images: train tokenizers, encode data sets, reconstruct, evaluate.\n\n"
+        "Discrete VQ tokens for images and speech: train tokenizers, encode data sets into code corpora,\n"
+        "fit priors over the codes, sample, reconstruct and evaluate. The preset's modality picks the recipe.\n\n"
         f"verbs:\n{verbs}\n\n{_presets_text()}\n\n"
         "`vqtok VERB --help` shows a verb's options; `vqtok VERB --print-config` its resolved config."
     )
@@ -56,7 +61,7 @@ def build_parser(verb: registry.Verb) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"vqtok {verb.name}",
         description=verb.help,
-        epilog=_presets_text()
+        epilog=_presets_text(verb.name)
         + "\n\noverrides: dotted config keys, e.g. model.codebook_size=256 train.max_minutes=null",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

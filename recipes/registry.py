@@ -68,7 +68,7 @@ def _import(dotted: str) -> Any:
 _TOKENIZER = Shortcut(
     "--tokenizer", "tokenizer", "tokenizer directory (the 'tokenizer' folder of a training run)", "DIR"
 )
-_DATA = Shortcut("--data", "data.name", "data set name, e.g. digits, fashion_mnist, cifar10_subset", "NAME")
+_DATA = Shortcut("--data", "data.name", "data set name, e.g. digits, fashion_mnist, cifar10_subset, fsdd", "NAME")
 _DEVICE = Shortcut("--device", "device", "cpu, cuda, cuda:N or auto", "DEVICE")
 _IMAGE_SCHEMA = "recipes.image.config:ImageRecipeConfig"
 
@@ -96,7 +96,7 @@ def find_recipe(verb: str, modality: str) -> Recipe:
 register(
     Verb(
         "train-tokenizer",
-        "train a VQ-VAE / VQ-VAE-2 image tokenizer; writes a run directory with tokenizer/ and checkpoint/",
+        "train a tokenizer (image VQ-VAE / VQ-VAE-2, speech VQ-VAE); writes a run directory with tokenizer/ and checkpoint/",
         default_config="image_vqvae",
         out_help="run directory (default runs/<name>)",
         shortcuts=(_DATA, Shortcut("--steps", "train.steps", "total optimizer steps", "N"), _DEVICE),
