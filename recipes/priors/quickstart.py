@@ -11,6 +11,7 @@ Running it again continues the prior's run (or only samples, when it is complete
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,13 @@ from recipes.priors.config import PriorRecipeConfig
 PRESET = "prior_quickstart"
 
 
-def fit_and_sample(cfg: ImageRecipeConfig, tokenizer_dir: str, root: Path) -> dict[str, Any]:
-    """Tokenize ``cfg.data``'s train and eval splits, train the quickstart prior, sample; returns its figures."""
+def fit_and_sample(
+    cfg: ImageRecipeConfig, tokenizer_dir: str, root: Path, overrides: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Tokenize ``cfg.data``'s train and eval splits, train the quickstart prior, sample; returns its figures.
+
+    ``overrides`` are dotted keys for the ``prior_quickstart`` preset (e.g. ``train.steps=20``).
+    """
     corpora = {}
     for role, split in (("corpus", cfg.data.train_split), ("eval_corpus", cfg.data.eval_split)):
         out = root / f"codes_{split}"
@@ -33,9 +39,9 @@ def fit_and_sample(cfg: ImageRecipeConfig, tokenizer_dir: str, root: Path) -> di
             replace(cfg, tokenizer=tokenizer_dir, out=str(out), tokenize=replace(cfg.tokenize, split=split))
         )
         corpora[role] = out
-    overrides = [f"{role}={path}" for role, path in corpora.items()]
-    overrides += [f"out={root / 'prior_run'}", f"seed={cfg.seed}", f"device={cfg.device}"]
-    prior_cfg = load_config(PriorRecipeConfig, PRESET, overrides)
+    keys = [f"{role}={path}" for role, path in corpora.items()]
+    keys += [f"out={root / 'prior_run'}", f"seed={cfg.seed}", f"device={cfg.device}", *overrides]
+    prior_cfg = load_config(PriorRecipeConfig, PRESET, keys)
     trained = train_prior.run(prior_cfg, resume=True)
     drawn = sample.run(replace(prior_cfg, prior=trained.prior_dir, out=str(root / "samples")))
     figures = trained.figures

@@ -120,3 +120,15 @@ def test_speech_prior_samples_to_wav(speech_corpora, tmp_path):
 def test_trim_at_end():
     rows = torch.tensor([[1, 2, 9, 3], [4, 5, 6, 7]])
     assert [r.tolist() for r in trim_at_end(rows, 9)] == [[1, 2], [4, 5, 6, 7]]
+
+
+def test_quickstart_prior_stage(tiny_run, tmp_path):
+    from recipes.image.config import ImageRecipeConfig
+    from recipes.priors.quickstart import fit_and_sample
+
+    image_cfg = load_config(ImageRecipeConfig, "tiny")
+    figures = fit_and_sample(
+        image_cfg, str(tiny_run / "tokenizer"), tmp_path, ["train.steps=2", "sample.num_samples=1"]
+    )
+    assert figures["prior_steps"] == 2 and figures["bits_per_dim"] > 0
+    assert (tmp_path / "samples" / "samples.png").is_file() and (tmp_path / "codes_train" / "meta.json").is_file()
