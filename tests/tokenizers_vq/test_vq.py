@@ -276,3 +276,20 @@ def _peak_rss_delta_mib(fn) -> float | None:
     base = status("VmRSS:")
     fn()
     return status("VmHWM:") - base
+
+
+def test_atomic_write_replaces_whole_file_with_usual_mode(tmp_path):
+    import os
+
+    from tokenizers_vq.io import atomic_path, atomic_write_text
+
+    target = tmp_path / "out.json"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half-written")
+        raise RuntimeError("crash before the rename")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"], "no temporary file is left behind"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
