@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from conftest import GRID_LAYOUT, make_pixelcnn, random_codes, random_labels
+from prior_factories import GRID_LAYOUT, make_pixelcnn, random_codes, random_labels
 
 from priors.base import CodePrior
 

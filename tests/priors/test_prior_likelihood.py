@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from conftest import GRID_LAYOUT, make_pixelcnn, make_transformer, random_codes, random_labels
+from prior_factories import GRID_LAYOUT, make_pixelcnn, make_transformer, random_codes, random_labels
 
 from priors import discretized_gaussian_bits, evaluate_likelihood
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import GRID_LAYOUT, SEQ_LAYOUT, make_pixelcnn, make_transformer
+from prior_factories import GRID_LAYOUT, SEQ_LAYOUT, make_pixelcnn, make_transformer
 
 from priors import SamplingConfig, TokenLayout, ValidCodesLogitsProcessor, draw, filter_logits
 

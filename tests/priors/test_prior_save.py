@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import GRID_LAYOUT, SEQ_LAYOUT, make_pixelcnn, make_transformer, random_codes, random_labels
+from prior_factories import GRID_LAYOUT, SEQ_LAYOUT, make_pixelcnn, make_transformer, random_codes, random_labels
 from transformers import LlamaForCausalLM
 
 from priors import CodeLayout, PixelCNNPrior, TransformerPrior, load_prior
