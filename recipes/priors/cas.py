@@ -37,10 +37,10 @@ from recipes.priors.common import (
     image_tokenizer,
     open_prior,
     real_images,
+    setup,
 )
 from recipes.priors.config import PriorRecipeConfig
 from recipes.report import format_figures
-from recipes.runtime import resolve_device
 from tokenizers_vq.io import atomic_write_json
 
 
@@ -61,7 +61,7 @@ class CASRecipeResult:
 
 def run(cfg: PriorRecipeConfig) -> CASRecipeResult:
     """CAS of the prior at ``cfg.prior`` against real data (see the module docstring)."""
-    device = resolve_device(cfg.device)
+    device = setup(cfg)
     prior, prior_dir = open_prior(cfg, device, "cas")
     if prior.layout.num_classes == 0:
         raise ValueError(

@@ -15,6 +15,13 @@ from priors import CodeLayout, CodePrior, SamplingConfig, load_prior
 from recipes.config import load_config
 from recipes.priors.config import PriorRecipeConfig
 from recipes.priors.corpus import CodeCorpus, open_corpus
+from recipes.runtime import resolve_device, set_threads
+
+
+def setup(cfg: PriorRecipeConfig) -> torch.device:
+    """Apply ``cfg``'s run-time choices (CPU threads) and return its device."""
+    set_threads(cfg.threads)
+    return resolve_device(cfg.device)
 
 
 def open_prior(cfg: PriorRecipeConfig, device: torch.device, verb: str) -> tuple[CodePrior, Path]:

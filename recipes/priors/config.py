@@ -101,6 +101,7 @@ class PriorRecipeConfig:
     name: str = "prior"  # run name; train-prior writes to runs/<name> unless out is set
     seed: int = 0
     device: str = "cpu"  # cpu, cuda, cuda:N, or auto
+    threads: int | None = None  # CPU threads for torch; null: torch's default (1 is often faster for small priors)
     out: str | None = None  # train-prior: run dir; sample: output dir; evaluate / cas: JSON file
     corpus: str | None = None  # training code corpus (a `vqtok tokenize` directory)
     eval_corpus: str | None = None  # held-out code corpus for evaluation during training and for `evaluate`
@@ -117,5 +118,7 @@ class PriorRecipeConfig:
             raise ValueError(f"modality must be 'prior' for the prior recipes; got {self.modality!r}.")
         if not _DEVICE.match(self.device):
             raise ValueError(f"device must be cpu, cuda, cuda:N or auto; got {self.device!r}.")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be a positive integer or null; got {self.threads}.")
         if not self.name or "/" in self.name:
             raise ValueError(f"name must be a non-empty run name without '/'; got {self.name!r}.")

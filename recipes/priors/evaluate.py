@@ -20,11 +20,10 @@ from typing import Any
 import torch
 
 from priors import discretized_gaussian_bits, evaluate_likelihood
-from recipes.priors.common import decode_images, find_corpus, image_tokenizer, open_prior, real_images
+from recipes.priors.common import decode_images, find_corpus, image_tokenizer, open_prior, real_images, setup
 from recipes.priors.config import PriorRecipeConfig
 from recipes.priors.corpus import CodeCorpus
 from recipes.report import format_figures
-from recipes.runtime import resolve_device
 from tokenizers_vq.io import atomic_write_json
 
 
@@ -62,7 +61,7 @@ def distortion_bits(
 
 def run(cfg: PriorRecipeConfig) -> PriorEvaluateResult:
     """Score the held-out corpus (``eval_corpus``, else the prior's run's) under the prior at ``cfg.prior``."""
-    device = resolve_device(cfg.device)
+    device = setup(cfg)
     prior, prior_dir = open_prior(cfg, device, "evaluate")
     held_out = find_corpus(cfg, prior_dir, "eval_corpus", prior.layout)
     conditional = prior.layout.num_classes > 0

@@ -40,7 +40,13 @@ def fit_and_sample(
         )
         corpora[role] = out
     keys = [f"{role}={path}" for role, path in corpora.items()]
-    keys += [f"out={root / 'prior_run'}", f"seed={cfg.seed}", f"device={cfg.device}", *overrides]
+    keys += [
+        f"out={root / 'prior_run'}",
+        f"seed={cfg.seed}",
+        f"device={cfg.device}",
+        f"threads={'null' if cfg.threads is None else cfg.threads}",
+        *overrides,
+    ]
     prior_cfg = load_config(PriorRecipeConfig, PRESET, keys)
     trained = train_prior.run(prior_cfg, resume=True)
     drawn = sample.run(replace(prior_cfg, prior=trained.prior_dir, out=str(root / "samples")))

@@ -31,11 +31,12 @@ from recipes.priors.common import (
     image_tokenizer,
     open_prior,
     real_images,
+    setup,
 )
 from recipes.priors.config import PriorRecipeConfig
 from recipes.priors.corpus import CodeCorpus, trim_at_end
 from recipes.report import format_figures
-from recipes.runtime import resolve_device, seed_everything
+from recipes.runtime import seed_everything
 from tokenizers_vq.io import atomic_path, atomic_write_bytes, atomic_write_json
 
 GRID_NAME = "samples.png"
@@ -100,7 +101,7 @@ def _write_speech(out: Path, corpus: CodeCorpus, codes: torch.Tensor, labels: to
 
 def run(cfg: PriorRecipeConfig) -> SampleRecipeResult:
     """Draw ``sample.num_samples`` (per class) from the prior at ``cfg.prior`` and decode them."""
-    device = resolve_device(cfg.device)
+    device = setup(cfg)
     prior, prior_dir = open_prior(cfg, device, "sample")
     sc = cfg.sample
     labels = class_labels(prior, sc.classes, sc.num_samples)

@@ -37,10 +37,11 @@ from recipes.checkpoint import (
     save_checkpoint,
 )
 from recipes.config import save_config
+from recipes.priors.common import setup
 from recipes.priors.config import PriorRecipeConfig
 from recipes.priors.corpus import CodeCorpus, open_corpus
 from recipes.report import format_figures
-from recipes.runtime import evaluation_mode, resolve_device, seed_everything, set_rng_state
+from recipes.runtime import evaluation_mode, seed_everything, set_rng_state
 from recipes.storage import read_jsonl, write_jsonl
 
 LN2 = math.log(2.0)
@@ -123,7 +124,7 @@ class TrainPriorResult:
 def run(cfg: PriorRecipeConfig, *, resume: bool = False, overwrite: bool = False) -> TrainPriorResult:
     """Fit ``cfg.model`` to ``cfg.corpus`` for ``cfg.train.steps`` steps of Adam on the mean NLL per code."""
     paths = PriorRunPaths(run_dir(cfg))
-    device = resolve_device(cfg.device)
+    device = setup(cfg)
     tc = cfg.train
     corpus, held_out = open_corpora(cfg)
     has_state = check_run_dir(paths, resume, overwrite)
