@@ -7,6 +7,7 @@ itself, so its fields and checks are defined once.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -48,6 +49,8 @@ class TrainConfig:
     steps: int = 2000  # optimizer steps in total; a resumed run continues up to this count
     batch_size: int = 64
     lr: float = 3e-4
+    schedule: str = "constant"  # "constant", or "cosine": decays to 0 at train.steps (set steps to fit the budget)
+    warmup_steps: int = 0  # linear warm-up from 0 to lr over these first steps
     weight_decay: float = 0.0
     grad_clip: float | None = 1.0  # max global gradient norm; null: no clipping
     max_minutes: float | None = None  # wall-clock budget per invocation; stops early with a checkpoint
@@ -61,6 +64,17 @@ class TrainConfig:
         _check_positive("train", self, "grad_clip", "max_minutes", "eval_images", optional=True)
         if self.weight_decay < 0:
             raise ValueError(f"train.weight_decay must be >= 0; got {self.weight_decay}.")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"train.schedule must be 'constant' or 'cosine'; got {self.schedule!r}.")
+        if self.warmup_steps < 0:
+            raise ValueError(f"train.warmup_steps must be >= 0; got {self.warmup_steps}.")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for optimizer step ``step`` (0-based); a function of the step alone, so resumes match."""
+        scale = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        if self.schedule == "cosine":
+            scale *= 0.5 * (1.0 + math.cos(math.pi * min(step, self.steps) / self.steps))
+        return self.lr * scale
 
 
 @dataclass

@@ -189,6 +189,8 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = False, overwrite: bool = False
                     f"the training loss became {float(out.loss)} at step {step + 1}; "
                     "lower train.lr or set train.grad_clip."
                 )
+            for group in optimizer.param_groups:
+                group["lr"] = tc.lr_at(step)
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             if tc.grad_clip is not None:
@@ -250,7 +252,7 @@ def _log_evaluate_checkpoint(
     """Rank 0's periodic work after a step: a log row, an evaluation, a checkpoint; returns the latest figures."""
     tc = cfg.train
     if step % tc.log_every == 0 or last:
-        row = meter.row(step, tc.lr, seconds)
+        row = meter.row(step, tc.lr_at(step - 1), seconds)
         rows.append(row)
         usage = "/".join(f"{u:.2f}" for u in row["usage"])
         bar.set_postfix(loss=f"{row['loss']:.4f}", psnr=f"{row['psnr']:.2f}", usage=usage, refresh=False)

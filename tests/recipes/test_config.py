@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,16 @@ def test_the_expected_presets_ship() -> None:
         "cifar10_vqvae2",
     }
     assert expected <= set(IMAGE_PRESETS)
+
+
+def test_cosine_schedule_warms_up_and_decays_to_zero() -> None:
+    from recipes.image.config import TrainConfig
+
+    tc = TrainConfig(steps=100, lr=1e-3, schedule="cosine", warmup_steps=10)
+    assert tc.lr_at(0) == pytest.approx(1e-4)  # first warm-up step
+    assert tc.lr_at(9) == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 0.09)))
+    assert tc.lr_at(50) == pytest.approx(5e-4)
+    assert tc.lr_at(99) < 1e-6
+    assert TrainConfig(lr=2e-4).lr_at(1234) == 2e-4
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(schedule="linear")
