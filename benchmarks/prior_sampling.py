@@ -46,11 +46,15 @@ def main(argv: list[str] | None = None) -> int:
 
     side, batch, codes = (8, 4, 64) if args.quick else (16, 16, 512)
     layout = CodeLayout(shapes=[(side, side)], codebook_sizes=[codes], num_classes=10)
-    pix_cfg = ConvNetConfig(channels=32, num_layers=4) if args.quick else ConvNetConfig(channels=128, num_layers=12)
+    pix_cfg = (
+        ConvNetConfig(channels=32, num_layers=4)
+        if args.quick
+        else ConvNetConfig(channels=64, num_layers=8, attention_every=4)
+    )
     tf_cfg = (
         TransformerConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=192)
         if args.quick
-        else TransformerConfig(hidden_size=256, num_layers=8, num_heads=8, intermediate_size=768)
+        else TransformerConfig(hidden_size=160, num_layers=4, num_heads=4, intermediate_size=480)
     )
     torch.manual_seed(0)
     labels = torch.arange(batch) % 10
