@@ -14,7 +14,7 @@ _CHOICES = {
     "update": ("ema", "loss"),
     "init": ("kmeans", "random"),
     "dead_code": ("restart", "none"),
-    "encoder_norm": ("none", "utterance"),
+    "encoder_norm": ("none", "utterance", "shape"),
 }
 
 
@@ -46,7 +46,9 @@ class SpeechTokenizerConfig:
     jitter: float = 0.0  # time-jitter probability in training (Chorowski et al. 2019): a code borrows a neighbour's
     # "utterance": the encoder sees each input with its own per-bin log-mel mean and deviation removed
     # (cepstral mean and variance normalisation), which takes out much of the speaker and the channel;
-    # the decoder still predicts the globally standardised log-mel. "none": the encoder sees that too.
+    # the decoder still predicts the globally standardised log-mel. "shape": also each frame's mean over
+    # the bins (its level) removed, so codes describe spectral shape, not loudness. "none": the encoder
+    # sees the standardised log-mel itself.
     encoder_norm: str = "none"
     griffin_lim_iters: int = 32  # iterations of the Griffin-Lim vocoder in decode
 

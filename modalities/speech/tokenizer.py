@@ -198,12 +198,15 @@ class SpeechTokenizer(nn.Module):
         return F.pad(x, (0, extra), mode="replicate") if extra else x
 
     def _encoder_input(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` ``(b, m, f)`` as the encoder sees it: per-utterance normalised when ``encoder_norm="utterance"``."""
+        """``x`` ``(b, m, f)`` as the encoder sees it (see ``SpeechTokenizerConfig.encoder_norm``)."""
         if self.config.encoder_norm == "none":
             return x
         mean = x.mean(dim=-1, keepdim=True)  # (b, m, 1)
         std = x.std(dim=-1, keepdim=True, unbiased=False).clamp_min(0.1)  # 0.1: a near-constant bin stays small
-        return (x - mean) / std
+        x = (x - mean) / std
+        if self.config.encoder_norm == "shape":
+            x = x - x.mean(dim=1, keepdim=True)  # (b, 1, f): each frame's level
+        return x
 
     def _jitter(self, q: torch.Tensor) -> torch.Tensor:
         """Time jitter (Chorowski et al. 2019) on ``(b, n, d)``: each frame takes a neighbour's vector with prob p."""

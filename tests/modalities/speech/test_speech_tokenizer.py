@@ -170,3 +170,6 @@ def test_utterance_normalisation_ignores_per_bin_offsets_and_scales(make_tokeniz
     assert not torch.equal(plain.encode_features(x).codes, plain.encode_features(shifted).codes)
     with pytest.raises(ValueError, match="encoder_norm"):
         SpeechTokenizerConfig(encoder_norm="speaker")
+    shape = make_tokenizer(encoder_norm="shape")
+    seen = shape._encoder_input(x)
+    assert torch.allclose(seen.mean(dim=1), torch.zeros(2, 40), atol=1e-5)  # no frame keeps a level of its own
