@@ -33,6 +33,7 @@ class CodeCorpus:
     labels: np.ndarray | None
     num_classes: int
     end_code: int | None = None  # speech: the code that pads an utterance after its last frame
+    lengths: np.ndarray | None = None  # speech: frames of each utterance (before padding or cutting)
 
     @property
     def modality(self) -> str:
@@ -50,6 +51,15 @@ class CodeCorpus:
             codebook_sizes=sizes,
             num_classes=self.num_classes if conditional else 0,
         )
+
+    def coded_frames(self, limit: int | None = None) -> float | None:
+        """Speech: mean codes per utterance that carry information, frames plus the end code (within the padded
+        length), over the first ``limit`` utterances; None for images."""
+        if self.lengths is None:
+            return None
+        T = self.levels[0].shape[1]
+        lengths = self.lengths[: len(self) if limit is None else limit]
+        return float(np.minimum(lengths + 1, T).mean())
 
     @property
     def dims_per_item(self) -> int | None:
@@ -125,7 +135,8 @@ def _speech_corpus(
     has_labels = labels is not None and len(labels) and int(np.min(labels)) >= 0
     if num_classes is None:
         num_classes = int(np.max(labels)) + 1 if has_labels else 0
-    return CodeCorpus(path, meta, [rows], np.asarray(labels) if has_labels else None, num_classes, end_code=end)
+    labels = np.asarray(labels) if has_labels else None
+    return CodeCorpus(path, meta, [rows], labels, num_classes, end_code=end, lengths=lengths)
 
 
 def trim_at_end(codes: torch.Tensor, end_code: int) -> list[torch.Tensor]:

@@ -3,7 +3,8 @@
 Dimension legend: ``n`` images, ``c``/``h``/``w`` image channels and size, ``D = c·h·w``.
 
 Figures (snake_case): ``bits_per_code``, ``level_bits_per_code``, ``bits_per_item``, ``bits_per_dim``
-(the codes' rate per image dimension) and ``uniform_bits_per_dim`` (the same for a uniform prior,
+(the codes' rate per image dimension; for speech ``bits_per_frame``, the bits of an utterance over its frames
+plus its end code) and ``uniform_bits_per_dim`` (the same for a uniform prior,
 ``n_codes · log2 K / D``: what the prior saves). For image corpora with ``eval.distortion`` also
 ``distortion_bits_per_dim`` (``-log2 p(x | codes)`` under a discretised Gaussian around the
 decoder's output, its sigma fitted on training images) and ``elbo_bits_per_dim`` (rate plus
@@ -70,6 +71,9 @@ def run(cfg: PriorRecipeConfig) -> PriorEvaluateResult:
     )
     figures: dict[str, Any] = {"kind": type(prior).__name__, "parameters": sum(p.numel() for p in prior.parameters())}
     figures.update(result.to_dict())
+    frames = held_out.coded_frames(cfg.eval.max_items)
+    if frames:  # speech: padding after the end code is nearly free, so also give bits per coded frame
+        figures["bits_per_frame"] = result.bits_per_item / frames
     if held_out.dims_per_item:
         uniform = sum(
             m * math.log2(k) for m, k in zip(prior.layout.level_lengths, prior.layout.codebook_sizes, strict=True)
