@@ -8,6 +8,7 @@ output directory (default ``runs/quickstart``) is a training run directory (see
     reconstructions/reconstructions.png   held-out originals (rows) above their reconstructions
     reconstructions/reconstructions.json  their MSE, PSNR, SSIM
     summary.json                          the figures on the whole held-out split, and where everything is
+    codes_*/, prior_run/, samples/        a small prior over the codes and its samples (recipes.priors.quickstart)
 
 Running it again continues the run in the directory (or just reports, when it is complete);
 ``overwrite=True`` starts again.
@@ -21,6 +22,7 @@ from typing import Any
 
 from recipes.image import evaluate, reconstruct, train_tokenizer
 from recipes.image.config import ImageRecipeConfig
+from recipes.priors.quickstart import fit_and_sample
 from recipes.report import format_figures
 from tokenizers_vq.io import atomic_write_json
 
@@ -69,6 +71,8 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = True, overwrite: bool = False)
     with_tokenizer = replace(cfg, tokenizer=trained.tokenizer_dir)
     grid = reconstruct.run(replace(with_tokenizer, out=str(root / "reconstructions")))
     evaluated = evaluate.run(replace(with_tokenizer, out=None))
+    # A small prior over the new codes, and samples from it (skipped while the tokenizer is unfinished).
+    prior = {} if trained.stopped_by_budget else fit_and_sample(cfg, trained.tokenizer_dir, root)
     result = QuickstartResult(
         run_dir=str(root),
         tokenizer=trained.tokenizer_dir,
@@ -78,7 +82,7 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = True, overwrite: bool = False)
         total_steps=trained.steps,
         stopped_by_budget=trained.stopped_by_budget,
         train_seconds=trained.seconds,
-        figures=evaluated.to_dict(),
+        figures={**evaluated.to_dict(), **({"prior": prior} if prior else {})},
     )
     atomic_write_json(root / SUMMARY_NAME, {**result.to_dict(), "reconstruction": grid.figures})
     return result

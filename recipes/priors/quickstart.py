@@ -6,7 +6,8 @@ Adds to a quickstart run directory::
     prior_run/            a ``train-prior`` run (preset ``prior_quickstart``), its prior in ``prior_run/prior``
     samples/samples.png   class-conditional samples decoded by the tokenizer, a row per class
 
-Running it again continues the prior's run (or only samples, when it is complete).
+Running it again continues the prior's run (or only samples, when it is complete). The prior trains
+for the preset's steps, or the tokenizer's ``train.steps`` when that is fewer (smoke runs stay small).
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ def fit_and_sample(
             replace(cfg, tokenizer=tokenizer_dir, out=str(out), tokenize=replace(cfg.tokenize, split=split))
         )
         corpora[role] = out
-    keys = [f"{role}={path}" for role, path in corpora.items()]
+    preset_steps = load_config(PriorRecipeConfig, PRESET).train.steps
+    # A smoke-sized quickstart (a few tokenizer steps) gets an equally small prior: never more steps than the tokenizer's.
+    keys = [f"train.steps={min(preset_steps, cfg.train.steps)}"]
+    keys += [f"{role}={path}" for role, path in corpora.items()]
     keys += [
         f"out={root / 'prior_run'}",
         f"seed={cfg.seed}",
