@@ -71,8 +71,7 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = True, overwrite: bool = False)
     with_tokenizer = replace(cfg, tokenizer=trained.tokenizer_dir)
     grid = reconstruct.run(replace(with_tokenizer, out=str(root / "reconstructions")))
     evaluated = evaluate.run(replace(with_tokenizer, out=None))
-    # A small prior over the new codes, and samples from it (skipped while the tokenizer is unfinished).
-    prior = {} if trained.stopped_by_budget else fit_and_sample(cfg, trained.tokenizer_dir, root)
+    prior = fit_and_sample(cfg, trained.tokenizer_dir, root)  # a small prior over the codes, and its samples
     result = QuickstartResult(
         run_dir=str(root),
         tokenizer=trained.tokenizer_dir,
@@ -82,7 +81,7 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = True, overwrite: bool = False)
         total_steps=trained.steps,
         stopped_by_budget=trained.stopped_by_budget,
         train_seconds=trained.seconds,
-        figures={**evaluated.to_dict(), **({"prior": prior} if prior else {})},
+        figures={**evaluated.to_dict(), "prior": prior},
     )
     atomic_write_json(root / SUMMARY_NAME, {**result.to_dict(), "reconstruction": grid.figures})
     return result

@@ -6,7 +6,8 @@ Adds to a quickstart run directory::
     prior_run/            a ``train-prior`` run (preset ``prior_quickstart``), its prior in ``prior_run/prior``
     samples/samples.png   class-conditional samples decoded by the tokenizer, a row per class
 
-Running it again continues the prior's run (or only samples, when it is complete). The prior trains
+Running it again continues the prior's run (or only samples, when it is complete); when the
+tokenizer has changed since (the quickstart continued its training), the prior starts again. The prior trains
 for the preset's steps, or the tokenizer's ``train.steps`` when that is fewer (smoke runs stay small).
 """
 
@@ -20,10 +21,14 @@ from typing import Any
 from recipes.config import load_config
 from recipes.image import tokenize_corpus
 from recipes.image.config import ImageRecipeConfig
+from recipes.image.tokenize_corpus import WEIGHTS_NAME
 from recipes.priors import sample, train_prior
 from recipes.priors.config import PriorRecipeConfig
+from recipes.storage import sha256_file
+from tokenizers_vq.io import atomic_write_text
 
 PRESET = "prior_quickstart"
+STAMP_NAME = "tokenizer.sha256"  # the tokenizer weights the prior was trained on
 
 
 def fit_and_sample(
@@ -52,7 +57,13 @@ def fit_and_sample(
         *overrides,
     ]
     prior_cfg = load_config(PriorRecipeConfig, PRESET, keys)
-    trained = train_prior.run(prior_cfg, resume=True)
+    # The prior belongs to one state of the tokenizer: when the tokenizer moved on (a quickstart that
+    # continued its training), the old prior models codes that no longer exist, so start it again.
+    stamp = root / "prior_run" / STAMP_NAME
+    weights = sha256_file(Path(tokenizer_dir) / WEIGHTS_NAME)
+    fresh = not stamp.is_file() or stamp.read_text(encoding="utf-8").strip() != weights
+    trained = train_prior.run(prior_cfg, resume=not fresh, overwrite=fresh)
+    atomic_write_text(stamp, weights + "\n")
     drawn = sample.run(replace(prior_cfg, prior=trained.prior_dir, out=str(root / "samples")))
     figures = trained.figures
     return {

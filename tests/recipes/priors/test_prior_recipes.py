@@ -133,3 +133,28 @@ def test_quickstart_prior_stage(tiny_run, tmp_path):
     )
     assert figures["prior_steps"] == 2 and figures["bits_per_dim"] > 0
     assert (tmp_path / "samples" / "samples.png").is_file() and (tmp_path / "codes_train" / "meta.json").is_file()
+
+
+def test_quickstart_prior_starts_again_when_the_tokenizer_changed(tiny_run, tmp_path):
+    import shutil
+
+    from modalities.image import ImageTokenizer
+    from recipes.image.config import ImageRecipeConfig
+    from recipes.priors.quickstart import fit_and_sample
+
+    image_cfg = load_config(ImageRecipeConfig, "tiny")
+    tokenizer = tmp_path / "tokenizer"
+    shutil.copytree(tiny_run / "tokenizer", tokenizer)
+    fit_and_sample(image_cfg, str(tokenizer), tmp_path, ["train.steps=2", "sample.num_samples=1"])
+    again = fit_and_sample(image_cfg, str(tokenizer), tmp_path, ["train.steps=3", "sample.num_samples=1"])
+
+    def train_rows() -> list[int]:
+        return [r["step"] for r in read_jsonl(tmp_path / "prior_run" / "metrics.jsonl") if r["kind"] == "train"]
+
+    assert again["prior_steps"] == 3 and train_rows() == [2, 3]  # same tokenizer: the run continued from step 2
+    moved_on = ImageTokenizer.from_pretrained(tokenizer)  # the tokenizer trained further
+    with torch.no_grad():
+        next(moved_on.parameters()).add_(0.01)
+    moved_on.save_pretrained(tokenizer)
+    fit_and_sample(image_cfg, str(tokenizer), tmp_path, ["train.steps=3", "sample.num_samples=1"])
+    assert train_rows() == [3]  # a new run from step 0
