@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from prior_factories import MAKERS
 
 from priors.base import CodePrior
+
+# Tiny models gain nothing from a second thread, and on a shared machine spare threads only spin.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(params=sorted(MAKERS))
