@@ -10,6 +10,10 @@ once per position) and with the naive loop (one full forward pass per code, as
 rosinality/vq-vae-2-pytorch does), the same model and seed; the benchmark checks that both give
 the same codes. The transformer (a Llama decoder from a config) runs ``generate()`` with and
 without its KV cache. ``speedup`` is naive time / cached time of the PixelCNN.
+
+Threads matter: the cached paths run many small operations, for which a second torch thread mostly
+adds synchronisation (on a busy 2-core machine, 2 threads made cached sampling ~100x slower than 1);
+compare runs with ``--threads 1`` and ``--threads 2``.
 """
 
 from __future__ import annotations
