@@ -9,9 +9,11 @@ import math
 
 import torch
 
-#: Bytes of the reusable distance buffer. 16 MiB keeps K = 65,536 searches at 64 rows per chunk
+#: Bytes of the reusable distance buffer. 64 MiB keeps K = 65,536 searches at 256 rows per chunk
 #: (each chunk is still a large matrix product) and the working memory far below 256 MiB.
-DEFAULT_CHUNK_BYTES = 16 * 2**20
+DEFAULT_CHUNK_BYTES = 64 * 2**20
+#: At most this many rows per chunk, so small codebooks work on cache-sized pieces.
+MAX_CHUNK_ROWS = 4096
 
 
 @torch.no_grad()
@@ -20,6 +22,7 @@ def nearest_codes(
     codebook: torch.Tensor,
     codebook_sq_norms: torch.Tensor | None = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    workspace: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Index of the nearest codebook row for every row of ``x``, without an ``n × k`` matrix.
 
@@ -28,14 +31,20 @@ def nearest_codes(
     (then the ``‖e_j‖²`` term is constant and dropped).
 
     Shapes: ``x`` ``(n, d)``, ``codebook`` ``(k, d)``, both float32; returns ``(n,)`` int64.
-    E.g. ``x`` ``(65536, 64)`` against ``(65536, 64)`` uses one 16 MiB buffer of 64 rows.
+    E.g. ``x`` ``(65536, 64)`` against ``(65536, 64)`` uses one 64 MiB buffer of 256 rows.
+    Pass the same ``workspace`` dict on every call to keep that buffer between calls: fresh pages
+    cost as much as the argmin at small ``d``.
     """
     n, k = x.shape[0], codebook.shape[0]
     codes = torch.empty(n, dtype=torch.int64, device=x.device)
     if n == 0:
         return codes
-    rows = max(1, min(n, chunk_bytes // (4 * k)))
-    buf = torch.empty(rows, k, dtype=torch.float32, device=x.device)
+    rows = max(1, min(n, MAX_CHUNK_ROWS, chunk_bytes // (4 * k)))
+    buf = workspace.get("distances") if workspace is not None else None
+    if buf is None or buf.shape[0] < rows or buf.shape[1] != k or buf.device != x.device:
+        buf = torch.empty(rows, k, dtype=torch.float32, device=x.device)
+        if workspace is not None:
+            workspace["distances"] = buf
     codebook_t = codebook.t()
     for start in range(0, n, rows):
         chunk = x[start : start + rows]

@@ -107,6 +107,7 @@ class VectorQuantizer(Quantizer):
         self.register_buffer("embed_sum", init.clone() if config.update == "ema" else torch.zeros(0))
         self.register_buffer("initialized", torch.tensor(config.init != "kmeans"))
         self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
+        self._workspace: dict[str, torch.Tensor] = {}  # the search's distance buffer, kept between calls
 
     @property
     def codebook_size(self) -> int:
@@ -132,7 +133,7 @@ class VectorQuantizer(Quantizer):
     def _search(self, z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
         codebook = codebook.detach()
         norms = None if self.config.distance == "cosine" else (codebook * codebook).sum(1)
-        return nearest_codes(z.detach(), codebook, norms, self.config.chunk_bytes)
+        return nearest_codes(z.detach(), codebook, norms, self.config.chunk_bytes, self._workspace)
 
     def _generator(self, salt: int) -> torch.Generator:
         # A function of (seed, step) only, so every rank and a resumed run draw the same numbers.

@@ -245,7 +245,7 @@ def test_identity_quantizer():
 
 
 def test_chunked_search_memory_is_bounded():
-    """K = 65,536 codes, D = 64: the search holds a 16 MiB buffer, never the n × K matrix."""
+    """K = 65,536 codes, D = 64: the search holds a 64 MiB buffer, never the n × K matrix."""
     k, d, n = 65536, 64, 4096
     codebook = torch.randn(k, d)
     x = torch.randn(n, d)
@@ -253,7 +253,7 @@ def test_chunked_search_memory_is_bounded():
     rss = _peak_rss_delta_mib(lambda: nearest_codes(x, codebook, (codebook * codebook).sum(1)))
     if rss is None:
         pytest.skip("this kernel does not let a process reset its peak RSS (/proc/self/clear_refs)")
-    assert rss < 64, f"search used {rss:.0f} MiB extra; the full distance matrix would be {full_matrix_mib:.0f} MiB"
+    assert rss < 100, f"search used {rss:.0f} MiB extra; the full distance matrix would be {full_matrix_mib:.0f} MiB"
     ref = torch.cdist(x[:256], codebook).argmin(1)
     got = nearest_codes(x[:256], codebook, (codebook * codebook).sum(1))
     assert (ref == got).float().mean() > 0.999  # ties/rounding at most
