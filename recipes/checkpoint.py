@@ -15,15 +15,15 @@ training recipe (tokenizers of each modality, priors).
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
 from recipes.config import config_to_dict, flatten, load_config
-from recipes.runtime import rng_state
-from recipes.storage import remove_stale_temporaries, write_jsonl
+from recipes.runtime import rng_state, set_rng_state
+from recipes.storage import read_jsonl, remove_stale_temporaries, write_jsonl
 from tokenizers_vq.io import atomic_path
 
 CHECKPOINT_VERSION = 1
@@ -183,3 +183,45 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if state.get("version") != CHECKPOINT_VERSION:
         raise ValueError(f"{path} has checkpoint version {state.get('version')!r}; expected {CHECKPOINT_VERSION}.")
     return state
+
+
+@dataclass
+class TrainingStart:
+    """Where a training loop begins: step 0, or the state of the run's last checkpoint."""
+
+    order: BatchOrder
+    step: int = 0
+    seconds_before: float = 0.0  # wall time the run had already spent before this invocation
+    resumed_from: int | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)  # metrics rows up to ``step``
+
+
+def start_training(
+    paths: RunPaths,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    num_items: int,
+    batch_size: int,
+    seed: int,
+    resume: bool,
+) -> TrainingStart:
+    """A fresh start, or (``resume``) the checkpoint restored into ``model`` and ``optimizer``.
+
+    Restores the data order, the metrics rows logged up to the checkpoint (later rows belong to
+    steps about to be redone) and, last, the RNG states, so nothing draws from them before the loop.
+    """
+    if not resume:
+        return TrainingStart(order=BatchOrder(num_items, batch_size, seed))
+    state = load_checkpoint(paths.state)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    step = state["step"]
+    start = TrainingStart(
+        order=BatchOrder(num_items, batch_size, seed, **state["data_position"]),
+        step=step,
+        seconds_before=state["seconds"],
+        resumed_from=step,
+        rows=[r for r in read_jsonl(paths.metrics) if r["step"] <= step],
+    )
+    set_rng_state(state["rng"])
+    return start

@@ -33,13 +33,14 @@ from recipes.checkpoint import (
     prepare_run_dir,
     run_dir,
     save_checkpoint,
+    start_training,
 )
 from recipes.config import save_config
 from recipes.image.common import check_fits, evaluate, load_split, setup_runtime
 from recipes.image.config import ImageRecipeConfig
 from recipes.report import format_figures
-from recipes.runtime import agree, autocast, join_process_group, seed_everything, set_rng_state
-from recipes.storage import read_jsonl, write_jsonl
+from recipes.runtime import agree, autocast, join_process_group, seed_everything
+from recipes.storage import write_jsonl
 from tokenizers_vq import distributed
 
 __all__ = ["BatchOrder", "Meter", "RunPaths", "TrainResult", "load_checkpoint", "run", "run_dir"]
@@ -154,18 +155,9 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = False, overwrite: bool = False
     seed_everything(cfg.seed)
     model = ImageTokenizer(cfg.model).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    order = BatchOrder(len(train_data), tc.batch_size, cfg.seed)
-    step, seconds_before, resumed_from = 0, 0.0, None
-    rows: list[dict[str, Any]] = []
-    if has_state:
-        state = load_checkpoint(paths.state)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, seconds_before, resumed_from = state["step"], state["seconds"], state["step"]
-        order = BatchOrder(len(train_data), tc.batch_size, cfg.seed, **state["data_position"])
-        # Rows logged after the checkpoint belong to steps that are about to be redone.
-        rows = [r for r in read_jsonl(paths.metrics) if r["step"] <= step]
-        set_rng_state(state["rng"])  # last: nothing may draw from the RNGs between here and the loop
+    start = start_training(paths, model, optimizer, len(train_data), tc.batch_size, cfg.seed, has_state)
+    order, step, rows = start.order, start.step, start.rows
+    seconds_before, resumed_from = start.seconds_before, start.resumed_from
     # The quantizers all-reduce their own statistics, so DDP need not broadcast buffers every step.
     net = DistributedDataParallel(model, broadcast_buffers=False) if world > 1 else model
     images = train_data.images.to(device) if device.type == "cuda" else train_data.images

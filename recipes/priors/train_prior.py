@@ -27,22 +27,21 @@ from tqdm.auto import tqdm
 
 from priors import CodePrior, PixelCNNPrior, TransformerPrior, evaluate_likelihood
 from recipes.checkpoint import (
-    BatchOrder,
     RunPaths,
     check_run_dir,
     check_same_run,
-    load_checkpoint,
     prepare_run_dir,
     run_dir,
     save_checkpoint,
+    start_training,
 )
 from recipes.config import save_config
 from recipes.priors.common import setup
 from recipes.priors.config import PriorRecipeConfig
 from recipes.priors.corpus import CodeCorpus, open_corpus
 from recipes.report import format_figures
-from recipes.runtime import evaluation_mode, seed_everything, set_rng_state
-from recipes.storage import read_jsonl, write_jsonl
+from recipes.runtime import evaluation_mode, seed_everything
+from recipes.storage import write_jsonl
 
 LN2 = math.log(2.0)
 # Keys a resumed run must share with the run it continues (the codes it models and the model).
@@ -136,17 +135,9 @@ def run(cfg: PriorRecipeConfig, *, resume: bool = False, overwrite: bool = False
     seed_everything(cfg.seed)
     prior = build_prior(cfg, corpus).to(device).train()
     optimizer = torch.optim.Adam(prior.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    order = BatchOrder(len(corpus), tc.batch_size, cfg.seed)
-    step, seconds_before, resumed_from = 0, 0.0, None
-    rows: list[dict[str, Any]] = []
-    if has_state:
-        state = load_checkpoint(paths.state)
-        prior.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, seconds_before, resumed_from = state["step"], state["seconds"], state["step"]
-        order = BatchOrder(len(corpus), tc.batch_size, cfg.seed, **state["data_position"])
-        rows = [r for r in read_jsonl(paths.metrics) if r["step"] <= step]
-        set_rng_state(state["rng"])  # last: nothing may draw from the RNGs between here and the loop
+    start = start_training(paths, prior, optimizer, len(corpus), tc.batch_size, cfg.seed, has_state)
+    order, step, rows = start.order, start.step, start.rows
+    seconds_before, resumed_from = start.seconds_before, start.resumed_from
 
     figures: dict[str, Any] = {}
     interval_nats, interval_steps, train_bits = 0.0, 0, None

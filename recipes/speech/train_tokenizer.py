@@ -22,14 +22,13 @@ from tqdm.auto import tqdm
 
 from modalities.speech import SpeechTokenizer, SpeechTokenizerOutput, speakers_of
 from recipes.checkpoint import (
-    BatchOrder,
     RunPaths,
     check_run_dir,
     check_same_run,
-    load_checkpoint,
     prepare_run_dir,
     run_dir,
     save_checkpoint,
+    start_training,
 )
 from recipes.config import save_config
 from recipes.image.train_tokenizer import TrainResult
@@ -39,11 +38,10 @@ from recipes.runtime import (
     evaluation_mode,
     resolve_device,
     seed_everything,
-    set_rng_state,
 )
 from recipes.speech.common import SpeechSplit, analyse, encode_waveforms, load_split, phone_inventory, phone_segments
 from recipes.speech.config import SpeechRecipeConfig
-from recipes.storage import read_jsonl, write_jsonl
+from recipes.storage import write_jsonl
 from tokenizers_vq.metrics import code_stats
 
 
@@ -179,17 +177,9 @@ def run(cfg: SpeechRecipeConfig, *, resume: bool = False, overwrite: bool = Fals
     del log_mels, features
 
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    order = BatchOrder(len(data), tc.batch_size, cfg.seed)
-    step, seconds_before, resumed_from = 0, 0.0, None
-    rows: list[dict[str, Any]] = []
-    if has_state:
-        state = load_checkpoint(paths.state)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, seconds_before, resumed_from = state["step"], state["seconds"], state["step"]
-        order = BatchOrder(len(data), tc.batch_size, cfg.seed, **state["data_position"])
-        rows = [r for r in read_jsonl(paths.metrics) if r["step"] <= step]
-        set_rng_state(state["rng"])  # last: nothing may draw from the RNGs between here and the loop
+    start = start_training(paths, model, optimizer, len(data), tc.batch_size, cfg.seed, has_state)
+    order, step, rows = start.order, start.step, start.rows
+    seconds_before, resumed_from = start.seconds_before, start.resumed_from
     eval_train, eval_held = _subset(train, tc.eval_utterances), _subset(held_out, tc.eval_utterances)
 
     figures: dict[str, Any] = {}
