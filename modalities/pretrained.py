@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,14 @@ from tokenizers_vq.io import atomic_path, atomic_write_json
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+
+
+def check_known_fields(config_cls: type, values: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming any key of ``values`` that is not a field of the dataclass ``config_cls``."""
+    known = {f.name for f in fields(config_cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {config_cls.__name__} field(s) {unknown}; known fields are {sorted(known)}.")
 
 
 def save_model_directory(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from modalities.pretrained import check_known_fields
 from tokenizers_vq import VQConfig
 
 _KINDS = ("vqvae", "vqvae2")
@@ -102,8 +103,5 @@ class ImageTokenizerConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ImageTokenizerConfig:
         """Build from a dict such as ``to_dict()`` wrote; unknown keys are an error, not ignored."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown ImageTokenizerConfig field(s) {unknown}; known fields are {sorted(known)}.")
+        check_known_fields(cls, values)
         return cls(**values)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from modalities.pretrained import check_known_fields
 from modalities.speech.frontend import FrontEndConfig
 from tokenizers_vq import RVQConfig, VQConfig
 
@@ -127,15 +128,9 @@ class SpeechTokenizerConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SpeechTokenizerConfig:
         """Build from a dict such as ``to_dict()`` wrote; unknown keys are an error, not ignored."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown SpeechTokenizerConfig field(s) {unknown}; known fields are {sorted(known)}.")
+        check_known_fields(cls, values)
         values = dict(values)
         if isinstance(values.get("frontend"), dict):
-            front_known = {f.name for f in fields(FrontEndConfig)}
-            bad = sorted(set(values["frontend"]) - front_known)
-            if bad:
-                raise ValueError(f"unknown FrontEndConfig field(s) {bad}; known fields are {sorted(front_known)}.")
+            check_known_fields(FrontEndConfig, values["frontend"])
             values["frontend"] = FrontEndConfig(**values["frontend"])
         return cls(**values)
