@@ -9,7 +9,12 @@ from modalities.pretrained import check_known_fields
 from tokenizers_vq import VQConfig
 
 _KINDS = ("vqvae", "vqvae2")
-_CHOICES = {"update": ("ema", "loss"), "init": ("kmeans", "random"), "dead_code": ("restart", "none")}
+_CHOICES = {
+    "distance": ("euclidean", "cosine"),
+    "update": ("ema", "loss"),
+    "init": ("kmeans", "random"),
+    "dead_code": ("restart", "none"),
+}
 
 
 @dataclass
@@ -32,6 +37,8 @@ class ImageTokenizerConfig:
     num_levels: int = 1  # vqvae: 1; vqvae2: >= 2, each upper level downsampled by a further 2
     codebook_size: int = 512  # entries per level; every level has its own codebook
     code_dim: int = 64  # dimension of a code vector
+    codebook_dim: int | None = None  # look codes up in a smaller space (ViT-VQGAN's factorised codes); null: code_dim
+    distance: str = "euclidean"  # "cosine" snaps l2-normalised vectors to l2-normalised codes
     update: str = "ema"  # codebook learning: "ema" (VQ-VAE-2) or "loss" (VQ-VAE's codebook term)
     init: str = "kmeans"  # "kmeans" on the first training batch, or "random"
     dead_code: str = "restart"  # "restart" re-seeds unused codes from the batch; "none" leaves them
@@ -56,6 +63,11 @@ class ImageTokenizerConfig:
             )
         if self.hidden_channels < 2:
             raise ValueError(f"ImageTokenizerConfig.hidden_channels must be at least 2; got {self.hidden_channels}.")
+        cd = self.codebook_dim
+        if cd is not None and (isinstance(cd, bool) or not isinstance(cd, int) or not 1 <= cd <= self.code_dim):
+            raise ValueError(
+                f"ImageTokenizerConfig.codebook_dim must be null or an integer in [1, code_dim={self.code_dim}]; got {cd!r}."
+            )
         d = self.downsample
         if isinstance(d, bool) or not isinstance(d, int) or d < 2 or d & (d - 1):
             raise ValueError(
@@ -89,6 +101,8 @@ class ImageTokenizerConfig:
         return VQConfig(
             dim=self.code_dim,
             codebook_size=self.codebook_size,
+            codebook_dim=self.codebook_dim,
+            distance=self.distance,
             update=self.update,
             init=self.init,
             dead_code=self.dead_code,

@@ -191,6 +191,9 @@ def test_decode_checks_codes(make_tokenizer):
         ({"code_dim": 2.5}, "code_dim"),
         ({"decay": 1.0}, "decay"),
         ({"beta": -1.0}, "beta"),
+        ({"distance": "manhattan"}, "distance"),
+        ({"codebook_dim": 0}, "codebook_dim"),
+        ({"code_dim": 16, "codebook_dim": 32}, "codebook_dim"),
     ],
 )
 def test_config_rejects_bad_values(overrides, match):
@@ -203,6 +206,16 @@ def test_config_round_trips_through_a_dict():
     assert ImageTokenizerConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown ImageTokenizerConfig field"):
         ImageTokenizerConfig.from_dict({**cfg.to_dict(), "channels": 3})
+
+
+def test_factorised_cosine_codes_reach_the_quantizers(make_tokenizer):
+    tok = make_tokenizer(code_dim=16, codebook_dim=4, distance="cosine")
+    for q in tok.quantizers:
+        assert (q.config.codebook_dim, q.config.distance) == (4, "cosine")
+        assert q.embedding.shape[-1] == 4
+    images = torch.rand(2, 1, 16, 16)
+    codes = tok.encode(images)
+    assert tok.decode(codes).shape == images.shape
 
 
 def test_levels_have_their_own_codebooks(make_tokenizer):
