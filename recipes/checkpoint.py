@@ -3,7 +3,8 @@
 A run directory holds::
 
     config.yaml           the resolved config of the run
-    metrics.jsonl         one JSON row per log interval and per evaluation
+    metrics.jsonl         one JSON row per log interval, per evaluation and per checkpoint
+    tensorboard/          the same rows as TensorBoard scalars (recipes.runlog)
     tokenizer/            the published model (save_pretrained), refreshed at every checkpoint
     checkpoint/state.pt   training state: model, optimizer, step, RNG states, data-order position
 
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 
 import torch
 
-from recipes.config import config_to_dict, flatten, load_config
+from recipes.config import config_to_dict, flatten, load_config, save_config
 from recipes.runtime import rng_state, set_rng_state
 from recipes.storage import read_jsonl, remove_stale_temporaries, write_jsonl
 from tokenizers_vq.io import atomic_path
@@ -52,6 +53,10 @@ class RunPaths:
     @property
     def metrics(self) -> Path:
         return self.root / "metrics.jsonl"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
 
     @property
     def tokenizer(self) -> Path:
@@ -123,7 +128,7 @@ def check_run_dir(paths: RunPaths, resume: bool, overwrite: bool) -> bool:
 def prepare_run_dir(paths: RunPaths, overwrite: bool) -> None:
     """Create the run directory, empty it of an old run when overwriting, and drop a killed run's temporaries."""
     if overwrite:
-        for p in (paths.checkpoint, paths.tokenizer):
+        for p in (paths.checkpoint, paths.tokenizer, paths.tensorboard):
             if p.exists():
                 shutil.rmtree(p)
         paths.metrics.unlink(missing_ok=True)
@@ -144,6 +149,29 @@ def check_same_run(paths: RunPaths, cfg: Any, fixed: tuple[str, ...] = RESUME_FI
             f"{paths.root} holds a run with {diffs}; resume it with its own values, "
             "or pass --overwrite (or another --out) to start a new run."
         )
+
+
+def open_run(
+    paths: RunPaths,
+    cfg: Any,
+    resume: bool,
+    overwrite: bool,
+    *,
+    main: bool = True,
+    fixed: tuple[str, ...] = RESUME_FIXED,
+) -> bool:
+    """The checks before a (re)start, then (``main``: rank 0 only) the directory prepared and ``cfg`` saved.
+
+    Every rank runs the checks (they only read), so a refusal stops all ranks alike; the caller waits
+    for rank 0 (a barrier) before anyone reads the directory. True when there is a checkpoint to resume.
+    """
+    has_state = check_run_dir(paths, resume, overwrite)
+    if has_state:
+        check_same_run(paths, cfg, fixed)
+    if main:
+        prepare_run_dir(paths, overwrite)
+        save_config(cfg, paths.config)
+    return has_state
 
 
 def save_checkpoint(

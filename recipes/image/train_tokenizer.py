@@ -3,8 +3,9 @@
 Dimension legend: ``b`` batch, ``c`` channels, ``h``/``w`` image size, ``n`` training images.
 
 It writes a run directory (``out``, default ``runs/<name>``; layout in :mod:`recipes.checkpoint`)
-with ``metrics.jsonl`` rows of kind ``"train"`` (means over each log interval) and ``"eval"``
-(figures on the held-out split). A run killed at any moment (even by SIGKILL) resumes with
+with ``metrics.jsonl`` rows of kind ``"train"`` (means over each log interval), ``"eval"``
+(figures on the held-out split) and ``"checkpoint"`` (the codebook checksum, equal on every rank),
+and the same rows as TensorBoard scalars under ``tensorboard/`` (:mod:`recipes.runlog`). A run killed at any moment (even by SIGKILL) resumes with
 ``resume=True`` from its last checkpoint, losing at most the steps since. Data order, RNG states
 and codebook restarts are all restored, so a resumed run reaches the same weights as one that
 never stopped.
@@ -19,29 +20,28 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from modalities.image import ImageArrays, ImageTokenizer, ImageTokenizerOutput
+from recipes import parallel
 from recipes.checkpoint import (
     BatchOrder,
     RunPaths,
     check_run_dir,
     check_same_run,
     load_checkpoint,
+    open_run,
     prepare_run_dir,
     run_dir,
     save_checkpoint,
     start_training,
 )
-from recipes.config import save_config
 from recipes.image.common import check_fits, evaluate, load_split, setup_runtime
 from recipes.image.config import ImageRecipeConfig
+from recipes.parallel import Ranks, codebook_check, raise_if_disagree
 from recipes.report import format_figures
-from recipes.runtime import agree, autocast, join_process_group, seed_everything
-from recipes.storage import write_jsonl
-from tokenizers_vq import distributed
+from recipes.runlog import RunLog, after_step, due
+from recipes.runtime import autocast, optimizer_step, seed_everything
 
 __all__ = ["BatchOrder", "Meter", "RunPaths", "TrainResult", "load_checkpoint", "run", "run_dir"]
 
@@ -103,6 +103,8 @@ class TrainResult:
     stopped_by_budget: bool  # train.max_minutes ran out before train.steps
     seconds: float  # wall time of this invocation's training loop
     figures: dict[str, Any] = field(default_factory=dict)  # last evaluation on the held-out split
+    world_size: int = 1  # processes that trained (torchrun)
+    codebook_checksum: str | None = None  # at the last checkpoint, the same on every rank
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,6 +116,8 @@ class TrainResult:
             "tokenizer": self.tokenizer_dir,
             "steps": f"{self.step}/{self.steps} ({status})",
             "seconds": self.seconds,
+            "world_size": self.world_size,
+            "codebook_checksum": self.codebook_checksum,
         }
         return format_figures({**head, **self.figures}, title="train-tokenizer")
 
@@ -123,97 +127,92 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = False, overwrite: bool = False
 
     Under ``torchrun`` (or inside an initialised process group) every rank trains on its contiguous
     share of each batch of ``train.batch_size`` images with DistributedDataParallel; the quantizers
-    keep their codebooks identical across ranks, and rank 0 alone evaluates and writes files.
+    keep their codebooks identical across ranks (checked at every checkpoint), and rank 0 alone
+    evaluates and writes files (:mod:`recipes.parallel`).
 
     Args:
         cfg: the resolved config (e.g. ``load_config(ImageRecipeConfig, "tiny")``).
         resume: continue from the run directory's last checkpoint (a fresh start when it has none).
         overwrite: discard an existing run in the directory and start again.
     """
-    paths = RunPaths(run_dir(cfg))
     device = setup_runtime(cfg)
-    tc = cfg.train
     train_data = load_split(cfg, cfg.data.train_split, cfg.data.max_train_images, seed=cfg.seed)
-    eval_data = load_split(cfg, cfg.data.eval_split, tc.eval_images)
+    eval_data = load_split(cfg, cfg.data.eval_split, cfg.train.eval_images)
     check_fits(cfg, train_data)
+    with parallel.joined(device) as ranks:
+        return _train(cfg, ranks, train_data, eval_data, resume, overwrite)
 
-    device, created_group = join_process_group(device)
-    rank, world = distributed.rank(), distributed.world_size()
-    is_main = rank == 0
-    if tc.batch_size % world:
-        raise ValueError(f"train.batch_size={tc.batch_size} must be a multiple of the {world} processes.")
-    # Checks first, on every rank (they only read), so a refusal stops all ranks alike.
-    has_state = check_run_dir(paths, resume, overwrite)
-    if has_state:
-        check_same_run(paths, cfg)
-    if is_main:
-        prepare_run_dir(paths, overwrite)
-        save_config(cfg, paths.config)
-    if world > 1:
-        dist.barrier()
+
+def _train(
+    cfg: ImageRecipeConfig, ranks: Ranks, train_data: ImageArrays, eval_data: ImageArrays, resume: bool, overwrite: bool
+) -> TrainResult:
+    paths = RunPaths(run_dir(cfg))
+    tc, device = cfg.train, ranks.device
+    ranks.check_batch_size(tc.batch_size)
+    has_state = open_run(paths, cfg, resume, overwrite, main=ranks.is_main)
+    ranks.barrier()  # rank 0 has prepared the directory
 
     seed_everything(cfg.seed)
     model = ImageTokenizer(cfg.model).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     start = start_training(paths, model, optimizer, len(train_data), tc.batch_size, cfg.seed, has_state)
-    order, step, rows = start.order, start.step, start.rows
-    seconds_before, resumed_from = start.seconds_before, start.resumed_from
-    # The quantizers all-reduce their own statistics, so DDP need not broadcast buffers every step.
-    net = DistributedDataParallel(model, broadcast_buffers=False) if world > 1 else model
+    order, step, resumed_from = start.order, start.step, start.resumed_from
+    log = RunLog(paths, start.rows, resumed_from, enabled=ranks.is_main)
+    net = ranks.wrap(model)
     images = train_data.images.to(device) if device.type == "cuda" else train_data.images
-    share = tc.batch_size // world
 
     figures: dict[str, Any] = {}
+    codebooks: dict[str, Any] | None = None
     meter = Meter()
-    start = time.monotonic()
+    began = time.monotonic()
     stopped_by_budget = False
     bar = tqdm(total=tc.steps, initial=step, desc=f"train {cfg.name}", unit="step", dynamic_ncols=True,
-               file=sys.stderr, disable=None if is_main else True)  # fmt: skip
+               file=sys.stderr, disable=None if ranks.is_main else True)  # fmt: skip
+
+    def train_row() -> dict[str, Any]:
+        row = meter.row(step, tc.lr_at(step - 1), start.seconds_before + elapsed)
+        usage = "/".join(f"{u:.2f}" for u in row["usage"])
+        bar.set_postfix(loss=f"{row['loss']:.4f}", psnr=f"{row['psnr']:.2f}", usage=usage, refresh=False)
+        return row
+
+    def evaluation() -> dict[str, Any]:
+        result = evaluate(model, eval_data, cfg.eval.batch_size, cfg.precision)
+        bar.write(_eval_line(step, result), file=sys.stderr)
+        return result
+
     try:
         while step < tc.steps:
-            # Contiguous shares: gathered in rank order they are the batch one process would take.
-            batch = order.next()[rank * share : (rank + 1) * share]
+            batch = ranks.share(order.next())  # this rank's contiguous share of the global batch
             x = model.preprocess(images[batch])  # (b, c, h, w) in [-1, 1]
             with autocast(cfg.precision, device):
                 out = net(x)
-            if not torch.isfinite(out.loss):
-                raise FloatingPointError(
-                    f"the training loss became {float(out.loss)} at step {step + 1}; "
-                    "lower train.lr or set train.grad_clip."
-                )
             for group in optimizer.param_groups:
                 group["lr"] = tc.lr_at(step)
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            if tc.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            optimizer.step()
+            optimizer_step(out.loss, optimizer, model, tc.grad_clip, step, "lower train.lr or set train.grad_clip")
             step += 1
             meter.add(out, x)
             bar.update(1)
 
-            elapsed = time.monotonic() - start
+            elapsed = time.monotonic() - began
             if tc.max_minutes is not None:
-                stopped_by_budget = agree(elapsed >= 60.0 * tc.max_minutes and step < tc.steps, device)
+                stopped_by_budget = ranks.agree(elapsed >= 60.0 * tc.max_minutes and step < tc.steps)
             last = step == tc.steps or stopped_by_budget
-            if is_main:
-                figures = _log_evaluate_checkpoint(
-                    cfg, paths, model, optimizer, order, step, last, seconds_before + elapsed,
-                    meter, rows, eval_data, bar, figures,
-                )  # fmt: skip
+            checked = codebook_check(model, ranks, step) if due(step, tc.checkpoint_every, last) else None
+            codebooks = checked or codebooks
+            figures = after_step(log, tc, step, last, train_row=train_row, evaluate=evaluation, codebooks=checked,
+                                 model=model, optimizer=optimizer, order=order,
+                                 seconds=start.seconds_before + elapsed) or figures  # fmt: skip
+            raise_if_disagree(checked)
             if stopped_by_budget:
                 break
     finally:
         bar.close()
+        log.close()
 
-    if is_main and not figures:  # nothing left to train (a resumed run that was already complete)
+    if ranks.is_main and not figures:  # nothing left to train (a resumed run that was already complete)
         figures = evaluate(model, eval_data, cfg.eval.batch_size, cfg.precision)
         if not paths.tokenizer.exists():
             model.save_pretrained(paths.tokenizer)
-    if world > 1:
-        dist.barrier()
-    if created_group:
-        dist.destroy_process_group()
     return TrainResult(
         run_dir=str(paths.root),
         tokenizer_dir=str(paths.tokenizer),
@@ -221,42 +220,11 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = False, overwrite: bool = False
         steps=tc.steps,
         resumed_from=resumed_from,
         stopped_by_budget=stopped_by_budget,
-        seconds=round(time.monotonic() - start, 3),
+        seconds=round(time.monotonic() - began, 3),
         figures=figures,
+        world_size=ranks.world,
+        codebook_checksum=None if codebooks is None else codebooks["codebook_checksum"],
     )
-
-
-def _log_evaluate_checkpoint(
-    cfg: ImageRecipeConfig,
-    paths: RunPaths,
-    model: ImageTokenizer,
-    optimizer: torch.optim.Optimizer,
-    order: BatchOrder,
-    step: int,
-    last: bool,
-    seconds: float,
-    meter: Meter,
-    rows: list[dict[str, Any]],
-    eval_data: ImageArrays,
-    bar: tqdm,
-    figures: dict[str, Any],
-) -> dict[str, Any]:
-    """Rank 0's periodic work after a step: a log row, an evaluation, a checkpoint; returns the latest figures."""
-    tc = cfg.train
-    if step % tc.log_every == 0 or last:
-        row = meter.row(step, tc.lr_at(step - 1), seconds)
-        rows.append(row)
-        usage = "/".join(f"{u:.2f}" for u in row["usage"])
-        bar.set_postfix(loss=f"{row['loss']:.4f}", psnr=f"{row['psnr']:.2f}", usage=usage, refresh=False)
-    if step % tc.eval_every == 0 or last:
-        figures = evaluate(model, eval_data, cfg.eval.batch_size, cfg.precision)
-        rows.append({"kind": "eval", "step": step, **figures})
-        bar.write(_eval_line(step, figures), file=sys.stderr)
-    if step % tc.checkpoint_every == 0 or last:
-        save_checkpoint(paths, model, optimizer, step, order, seconds, rows)
-    elif step % tc.log_every == 0:
-        write_jsonl(paths.metrics, rows)
-    return figures
 
 
 def _eval_line(step: int, figures: dict[str, Any]) -> str:

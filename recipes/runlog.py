@@ -1,0 +1,156 @@
+"""A training run's log: metrics.jsonl rows and, from the same rows, TensorBoard scalars.
+
+Every row (``{"kind": "train" | "eval" | "checkpoint", "step": ..., figures...}``) goes to
+``metrics.jsonl`` and each of its numbers to ``tensorboard/`` as the scalar ``KIND/KEY`` (lists and
+nested dicts as ``KIND/KEY/INDEX/...``, e.g. ``train/usage/0``, ``eval/levels/0/perplexity``) at
+that step. Only rank 0 writes; on the other ranks a log keeps nothing.
+
+metrics.jsonl is replaced atomically; TensorBoard appends to its event files. A resumed run keeps
+the rows up to its checkpoint and opens a new event file that purges the later steps of the old
+ones, so TensorBoard, like metrics.jsonl, shows each step once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
+
+import torch
+
+from recipes.checkpoint import BatchOrder, Publishable, RunPaths, save_checkpoint
+from recipes.storage import write_jsonl
+
+# Row keys that are not figures.
+_NOT_SCALARS = ("kind", "step")
+
+
+def due(step: int, every: int, last: bool) -> bool:
+    """Whether periodic work with period ``every`` falls on ``step`` (it always does on the last step)."""
+    return step % every == 0 or last
+
+
+def scalars(row: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
+    """The numbers of a metrics row as ``(tag, value)`` pairs, e.g. ``("train/usage/0", 0.93)``; text is skipped."""
+    kind = str(row.get("kind", "train"))
+    for key, value in row.items():
+        if key not in _NOT_SCALARS:
+            yield from _walk(f"{kind}/{key}", value)
+
+
+def _walk(tag: str, value: Any) -> Iterator[tuple[str, float]]:
+    if isinstance(value, (bool, int, float)):
+        yield tag, float(value)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _walk(f"{tag}/{key}", item)
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _walk(f"{tag}/{i}", item)
+
+
+class RunLog:
+    """The rows of a run, written to ``metrics.jsonl`` and TensorBoard by rank 0 (``enabled``).
+
+    Args:
+        paths: the run directory.
+        rows: the rows logged so far (a resumed run's rows up to its checkpoint).
+        resumed_from: the checkpoint step a resumed run starts from (None for a fresh start).
+        enabled: write files (rank 0); False keeps nothing.
+    """
+
+    def __init__(
+        self, paths: RunPaths, rows: list[dict[str, Any]], resumed_from: int | None, enabled: bool = True
+    ) -> None:
+        self.paths = paths
+        self.enabled = enabled
+        self.rows = rows if enabled else []
+        self._writer = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter  # imported only by the process that writes
+
+            # purge_step hides the events a killed run wrote after its checkpoint: those steps are redone.
+            purge = None if resumed_from is None else resumed_from + 1
+            self._writer = SummaryWriter(log_dir=str(paths.tensorboard), purge_step=purge)
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Append ``row`` (written to metrics.jsonl at the next :meth:`write` or :meth:`checkpoint`)."""
+        if not self.enabled:
+            return
+        self.rows.append(row)
+        assert self._writer is not None, "an enabled log has a writer"
+        for tag, value in scalars(row):
+            self._writer.add_scalar(tag, value, global_step=int(row["step"]))
+
+    def write(self) -> None:
+        """Replace metrics.jsonl with the rows so far and flush the TensorBoard events."""
+        if self.enabled:
+            write_jsonl(self.paths.metrics, self.rows)
+            self._flush()
+
+    def checkpoint(
+        self,
+        model: Publishable,
+        optimizer: torch.optim.Optimizer,
+        step: int,
+        order: BatchOrder,
+        seconds: float,
+    ) -> None:
+        """:func:`recipes.checkpoint.save_checkpoint` with these rows, then flush the TensorBoard events."""
+        if self.enabled:
+            save_checkpoint(self.paths, model, optimizer, step, order, seconds, self.rows)
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class Schedule(Protocol):
+    """The periods a training config sets (``TrainConfig``, ``SpeechTrainConfig``)."""
+
+    log_every: int
+    eval_every: int
+    checkpoint_every: int
+
+
+def after_step(
+    log: RunLog,
+    schedule: Schedule,
+    step: int,
+    last: bool,
+    *,
+    train_row: Callable[[], dict[str, Any]],
+    evaluate: Callable[[], dict[str, Any]] | None,
+    codebooks: dict[str, Any] | None,
+    model: Publishable,
+    optimizer: torch.optim.Optimizer,
+    order: BatchOrder,
+    seconds: float,
+) -> dict[str, Any] | None:
+    """Rank 0's periodic work after optimizer step ``step``; returns the figures when it evaluated.
+
+    A training row every ``log_every`` steps, an evaluation every ``eval_every``, and every
+    ``checkpoint_every`` the codebook row (:func:`recipes.parallel.codebook_check`) and a checkpoint;
+    metrics.jsonl is rewritten at every log interval. Codebooks that disagree are logged, never
+    checkpointed. On other ranks it does nothing.
+    """
+    if not log.enabled:
+        return None
+    figures = None
+    if due(step, schedule.log_every, last):
+        log.add(train_row())
+    if evaluate is not None and due(step, schedule.eval_every, last):
+        figures = evaluate()
+        log.add({"kind": "eval", "step": step, **figures})
+    if codebooks is not None:
+        log.add(codebooks)
+    if due(step, schedule.checkpoint_every, last) and (codebooks is None or codebooks["ranks_agree"]):
+        log.checkpoint(model, optimizer, step, order, seconds)
+    elif due(step, schedule.log_every, last) or codebooks is not None:
+        log.write()
+    return figures
