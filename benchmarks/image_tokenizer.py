@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 
 import torch
+from _timing import machine, median_seconds
 
 from modalities.image import ImageTokenizer, ImageTokenizerConfig
 
@@ -34,18 +33,6 @@ CASES = [
 QUICK = {"hidden_channels": 32, "res_channels": 8, "num_res_blocks": 1, "codebook_size": 64, "code_dim": 16}
 
 
-def _median_seconds(fn, repeats: int, device: torch.device) -> float:
-    def timed() -> float:
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - start
-
-    timed()  # warm-up: allocator, kernels, caches
-    return statistics.median(timed() for _ in range(repeats))
-
-
 def run(batch_size: int, repeats: int, device: torch.device, quick: bool) -> dict:
     torch.manual_seed(0)
     rows = []
@@ -54,8 +41,8 @@ def run(batch_size: int, repeats: int, device: torch.device, quick: bool) -> dic
         tok = ImageTokenizer(config).to(device).eval()
         images = torch.randint(0, 256, (batch_size, c, h, w), dtype=torch.uint8, device=device)
         codes = tok.encode(images)
-        encode_s = _median_seconds(lambda tok=tok, images=images: tok.encode(images), repeats, device)
-        decode_s = _median_seconds(lambda tok=tok, codes=codes: tok.decode(codes), repeats, device)
+        encode_s = median_seconds(lambda tok=tok, images=images: tok.encode(images), repeats, device)
+        decode_s = median_seconds(lambda tok=tok, codes=codes: tok.decode(codes), repeats, device)
         rows.append(
             {
                 "model": name,
@@ -70,12 +57,7 @@ def run(batch_size: int, repeats: int, device: torch.device, quick: bool) -> dic
             }
         )
         print(f"  measured {name} on {h}x{w}x{c}", file=sys.stderr, flush=True)
-    machine = {
-        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
-    return {"rows": rows, "machine": machine, "quick": quick, "repeats": repeats}
+    return {"rows": rows, "machine": machine(device), "quick": quick, "repeats": repeats}
 
 
 def print_table(result: dict) -> None:

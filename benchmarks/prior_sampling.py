@@ -20,20 +20,65 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
-import time
 
 import torch
+from _timing import machine, timed
 
 from priors import CodeLayout, ConvNetConfig, PixelCNNPrior, SamplingConfig, TransformerConfig, TransformerPrior
 
 
-def _time(prior, labels, cached: bool, seed: int) -> tuple[float, list[torch.Tensor]]:
-    start = time.perf_counter()
-    out = prior.sample(labels, sampling=SamplingConfig(seed=seed), cached=cached)
-    return time.perf_counter() - start, out.levels
+def _sample(prior, labels, cached: bool, seed: int) -> tuple[float, list[torch.Tensor]]:
+    seconds, out = timed(lambda: prior.sample(labels, sampling=SamplingConfig(seed=seed), cached=cached))
+    return seconds, out.levels
+
+
+def run(quick: bool = False, naive: bool = True, naive_transformer: bool = True) -> dict:
+    """Time cached (and, with ``naive``/``naive_transformer``, uncached) sampling; the result ``--json`` prints."""
+    side, batch, codes = (8, 4, 64) if quick else (16, 16, 512)
+    layout = CodeLayout(shapes=[(side, side)], codebook_sizes=[codes], num_classes=10)
+    pix_cfg = (
+        ConvNetConfig(channels=32, num_layers=4)
+        if quick
+        else ConvNetConfig(channels=64, num_layers=8, attention_every=4)
+    )
+    tf_cfg = (
+        TransformerConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=192)
+        if quick
+        else TransformerConfig(hidden_size=160, num_layers=4, num_heads=4, intermediate_size=480)
+    )
+    torch.manual_seed(0)
+    labels = torch.arange(batch) % 10
+    rows = []
+    pixelcnn = PixelCNNPrior(layout, pix_cfg).eval()
+    _sample(pixelcnn, labels[:2], True, 0)  # warm-up (allocator, kernels)
+    cached_s, cached_codes = _sample(pixelcnn, labels, True, 1)
+    naive_s, same = None, None
+    if naive:
+        naive_s, naive_codes = _sample(pixelcnn, labels, False, 1)
+        same = all(torch.equal(a, b) for a, b in zip(cached_codes, naive_codes, strict=True))
+    rows.append({"model": "gated PixelCNN", "parameters": sum(p.numel() for p in pixelcnn.parameters()),
+                 "cached_seconds": cached_s, "naive_seconds": naive_s,
+                 "speedup": None if naive_s is None else naive_s / cached_s, "same_codes": same})  # fmt: skip
+
+    transformer = TransformerPrior(layout, tf_cfg).eval()
+    _sample(transformer, labels[:2], True, 0)
+    kv_s, _ = _sample(transformer, labels, True, 1)
+    full_s = _sample(transformer, labels, False, 1)[0] if naive_transformer else None
+    rows.append({"model": "transformer (Llama)", "parameters": sum(p.numel() for p in transformer.parameters()),
+                 "cached_seconds": kv_s, "naive_seconds": full_s,
+                 "speedup": None if full_s is None else full_s / kv_s, "same_codes": None})  # fmt: skip
+    for row in rows:
+        row["codes_per_second"] = batch * side * side / row["cached_seconds"]
+    return {
+        "grid": [side, side],
+        "batch": batch,
+        "codebook_size": codes,
+        "speedup": rows[0]["speedup"],
+        "transformer_speedup": rows[1]["speedup"],
+        "rows": rows,
+        "machine": machine(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,53 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    side, batch, codes = (8, 4, 64) if args.quick else (16, 16, 512)
-    layout = CodeLayout(shapes=[(side, side)], codebook_sizes=[codes], num_classes=10)
-    pix_cfg = (
-        ConvNetConfig(channels=32, num_layers=4)
-        if args.quick
-        else ConvNetConfig(channels=64, num_layers=8, attention_every=4)
-    )
-    tf_cfg = (
-        TransformerConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=192)
-        if args.quick
-        else TransformerConfig(hidden_size=160, num_layers=4, num_heads=4, intermediate_size=480)
-    )
-    torch.manual_seed(0)
-    labels = torch.arange(batch) % 10
-    rows = []
-    pixelcnn = PixelCNNPrior(layout, pix_cfg).eval()
-    _time(pixelcnn, labels[:2], True, 0)  # warm-up (allocator, kernels)
-    cached_s, cached_codes = _time(pixelcnn, labels, True, 1)
-    naive_s, naive_codes = _time(pixelcnn, labels, False, 1)
-    same = all(torch.equal(a, b) for a, b in zip(cached_codes, naive_codes, strict=True))
-    rows.append({"model": "gated PixelCNN", "parameters": sum(p.numel() for p in pixelcnn.parameters()),
-                 "cached_seconds": cached_s, "naive_seconds": naive_s, "speedup": naive_s / cached_s,
-                 "same_codes": same})  # fmt: skip
-
-    transformer = TransformerPrior(layout, tf_cfg).eval()
-    _time(transformer, labels[:2], True, 0)
-    kv_s, _ = _time(transformer, labels, True, 1)
-    full_s = None if args.skip_naive_transformer else _time(transformer, labels, False, 1)[0]
-    rows.append({"model": "transformer (Llama)", "parameters": sum(p.numel() for p in transformer.parameters()),
-                 "cached_seconds": kv_s, "naive_seconds": full_s,
-                 "speedup": None if full_s is None else full_s / kv_s, "same_codes": None})  # fmt: skip
-
-    result = {
-        "grid": [side, side],
-        "batch": batch,
-        "codebook_size": codes,
-        "speedup": rows[0]["speedup"],
-        "transformer_speedup": rows[1]["speedup"],
-        "rows": rows,
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
-    }
+    result = run(args.quick, naive_transformer=not args.skip_naive_transformer)
+    side, batch, codes = result["grid"][0], result["batch"], result["codebook_size"]
+    rows = result["rows"]
     if args.json:
         print(json.dumps(result))
         return 0

@@ -16,9 +16,9 @@ float32 matrix-product rate. The peer is skipped where its N × K distance matri
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -100,6 +100,7 @@ def build(torch, impl: str, n: int, d: int, k: int):
 
 def run(shapes, reps: int) -> dict:
     import torch
+    from _timing import interleaved_medians  # imports torch: only after main() has set the malloc thresholds
 
     torch.manual_seed(0)
     peak = matmul_gflops(torch)
@@ -109,7 +110,6 @@ def run(shapes, reps: int) -> dict:
         impls = ["ours"] + (["peer"] if n * k * 4 <= PEER_LIMIT_BYTES else [])
         fns = {impl: build(torch, impl, n, d, k) for impl in impls}
         for mode in ("train", "infer"):
-            times: dict[str, list[float]] = {impl: [] for impl in impls}
             mem: dict[str, float | None] = {}
             x_train = torch.randn(1, n, d, requires_grad=True)
             x_infer = torch.randn(1, n, d)
@@ -118,15 +118,13 @@ def run(shapes, reps: int) -> dict:
                 arg = x_train if mode == "train" else x_infer
                 fns[impl][2]()  # drop kept buffers, so the reading includes them
                 mem[impl] = peak_extra_mib(lambda fn=fn, arg=arg: fn(arg))
-            for _ in range(reps if n * k < 2**31 else max(1, reps // 2)):
-                for impl in impls:
-                    fn = fns[impl][0 if mode == "train" else 1]
-                    arg = x_train if mode == "train" else x_infer
-                    t = time.perf_counter()
-                    fn(arg)
-                    times[impl].append(time.perf_counter() - t)
-            ours = statistics.median(times["ours"]) * 1e3
-            peer = statistics.median(times["peer"]) * 1e3 if "peer" in impls else None
+            calls = {
+                impl: functools.partial(fns[impl][0 if mode == "train" else 1], x_train if mode == "train" else x_infer)
+                for impl in impls
+            }
+            medians = interleaved_medians(calls, reps if n * k < 2**31 else max(1, reps // 2), warm_up=False)
+            ours = medians["ours"] * 1e3
+            peer = medians["peer"] * 1e3 if "peer" in impls else None
             rows.append(
                 {
                     "shape": {"n": n, "d": d, "k": k},

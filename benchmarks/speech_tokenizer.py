@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 
 import torch
+from _timing import machine, median_seconds
 
 from modalities.speech import FrontEndConfig, SpeechTokenizer, SpeechTokenizerConfig
 
@@ -43,27 +42,15 @@ CASES = [
 QUICK = {"hidden_channels": 16, "num_res_blocks": 1, "codebook_size": 16, "code_dim": 8, "griffin_lim_iters": 2}
 
 
-def _median_seconds(fn, repeats: int, device: torch.device) -> float:
-    def timed() -> float:
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - start
-
-    timed()  # warm-up: allocator, kernels, caches
-    return statistics.median(timed() for _ in range(repeats))
-
-
 def measure(name: str, tok: SpeechTokenizer, seconds: float, repeats: int, device: torch.device) -> dict:
     tok = tok.to(device).eval()
     rate = tok.sample_rate
     wave = 0.1 * torch.randn(int(seconds * rate), generator=torch.Generator().manual_seed(0)).to(device)
     codes = tok.encode(wave, rate)
     speaker = 0 if tok.speakers else None
-    encode_s = _median_seconds(lambda: tok.encode(wave, rate), repeats, device)
-    mel_s = _median_seconds(lambda: tok.decode_features(codes, speaker), repeats, device)
-    wave_s = _median_seconds(lambda: tok.decode(codes, speaker), repeats, device)
+    encode_s = median_seconds(lambda: tok.encode(wave, rate), repeats, device)
+    mel_s = median_seconds(lambda: tok.decode_features(codes, speaker), repeats, device)
+    wave_s = median_seconds(lambda: tok.decode(codes, speaker), repeats, device)
     print(f"  measured {name}", file=sys.stderr, flush=True)
     return {
         "model": name,
@@ -89,12 +76,7 @@ def run(seconds: float, repeats: int, device: torch.device, quick: bool, tokeniz
         rows.append(measure(name, SpeechTokenizer(config), seconds, repeats, device))
     for path in tokenizers:
         rows.append(measure(path, SpeechTokenizer.from_pretrained(path), seconds, repeats, device))
-    machine = {
-        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
-    return {"rows": rows, "machine": machine, "quick": quick, "repeats": repeats}
+    return {"rows": rows, "machine": machine(device), "quick": quick, "repeats": repeats}
 
 
 def print_table(result: dict) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 BENCHMARK = Path(__file__).resolve().parents[3] / "benchmarks" / "speech_tokenizer.py"
 
 
-def test_speech_benchmark_json(capsys) -> None:
+def test_speech_benchmark_json(capsys, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARK.parent))  # the benchmarks import their sibling _timing
     spec = importlib.util.spec_from_file_location("speech_tokenizer_benchmark", BENCHMARK)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
