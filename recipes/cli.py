@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from recipes import registry
+from recipes.coding import verbs as _coding_verbs  # noqa: F401  (registers compress, decompress, rd)
 from recipes.config import ConfigError, config_to_yaml, load_config, peek, preset_description, preset_names
 from recipes.priors import verbs as _prior_verbs  # noqa: F401  (registers train-prior, sample, cas, prior evaluate)
 

@@ -1,0 +1,1 @@
+"""Rate recipes: entropy-coded code files (compress, decompress) and rate–distortion reports (rd)."""

@@ -1,0 +1,145 @@
+"""What the rate verbs share: model identities, opening a prior for a tokenizer, coding code arrays in chunks.
+
+Dimension legend: ``n`` items, ``b`` items in a chunk, ``*grid_l`` level ``l``'s grid, ``K`` codebook size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from priors import CodePrior
+from priors.coding import decode_codes, encode_codes
+from recipes.storage import sha256_file
+from tokenizers_vq.entropy import CodeDecoder, CodeEncoder, CodeFileHeader, codes_digest
+
+LN2 = math.log(2.0)
+_IDENTITY_FILES = ("config.json", "model.safetensors")  # what a tokenizer or prior is: its config and weights
+
+
+def model_digest(directory: str | Path) -> str:
+    """Hex SHA-256 naming a model directory: the hashes of its ``config.json`` and ``model.safetensors``."""
+    directory = Path(directory)
+    digest = hashlib.sha256()
+    for name in _IDENTITY_FILES:
+        path = directory / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{directory} is not a model directory: {name} is missing.")
+        digest.update(f"{name}\0{sha256_file(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def check_layout(prior: CodePrior, shapes: list[tuple[int, ...]], sizes: list[int], what: str) -> None:
+    """Raise ``ValueError`` unless ``prior`` models codes of these grid ``shapes`` and codebook ``sizes``."""
+    layout = prior.layout
+    if [tuple(s) for s in shapes] != layout.shapes or list(sizes) != layout.codebook_sizes:
+        raise ValueError(
+            f"the prior models codes of grids {layout.shapes} with codebooks {layout.codebook_sizes}, but {what} "
+            f"has grids {[tuple(s) for s in shapes]} with codebooks {list(sizes)}. "
+            "Pass the prior that was trained on this tokenizer's codes."
+        )
+
+
+@dataclass
+class CodedChunks:
+    """A payload and its accounting (bits over all items)."""
+
+    payload: bytes
+    coded_bits: float  # sum of -log2 p under the tables the coder used (sequential pass), labels included
+    nll_bits: float  # the prior's NLL of the codes from its teacher-forced forward pass (what `evaluate` reports)
+    label_bits: float  # the class labels' share (log2 C per item for a conditional prior)
+    seconds: float
+
+
+def chunks(n: int, size: int) -> list[slice]:
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def encode_levels(
+    prior: CodePrior,
+    levels: list[torch.Tensor],
+    labels: torch.Tensor | None,
+    chunk_size: int,
+    end_code: int | None = None,
+) -> CodedChunks:
+    """Range-code codes (one ``(n, *grid_l)`` tensor per level) with ``prior``, ``chunk_size`` items at a time."""
+    encoder = CodeEncoder()
+    nll = 0.0
+    start = time.perf_counter()
+    for part in chunks(levels[0].shape[0], chunk_size):
+        grids = [g[part] for g in levels]
+        chunk_labels = None if labels is None else labels[part]
+        encode_codes(prior, grids, chunk_labels, encoder, end_code)
+        with torch.no_grad():
+            nll += float(prior(grids, chunk_labels).nll.double().sum()) / LN2
+    seconds = time.perf_counter() - start
+    label_bits = 0.0 if labels is None else labels.numel() * math.log2(prior.layout.num_classes)
+    return CodedChunks(encoder.finish(), encoder.information_bits, nll, label_bits, seconds)
+
+
+def decode_levels(
+    prior: CodePrior, header: CodeFileHeader, payload: bytes
+) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """Decode every chunk of a code file's payload; checks the result against the codes digest in the header."""
+    decoder = CodeDecoder(payload)
+    parts = [decode_codes(prior, part.stop - part.start, decoder, header.end_code)
+             for part in chunks(header.num_items, header.chunk_size)]  # fmt: skip
+    decoder.finish()
+    levels = [torch.cat([p[0][lvl] for p in parts]) for lvl in range(len(header.shapes))]
+    labels = torch.cat([p[1] for p in parts]) if prior.layout.num_classes else None
+    if codes_digest(levels, labels) != header.codes_digest:
+        raise ValueError(
+            "the decoded codes do not match the codes that were compressed (digest mismatch): the prior computed "
+            "different probabilities here (another library version, device or thread count), or the file is damaged."
+        )
+    return levels, labels
+
+
+def make_header(
+    tokenizer_dir: Path,
+    prior_dir: Path,
+    prior: CodePrior,
+    levels: list[torch.Tensor],
+    labels: torch.Tensor | None,
+    chunk_size: int,
+    extra: dict,
+    end_code: int | None = None,
+) -> CodeFileHeader:
+    """The header of a code file holding ``levels`` coded by the prior at ``prior_dir``."""
+    return CodeFileHeader(
+        tokenizer_sha256=model_digest(tokenizer_dir),
+        model_sha256=model_digest(prior_dir),
+        shapes=list(prior.layout.shapes),
+        codebook_sizes=list(prior.layout.codebook_sizes),
+        num_items=int(levels[0].shape[0]),
+        chunk_size=chunk_size,
+        num_classes=prior.layout.num_classes,
+        end_code=end_code,
+        extra=extra,
+        codes_digest=codes_digest(levels, labels),
+    )
+
+
+def unigram_tables(levels: list[np.ndarray | torch.Tensor], sizes: list[int]) -> list[np.ndarray]:
+    """Per-level code frequencies with add-one smoothing: the entropy model of a tokenizer without a prior."""
+    tables = []
+    for grid, k in zip(levels, sizes, strict=True):
+        values = grid.numpy() if isinstance(grid, torch.Tensor) else np.asarray(grid)
+        counts = np.bincount(values.reshape(-1).astype(np.int64), minlength=k).astype(np.float64) + 1.0
+        tables.append(counts / counts.sum())
+    return tables
+
+
+def encode_unigram(levels: list[torch.Tensor], tables: list[np.ndarray]) -> bytes:
+    """Range-code codes (one ``(n, *grid_l)`` tensor per level) with fixed per-level tables: real bytes."""
+    encoder = CodeEncoder()
+    for grid, table in zip(levels, tables, strict=True):
+        flat = grid.reshape(-1).numpy()
+        encoder.encode(flat, np.broadcast_to(table, (flat.size, table.size)))
+    return encoder.finish()

@@ -1,0 +1,83 @@
+"""The config of the rate verbs (compress, decompress, rd): the image recipes' schema plus three sections.
+
+``ImageCodingConfig`` extends :class:`recipes.image.config.ImageRecipeConfig`, so every image preset
+(``tiny``, ``fashion_mnist_vqvae``, ...) also configures these verbs: ``data`` says which images,
+``tokenizer`` which tokenizer, and the new ``prior``, ``compress``, ``decompress`` and ``rd`` the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from recipes.image.config import ImageRecipeConfig
+
+FILE_SUFFIX = ".vqc"
+
+
+def _positive(section: str, obj: object, *names: str, optional: bool = False) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if optional and value is None:
+            continue
+        if isinstance(value, bool) or not value > 0:
+            raise ValueError(
+                f"{section}.{name} must be {'positive or null' if optional else 'positive'}; got {value!r}."
+            )
+
+
+@dataclass
+class CompressConfig:
+    """The ``compress`` verb: which images go into one code file, and how they are coded."""
+
+    input: str | None = None  # an image file or a folder of them (PNG, JPEG, ...); null: a data set split
+    split: str | None = None  # data set split when input is null; null: data.eval_split
+    max_items: int | None = None  # the first N images of the split; null: all
+    label: int | None = None  # class label of input files for a class-conditional prior
+    chunk_size: int = 256  # images coded together (one sequential pass of the prior per chunk)
+
+    def __post_init__(self) -> None:
+        _positive("compress", self, "chunk_size")
+        _positive("compress", self, "max_items", optional=True)
+
+
+@dataclass
+class DecompressConfig:
+    """The ``decompress`` verb: the code file to read and what to write."""
+
+    input: str | None = None  # a file written by `vqtok compress`
+    png: bool = True  # also write one PNG per image (images.npy is always written)
+
+
+@dataclass
+class RDConfig:
+    """The ``rd`` verb: tokenizers (and optional priors) against classic codecs on the same held-out images."""
+
+    tokenizers: list[str] = field(default_factory=list)  # tokenizer directories, one point each
+    priors: list[str] = field(default_factory=list)  # prior directories; each is matched to its tokenizer by hash
+    split: str | None = None  # held-out split; null: data.eval_split
+    max_items: int | None = 1000  # the first N held-out images; null: all
+    fit_items: int = 5000  # training images whose codes fit the unigram model of a tokenizer without a prior
+    chunk_size: int = 256  # images coded together by a prior
+    jpeg_qualities: list[int] = field(default_factory=lambda: [1, 2, 3, 5, 8, 10, 15, 20, 30, 40, 50, 60, 75, 90, 95])
+    webp_qualities: list[int] = field(default_factory=lambda: [0, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100])
+    codec_layout: str = "mosaic"  # mosaic: one file of all images side by side (headers amortised, as ours); per_image
+    plot: bool = True  # write rd.png beside rd.json
+
+    def __post_init__(self) -> None:
+        _positive("rd", self, "fit_items", "chunk_size")
+        _positive("rd", self, "max_items", optional=True)
+        if self.codec_layout not in ("mosaic", "per_image"):
+            raise ValueError(f"rd.codec_layout must be 'mosaic' or 'per_image'; got {self.codec_layout!r}.")
+        for name, top in (("jpeg_qualities", 95), ("webp_qualities", 100)):
+            if any(not 0 <= q <= top for q in getattr(self, name)):
+                raise ValueError(f"rd.{name} must lie in [0, {top}]; got {getattr(self, name)}.")
+
+
+@dataclass
+class ImageCodingConfig(ImageRecipeConfig):
+    """Image recipes' config plus the prior and the compress, decompress and rd sections."""
+
+    prior: str | None = None  # prior directory (a train-prior run's prior/ folder) whose probabilities code the codes
+    compress: CompressConfig = field(default_factory=CompressConfig)
+    decompress: DecompressConfig = field(default_factory=DecompressConfig)
+    rd: RDConfig = field(default_factory=RDConfig)

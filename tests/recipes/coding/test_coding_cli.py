@@ -1,0 +1,139 @@
+"""The rate verbs through ``vqtok`` (in-process): compress → decompress is exact; damage and wrong models are refused."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from modalities.image import ImageTokenizer, load_image_dataset
+from recipes.cli import main
+
+
+def _models(m: dict, tokenizer: str = "tokenizer", prior: str = "prior") -> list[str]:
+    return ["--config", "tiny", "--tokenizer", str(m[tokenizer]), "--prior", str(m[prior])]
+
+
+@pytest.fixture(scope="module")
+def vqtok_module():
+    """``vqtok ARGS...`` in this process for module-scoped fixtures (capsys is per test)."""
+
+    def call(*args) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in args])
+        return code, out.getvalue(), err.getvalue()
+
+    return call
+
+
+@pytest.fixture(scope="module")
+def compressed(coding_models, tmp_path_factory, vqtok_module):
+    path = tmp_path_factory.mktemp("compress") / "digits.vqc"
+    code, out, err = vqtok_module("compress", *_models(coding_models), "--out", path, "--max-items", "120",
+                                  "compress.chunk_size=50", "--json")  # fmt: skip
+    assert code == 0, err
+    return path, json.loads(out)
+
+
+def test_compress_accounts_for_every_byte(compressed) -> None:
+    path, figures = compressed
+    assert figures["file_bytes"] == path.stat().st_size
+    assert figures["header_bytes"] + figures["payload_bytes"] == figures["file_bytes"]
+    assert figures["header_bytes"] < 200
+    ideal = figures["nll_bits"] + figures["label_bits"]
+    assert figures["coded_information_bits"] == pytest.approx(ideal, rel=1e-5)
+    assert ideal <= figures["payload_bits"] <= 1.01 * ideal + 64
+    assert figures["label_bits"] == pytest.approx(120 * np.log2(10))
+
+
+def test_decompress_gives_back_the_exact_codes(compressed, coding_models, vqtok, tmp_path) -> None:
+    path, _ = compressed
+    out = tmp_path / "back"
+    r = vqtok("decompress", *_models(coding_models), "--input", path, "--out", out, "--json")
+    assert r.code == 0, r.err
+    assert r.json()["items"] == 120
+    data = load_image_dataset("digits", "test")
+    tokenizer = ImageTokenizer.from_pretrained(coding_models["tokenizer"])
+    with torch.no_grad():
+        codes = tokenizer.encode(data.images[:120])
+        images = (tokenizer.decode(codes).clamp(0, 1) * 255).round().to(torch.uint8)
+    np.testing.assert_array_equal(np.load(out / "codes_level0.npy"), codes.levels[0].numpy())
+    np.testing.assert_array_equal(np.load(out / "labels.npy"), data.labels[:120].numpy())
+    np.testing.assert_array_equal(np.load(out / "images.npy"), images.numpy())
+    assert len(list(out.glob("*.png"))) == 120
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: d[:-3], "truncated"),
+        (lambda d: d[:60], "truncated"),
+        (lambda d: d[:-9] + bytes([d[-9] ^ 1]) + d[-8:], "payload is corrupted"),
+        (lambda d: d[:40] + bytes([d[40] ^ 1]) + d[41:], "header is corrupted"),
+        (lambda d: b"GIF8" + d[4:], "not a tokenizers-vq code file"),
+    ],
+)
+def test_damaged_files_are_refused(compressed, coding_models, vqtok, tmp_path, damage, message) -> None:
+    path, _ = compressed
+    bad = tmp_path / "bad.vqc"
+    bad.write_bytes(damage(path.read_bytes()))
+    r = vqtok("decompress", *_models(coding_models), "--input", bad, "--out", tmp_path / "out")
+    assert r.code == 2 and message in r.err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("tokenizer", "prior", "message"), [
+    ("other_tokenizer", "prior", "different tokenizer"),
+    ("tokenizer", "other_prior", "different prior"),
+])  # fmt: skip
+def test_mismatched_models_are_refused(compressed, coding_models, vqtok, tmp_path, tokenizer, prior, message) -> None:
+    path, _ = compressed
+    r = vqtok("decompress", *_models(coding_models, tokenizer, prior), "--input", path, "--out", tmp_path / "out")
+    assert r.code == 2 and message in r.err
+
+
+def test_image_files_round_trip_with_a_label(coding_models, vqtok, tmp_path) -> None:
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    images = load_image_dataset("digits", "test").images[:3]
+    for i, image in enumerate(images):
+        Image.fromarray(image[0].numpy()).save(folder / f"{i}.png")
+    r = vqtok("compress", *_models(coding_models), "--input", folder, "--out", tmp_path / "f.vqc")
+    assert r.code == 2 and "compress.label" in r.err
+    r = vqtok("compress", *_models(coding_models), "--input", folder, "--out", tmp_path / "f.vqc", "compress.label=4")
+    assert r.code == 0, r.err
+    r = vqtok("decompress", *_models(coding_models), "--input", tmp_path / "f.vqc", "decompress.png=false")
+    assert r.code == 0, r.err
+    tokenizer = ImageTokenizer.from_pretrained(coding_models["tokenizer"])
+    with torch.no_grad():
+        codes = tokenizer.encode(images).levels[0].numpy()
+    np.testing.assert_array_equal(np.load(tmp_path / "f" / "codes_level0.npy"), codes)
+    np.testing.assert_array_equal(np.load(tmp_path / "f" / "labels.npy"), [4, 4, 4])
+
+
+def test_rd_writes_a_table_and_a_plot(coding_models, vqtok, tmp_path) -> None:
+    tokenizers = f"rd.tokenizers=[{coding_models['tokenizer']},{coding_models['other_tokenizer']}]"
+    r = vqtok("rd", "--config", "tiny", tokenizers, f"rd.priors=[{coding_models['prior']}]", "--out", tmp_path,
+              "--max-items", "64", "rd.fit_items=128", "rd.jpeg_qualities=[5,50,95]", "rd.webp_qualities=[0,100]",
+              "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    figures = json.loads((tmp_path / "rd.json").read_text())
+    assert figures == {k: v for k, v in r.json().items() if k != "out_dir"}
+    assert [p["rate_model"] for p in figures["points"]] == ["prior", "unigram"]
+    with_prior = figures["points"][0]
+    ideal = with_prior["nll_bits_per_pixel"] + with_prior["label_bits_per_pixel"]
+    assert ideal <= with_prior["bits_per_pixel"] <= 1.01 * ideal + 64 / (64 * 16 * 16)
+    assert [(c["codec"], c["quality"]) for c in figures["codecs"]] == [
+        ("png", None), ("jpeg", 5), ("jpeg", 50), ("jpeg", 95), ("webp", 0), ("webp", 100)
+    ]  # fmt: skip
+    assert figures["codecs"][0]["psnr"] == 100.0  # lossless
+    assert len(figures["matched"]) == 2 and (tmp_path / "rd.png").stat().st_size > 10_000
+    r = vqtok("rd", "--config", "tiny", f"rd.tokenizers=[{coding_models['other_tokenizer']}]",
+              f"rd.priors=[{coding_models['prior']}]", "--out", tmp_path / "x")  # fmt: skip
+    assert r.code == 2 and "not in rd.tokenizers" in r.err
