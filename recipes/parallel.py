@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from recipes.checkpoint import RESUME_FIXED, RunPaths, open_run
 from recipes.runtime import agree, join_process_group
 from tokenizers_vq import distributed
 from tokenizers_vq.vq import VectorQuantizer
@@ -69,6 +70,23 @@ class Ranks:
     def agree(self, flag: bool) -> bool:
         """Rank 0's ``flag`` on every rank (for decisions such as stopping on a time budget)."""
         return agree(flag, self.device)
+
+    def out_of_time(self, seconds: float, max_minutes: float | None, step: int, steps: int) -> bool:
+        """Whether to stop early after ``seconds`` of a ``max_minutes`` budget (rank 0's clock decides for all)."""
+        if max_minutes is None:
+            return False
+        return self.agree(seconds >= 60.0 * max_minutes and step < steps)
+
+    def open_run(self, paths: RunPaths, cfg: Any, batch_size: int, resume: bool, overwrite: bool,
+                 fixed: tuple[str, ...] = RESUME_FIXED) -> bool:  # fmt: skip
+        """:func:`recipes.checkpoint.open_run` with rank 0 preparing the directory while the others wait.
+
+        Checks first that ``batch_size`` splits into equal shares; True when there is a checkpoint to resume.
+        """
+        self.check_batch_size(batch_size)
+        has_state = open_run(paths, cfg, resume, overwrite, main=self.is_main, fixed=fixed)
+        self.barrier()
+        return has_state
 
     def barrier(self) -> None:
         if self.world > 1:

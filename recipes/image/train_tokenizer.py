@@ -30,7 +30,6 @@ from recipes.checkpoint import (
     check_run_dir,
     check_same_run,
     load_checkpoint,
-    open_run,
     prepare_run_dir,
     run_dir,
     save_checkpoint,
@@ -148,9 +147,7 @@ def _train(
 ) -> TrainResult:
     paths = RunPaths(run_dir(cfg))
     tc, device = cfg.train, ranks.device
-    ranks.check_batch_size(tc.batch_size)
-    has_state = open_run(paths, cfg, resume, overwrite, main=ranks.is_main)
-    ranks.barrier()  # rank 0 has prepared the directory
+    has_state = ranks.open_run(paths, cfg, tc.batch_size, resume, overwrite)
 
     seed_everything(cfg.seed)
     model = ImageTokenizer(cfg.model).to(device).train()
@@ -194,8 +191,7 @@ def _train(
             bar.update(1)
 
             elapsed = time.monotonic() - began
-            if tc.max_minutes is not None:
-                stopped_by_budget = ranks.agree(elapsed >= 60.0 * tc.max_minutes and step < tc.steps)
+            stopped_by_budget = ranks.out_of_time(elapsed, tc.max_minutes, step, tc.steps)
             last = step == tc.steps or stopped_by_budget
             checked = codebook_check(model, ranks, step) if due(step, tc.checkpoint_every, last) else None
             codebooks = checked or codebooks

@@ -7,6 +7,7 @@ weights under ``prior/``::
 
     config.yaml           the resolved config of the run
     metrics.jsonl         training rows ("kind": "train", nats and bits per code) and evaluations ("kind": "eval")
+    tensorboard/          the same rows as TensorBoard scalars
     prior/                the published prior (a transformers model directory for the transformer)
     checkpoint/state.pt   training state: model, optimizer, step, RNG states, data-order position
 
@@ -26,22 +27,15 @@ import torch
 from tqdm.auto import tqdm
 
 from priors import CodePrior, PixelCNNPrior, TransformerPrior, evaluate_likelihood
-from recipes.checkpoint import (
-    RunPaths,
-    check_run_dir,
-    check_same_run,
-    prepare_run_dir,
-    run_dir,
-    save_checkpoint,
-    start_training,
-)
-from recipes.config import save_config
+from recipes import parallel
+from recipes.checkpoint import RunPaths, run_dir, start_training
+from recipes.parallel import Ranks
 from recipes.priors.common import setup
 from recipes.priors.config import PriorRecipeConfig
 from recipes.priors.corpus import CodeCorpus, open_corpus
 from recipes.report import format_figures
-from recipes.runtime import evaluation_mode, seed_everything
-from recipes.storage import write_jsonl
+from recipes.runlog import RunLog, after_step
+from recipes.runtime import evaluation_mode, optimizer_step, seed_everything
 
 LN2 = math.log(2.0)
 # Keys a resumed run must share with the run it continues (the codes it models and the model).
@@ -109,6 +103,7 @@ class TrainPriorResult:
     seconds: float
     train_bits_per_code: float | None  # mean over the last log interval
     figures: dict[str, Any] = field(default_factory=dict)  # last held-out evaluation (empty without eval_corpus)
+    world_size: int = 1  # processes that trained (torchrun)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,74 +116,87 @@ class TrainPriorResult:
 
 
 def run(cfg: PriorRecipeConfig, *, resume: bool = False, overwrite: bool = False) -> TrainPriorResult:
-    """Fit ``cfg.model`` to ``cfg.corpus`` for ``cfg.train.steps`` steps of Adam on the mean NLL per code."""
-    paths = PriorRunPaths(run_dir(cfg))
+    """Fit ``cfg.model`` to ``cfg.corpus`` for ``cfg.train.steps`` steps of Adam on the mean NLL per code.
+
+    Under ``torchrun`` every rank takes its contiguous share of each batch with
+    DistributedDataParallel and rank 0 alone evaluates and writes (:mod:`recipes.parallel`).
+    """
     device = setup(cfg)
-    tc = cfg.train
     corpus, held_out = open_corpora(cfg)
-    has_state = check_run_dir(paths, resume, overwrite)
-    if has_state:
-        check_same_run(paths, cfg, RESUME_FIXED)
-    prepare_run_dir(paths, overwrite)
-    save_config(cfg, paths.config)
+    with parallel.joined(device) as ranks:
+        return _train(cfg, ranks, corpus, held_out, resume, overwrite)
+
+
+def _train(
+    cfg: PriorRecipeConfig,
+    ranks: Ranks,
+    corpus: CodeCorpus,
+    held_out: CodeCorpus | None,
+    resume: bool,
+    overwrite: bool,
+) -> TrainPriorResult:
+    paths = PriorRunPaths(run_dir(cfg))
+    tc, device = cfg.train, ranks.device
+    has_state = ranks.open_run(paths, cfg, tc.batch_size, resume, overwrite, RESUME_FIXED)
 
     seed_everything(cfg.seed)
     prior = build_prior(cfg, corpus).to(device).train()
     optimizer = torch.optim.Adam(prior.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     start = start_training(paths, prior, optimizer, len(corpus), tc.batch_size, cfg.seed, has_state)
-    order, step, rows = start.order, start.step, start.rows
-    seconds_before, resumed_from = start.seconds_before, start.resumed_from
+    order, step, resumed_from = start.order, start.step, start.resumed_from
+    log = RunLog(paths, start.rows, resumed_from, enabled=ranks.is_main)
+    net = ranks.wrap(prior)
 
     figures: dict[str, Any] = {}
     interval_nats, interval_steps, train_bits = 0.0, 0, None
-    start = time.monotonic()
+    began = time.monotonic()
     stopped_by_budget = False
     bar = tqdm(total=tc.steps, initial=step, desc=f"train-prior {cfg.name}", unit="step", dynamic_ncols=True,
-               file=sys.stderr, disable=None)  # fmt: skip
+               file=sys.stderr, disable=None if ranks.is_main else True)  # fmt: skip
+
+    def train_row() -> dict[str, Any]:
+        nonlocal interval_nats, interval_steps, train_bits
+        train_bits = interval_nats / interval_steps / LN2
+        row = {"kind": "train", "step": step, "lr": tc.lr, "seconds": round(start.seconds_before + elapsed, 3),
+               "nats_per_code": interval_nats / interval_steps, "bits_per_code": train_bits}  # fmt: skip
+        interval_nats, interval_steps = 0.0, 0
+        bar.set_postfix(bits_per_code=f"{train_bits:.3f}", refresh=False)
+        return row
+
+    def evaluation() -> dict[str, Any]:
+        assert held_out is not None, "evaluated only with a held-out corpus"
+        result = held_out_figures(prior, held_out, cfg.model.conditional, cfg.eval.batch_size, tc.eval_images)
+        bar.write(f"eval @ step {step}: {result['bits_per_code']:.4f} bits/code"
+                  + (f", {result['bits_per_dim']:.4f} bits/dim" if result["bits_per_dim"] else ""),
+                  file=sys.stderr)  # fmt: skip
+        return result
+
     try:
         while step < tc.steps:
-            levels, labels = corpus.batch(order.next().numpy(), cfg.model.conditional)
-            out = prior([g.to(device) for g in levels], None if labels is None else labels.to(device))
-            if not torch.isfinite(out.loss):
-                raise FloatingPointError(
-                    f"the prior's loss became {float(out.loss)} at step {step + 1}; lower train.lr."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            if tc.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(prior.parameters(), tc.grad_clip)
-            optimizer.step()
+            batch = ranks.share(order.next())  # this rank's contiguous share of the global batch
+            levels, labels = corpus.batch(batch.numpy(), cfg.model.conditional)
+            out = net([g.to(device) for g in levels], None if labels is None else labels.to(device))
+            optimizer_step(out.loss, optimizer, prior, tc.grad_clip, step, "lower train.lr")
             step += 1
             interval_nats, interval_steps = interval_nats + float(out.loss.detach()), interval_steps + 1
             bar.update(1)
 
-            elapsed = time.monotonic() - start
-            stopped_by_budget = tc.max_minutes is not None and elapsed >= 60.0 * tc.max_minutes and step < tc.steps
+            elapsed = time.monotonic() - began
+            stopped_by_budget = ranks.out_of_time(elapsed, tc.max_minutes, step, tc.steps)
             last = step == tc.steps or stopped_by_budget
-            if step % tc.log_every == 0 or last:
-                train_bits = interval_nats / interval_steps / LN2
-                rows.append({"kind": "train", "step": step, "lr": tc.lr, "seconds": round(seconds_before + elapsed, 3),
-                             "nats_per_code": interval_nats / interval_steps, "bits_per_code": train_bits})  # fmt: skip
-                interval_nats, interval_steps = 0.0, 0
-                bar.set_postfix(bits_per_code=f"{train_bits:.3f}", refresh=False)
-            if held_out is not None and (step % tc.eval_every == 0 or last):
-                figures = held_out_figures(prior, held_out, cfg.model.conditional, cfg.eval.batch_size, tc.eval_images)
-                rows.append({"kind": "eval", "step": step, **figures})
-                bar.write(f"eval @ step {step}: {figures['bits_per_code']:.4f} bits/code"
-                          + (f", {figures['bits_per_dim']:.4f} bits/dim" if figures["bits_per_dim"] else ""),
-                          file=sys.stderr)  # fmt: skip
-            if step % tc.checkpoint_every == 0 or last:
-                save_checkpoint(paths, prior, optimizer, step, order, seconds_before + elapsed, rows)
-            elif step % tc.log_every == 0:
-                write_jsonl(paths.metrics, rows)
+            figures = after_step(log, tc, step, last, train_row=train_row,
+                                 evaluate=None if held_out is None else evaluation, codebooks=None,
+                                 model=prior, optimizer=optimizer, order=order,
+                                 seconds=start.seconds_before + elapsed) or figures  # fmt: skip
             if stopped_by_budget:
                 break
     finally:
         bar.close()
+        log.close()
 
-    if not paths.prior.exists():  # nothing left to train (a resumed run that was already complete)
+    if ranks.is_main and not paths.prior.exists():  # nothing left to train (a resumed run that was already complete)
         prior.save_pretrained(paths.prior)
-    if held_out is not None and not figures:
+    if ranks.is_main and held_out is not None and not figures:
         figures = held_out_figures(prior, held_out, cfg.model.conditional, cfg.eval.batch_size, tc.eval_images)
     return TrainPriorResult(
         run_dir=str(paths.root),
@@ -199,7 +207,8 @@ def run(cfg: PriorRecipeConfig, *, resume: bool = False, overwrite: bool = False
         steps=tc.steps,
         resumed_from=resumed_from,
         stopped_by_budget=stopped_by_budget,
-        seconds=round(time.monotonic() - start, 3),
+        seconds=round(time.monotonic() - began, 3),
         train_bits_per_code=train_bits,
         figures=figures,
+        world_size=ranks.world,
     )

@@ -3,8 +3,8 @@
 Dimension legend: ``b`` batch, ``m`` mel bins, ``s`` frames per training segment, ``N`` segments.
 
 The run directory is every training recipe's (:mod:`recipes.checkpoint`):
-``config.yaml``, ``metrics.jsonl``, ``tokenizer/`` and ``checkpoint/state.pt``, written in the same
-order and resumed the same way. Training data are the training utterances' standardised log-mel
+``config.yaml``, ``metrics.jsonl`` (with TensorBoard's copy in ``tensorboard/``), ``tokenizer/`` and
+``checkpoint/state.pt``, written in the same order and resumed the same way. Training data are the training utterances' standardised log-mel
 cut into segments of ``train.segment_frames`` frames with 50% overlap (shorter utterances padded
 by repeating their last frame); segments are drawn in a seeded order that the checkpoint records.
 """
@@ -21,27 +21,14 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from modalities.speech import SpeechTokenizer, SpeechTokenizerOutput, speakers_of
-from recipes.checkpoint import (
-    RunPaths,
-    check_run_dir,
-    check_same_run,
-    prepare_run_dir,
-    run_dir,
-    save_checkpoint,
-    start_training,
-)
-from recipes.config import save_config
+from recipes import parallel
+from recipes.checkpoint import RunPaths, run_dir, start_training
 from recipes.image.train_tokenizer import TrainResult
-from recipes.runtime import (
-    autocast,
-    check_precision,
-    evaluation_mode,
-    resolve_device,
-    seed_everything,
-)
+from recipes.parallel import Ranks, codebook_check, raise_if_disagree
+from recipes.runlog import RunLog, after_step, due
+from recipes.runtime import autocast, check_precision, evaluation_mode, optimizer_step, resolve_device, seed_everything
 from recipes.speech.common import SpeechSplit, analyse, encode_waveforms, load_split, phone_inventory, phone_segments
 from recipes.speech.config import SpeechRecipeConfig
-from recipes.storage import write_jsonl
 from tokenizers_vq.metrics import code_stats
 
 
@@ -146,14 +133,14 @@ def _subset(split: SpeechSplit, limit: int | None) -> SpeechSplit:
 def run(cfg: SpeechRecipeConfig, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
     """Train ``cfg.model`` on ``cfg.data.train`` for ``cfg.train.steps`` steps; see the module docstring.
 
-    ``cfg.model.speakers`` empty (the default) means: one embedding per training speaker.
+    ``cfg.model.speakers`` empty (the default) means: one embedding per training speaker. Under
+    ``torchrun`` every rank takes its contiguous share of each batch of segments with
+    DistributedDataParallel, codebooks stay identical across ranks (checked at every checkpoint) and
+    rank 0 alone evaluates and writes (:mod:`recipes.parallel`).
     """
-    paths = RunPaths(run_dir(cfg))
     device = resolve_device(cfg.device)
     check_precision(cfg.precision, device)
-    tc = cfg.train
     rate = cfg.model.frontend.sample_rate
-
     train = load_split(cfg, cfg.data.train, rate)
     held_out = load_split(cfg, cfg.data.eval, rate)
     if not cfg.model.speakers:
@@ -161,11 +148,16 @@ def run(cfg: SpeechRecipeConfig, *, resume: bool = False, overwrite: bool = Fals
     unknown = sorted(set(speakers_of(train.utterances)) - set(cfg.model.speakers))
     if unknown:
         raise ValueError(f"training speakers {unknown} are not in model.speakers={cfg.model.speakers}; add them.")
-    has_state = check_run_dir(paths, resume, overwrite)
-    if has_state:
-        check_same_run(paths, cfg)
-    prepare_run_dir(paths, overwrite)
-    save_config(cfg, paths.config)
+    with parallel.joined(device) as ranks:
+        return _train(cfg, ranks, train, held_out, resume, overwrite)
+
+
+def _train(
+    cfg: SpeechRecipeConfig, ranks: Ranks, train: SpeechSplit, held_out: SpeechSplit, resume: bool, overwrite: bool
+) -> TrainResult:
+    paths = RunPaths(run_dir(cfg))
+    tc, device = cfg.train, ranks.device
+    has_state = ranks.open_run(paths, cfg, tc.batch_size, resume, overwrite)
 
     seed_everything(cfg.seed)
     model = SpeechTokenizer(cfg.model).to(device).train()
@@ -178,56 +170,56 @@ def run(cfg: SpeechRecipeConfig, *, resume: bool = False, overwrite: bool = Fals
 
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     start = start_training(paths, model, optimizer, len(data), tc.batch_size, cfg.seed, has_state)
-    order, step, rows = start.order, start.step, start.rows
-    seconds_before, resumed_from = start.seconds_before, start.resumed_from
+    order, step, resumed_from = start.order, start.step, start.resumed_from
+    log = RunLog(paths, start.rows, resumed_from, enabled=ranks.is_main)
+    net = ranks.wrap(model)
     eval_train, eval_held = _subset(train, tc.eval_utterances), _subset(held_out, tc.eval_utterances)
 
     figures: dict[str, Any] = {}
+    codebooks: dict[str, Any] | None = None
     meter = Meter()
-    start = time.monotonic()
+    began = time.monotonic()
     stopped_by_budget = False
     bar = tqdm(total=tc.steps, initial=step, desc=f"train {cfg.name}", unit="step", dynamic_ncols=True,
-               file=sys.stderr, disable=None)  # fmt: skip
+               file=sys.stderr, disable=None if ranks.is_main else True)  # fmt: skip
+
+    def train_row() -> dict[str, Any]:
+        row = meter.row(step, tc.lr, start.seconds_before + elapsed)
+        bar.set_postfix(loss=f"{row['loss']:.4f}", usage=f"{row['usage']:.2f}", refresh=False)
+        return row
+
+    def evaluation() -> dict[str, Any]:
+        result = evaluate_during_training(cfg, model, eval_train, eval_held)
+        bar.write(_eval_line(step, result), file=sys.stderr)
+        return result
+
     try:
         while step < tc.steps:
-            batch = order.next()
+            batch = ranks.share(order.next())  # this rank's contiguous share of the global batch
             x, speakers = data[batch].to(device), owners[batch].to(device)  # (b, m, s), (b,)
             with autocast(cfg.precision, device):
-                out = model(x, speaker=speakers)
-            if not torch.isfinite(out.loss):
-                raise FloatingPointError(
-                    f"the training loss became {float(out.loss)} at step {step + 1}; lower train.lr or set train.grad_clip."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            if tc.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            optimizer.step()
+                out = net(x, speaker=speakers)
+            optimizer_step(out.loss, optimizer, model, tc.grad_clip, step, "lower train.lr or set train.grad_clip")
             step += 1
             meter.add(out)
             bar.update(1)
 
-            elapsed = time.monotonic() - start
-            stopped_by_budget = tc.max_minutes is not None and elapsed >= 60.0 * tc.max_minutes and step < tc.steps
+            elapsed = time.monotonic() - began
+            stopped_by_budget = ranks.out_of_time(elapsed, tc.max_minutes, step, tc.steps)
             last = step == tc.steps or stopped_by_budget
-            if step % tc.log_every == 0 or last:
-                row = meter.row(step, tc.lr, seconds_before + elapsed)
-                rows.append(row)
-                bar.set_postfix(loss=f"{row['loss']:.4f}", usage=f"{row['usage']:.2f}", refresh=False)
-            if step % tc.eval_every == 0 or last:
-                figures = evaluate_during_training(cfg, model, eval_train, eval_held)
-                rows.append({"kind": "eval", "step": step, **figures})
-                bar.write(_eval_line(step, figures), file=sys.stderr)
-            if step % tc.checkpoint_every == 0 or last:
-                save_checkpoint(paths, model, optimizer, step, order, seconds_before + elapsed, rows)
-            elif step % tc.log_every == 0:
-                write_jsonl(paths.metrics, rows)
+            checked = codebook_check(model, ranks, step) if due(step, tc.checkpoint_every, last) else None
+            codebooks = checked or codebooks
+            figures = after_step(log, tc, step, last, train_row=train_row, evaluate=evaluation, codebooks=checked,
+                                 model=model, optimizer=optimizer, order=order,
+                                 seconds=start.seconds_before + elapsed) or figures  # fmt: skip
+            raise_if_disagree(checked)
             if stopped_by_budget:
                 break
     finally:
         bar.close()
+        log.close()
 
-    if not figures:  # nothing left to train (a resumed run that was already complete)
+    if ranks.is_main and not figures:  # nothing left to train (a resumed run that was already complete)
         figures = evaluate_during_training(cfg, model, eval_train, eval_held)
         if not paths.tokenizer.exists():
             model.save_pretrained(paths.tokenizer)
@@ -239,8 +231,10 @@ def run(cfg: SpeechRecipeConfig, *, resume: bool = False, overwrite: bool = Fals
         steps=tc.steps,
         resumed_from=resumed_from,
         stopped_by_budget=stopped_by_budget,
-        seconds=round(time.monotonic() - start, 3),
+        seconds=round(time.monotonic() - began, 3),
         figures=figures,
+        world_size=ranks.world,
+        codebook_checksum=None if codebooks is None else codebooks["codebook_checksum"],
     )
 
 
