@@ -66,7 +66,15 @@ def build_parser(verb: registry.Verb) -> argparse.ArgumentParser:
         + "\n\noverrides: dotted config keys, e.g. model.codebook_size=256 train.max_minutes=null",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    if verb.positional is None:
+        parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    else:
+        parser.add_argument(
+            "overrides",
+            nargs="*",
+            metavar=f"{verb.positional.metavar} [key=value ...]",
+            help=f"{verb.positional.help}; then config overrides",
+        )
     parser.add_argument(
         "--config", metavar="PRESET_OR_YAML", help=f"preset name or YAML file (default: {verb.default_config})"
     )
@@ -97,7 +105,22 @@ def _overrides(verb: registry.Verb, args: argparse.Namespace) -> list[str]:
     overrides = [f"{s.key}={getattr(args, _dest(s))}" for s in verb.shortcuts if getattr(args, _dest(s)) is not None]
     if args.out is not None:
         overrides.append(f"out={args.out}")
-    return overrides + list(args.overrides)
+    return overrides + _positional_overrides(verb, list(args.overrides))
+
+
+def _positional_overrides(verb: registry.Verb, words: list[str]) -> list[str]:
+    """For a verb with positional words: the bare words (no ``=``) as overrides of its keys, then the overrides."""
+    spec = verb.positional
+    if spec is None:
+        return words
+    bare = [w for w in words if "=" not in w]
+    if len(bare) > 1 and spec.rest_key is None:
+        raise ValueError(f"`{verb.name}` takes one {spec.metavar}; got {len(bare)}: {' '.join(bare)}.")
+    # JSON strings and lists are YAML, so paths come through as strings whatever they look like.
+    given = [f"{spec.key}={json.dumps(bare[0])}"] if bare else []
+    if len(bare) > 1:
+        given.append(f"{spec.rest_key}={json.dumps(bare[1:])}")
+    return given + [w for w in words if "=" in w]
 
 
 def _config_source(verb: registry.Verb, args: argparse.Namespace) -> str:

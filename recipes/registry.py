@@ -35,6 +35,19 @@ class Shortcut:
 
 
 @dataclass(frozen=True)
+class Positional:
+    """Bare words on a verb's command line (words without ``=``): the first sets ``key``, further ones ``rest_key``.
+
+    ``vqtok report runs/fm runs/rd`` → ``run_dir=runs/fm include=[runs/rd]``.
+    """
+
+    metavar: str  # e.g. "RUN_DIR [PATH ...]"
+    key: str
+    help: str
+    rest_key: str | None = None  # a list key for the words after the first; None: only one word allowed
+
+
+@dataclass(frozen=True)
 class Verb:
     """A ``vqtok`` subcommand."""
 
@@ -45,6 +58,7 @@ class Verb:
     shortcuts: tuple[Shortcut, ...] = ()
     resumable: bool = False  # takes --resume and --overwrite
     resume_default: bool = False  # continues an existing run without --resume (the quickstart)
+    positional: Positional | None = None  # bare words on the command line, e.g. the run directory of `report`
 
 
 @dataclass(frozen=True)
@@ -151,6 +165,22 @@ register(
         resume_default=True,
     ),
     Recipe("quickstart", "image", "recipes.image.quickstart:run", _IMAGE_SCHEMA),
+)
+register(
+    Verb(
+        "report",
+        "one static HTML page (with its PNGs) about a run: curves, evaluation tables, codebook usage, "
+        "reconstructions, samples, phone confusion, rate–distortion",
+        default_config="report",
+        out_help="report directory (default RUN_DIR/report)",
+        positional=Positional(
+            "RUN_DIR [PATH ...]",
+            "run_dir",
+            "a training run directory, then any folders or files with more of its outputs",
+            rest_key="include",
+        ),
+    ),
+    Recipe("report", "report", "recipes.html_report:run", "recipes.html_report:ReportConfig"),
 )
 
 # Speech: the shared verbs with modality "speech" (presets speech_*), then the speech-only verbs.
