@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, LogitsProcessor, LogitsProcessorList
 
 from priors.base import CodeLayout, CodePrior, PriorOutput, SampleResult, nll_from_logits
@@ -106,6 +107,33 @@ class TokenLayout:
             (p - self.offset(lvl)).reshape(ids.shape[0], *shape)
             for lvl, (p, shape) in enumerate(zip(parts, self.layout.shapes, strict=True))
         ]
+
+
+def seeded_generate(
+    owner: nn.Module,
+    model: LlamaForCausalLM,
+    prompt: torch.Tensor,
+    generation: GenerationConfig,
+    processors: LogitsProcessorList,
+    seed: int,
+) -> tuple[torch.Tensor, float]:
+    """``model.generate`` from ``prompt`` ``(b, n)`` with ``owner`` in eval mode; the ids ``(b, n + new)`` and seconds.
+
+    generate() draws from the global generator: it is seeded with ``seed`` inside a fork, so the
+    caller's random streams are untouched and the same seed gives the same samples.
+    """
+    was_training = owner.training
+    owner.eval()
+    devices = [prompt.device] if prompt.device.type == "cuda" else []
+    start = time.perf_counter()
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            ids = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt),
+                                 generation_config=generation, logits_processor=processors)  # fmt: skip
+    finally:
+        owner.train(was_training)
+    return ids, time.perf_counter() - start
 
 
 class ValidCodesLogitsProcessor(LogitsProcessor):
@@ -221,23 +249,7 @@ class TransformerPrior(CodePrior):
         )  # fmt: skip
         processors = LogitsProcessorList([ValidCodesLogitsProcessor(self._allowed), *sampling.warpers()])
         prompt = self.tokens.prefix(labels, batch, self._allowed.device)
-        was_training = self.training
-        self.eval()
-        devices = [prompt.device] if prompt.device.type == "cuda" else []
-        start = time.perf_counter()
-        try:
-            # generate() draws from the global generator: seed it inside a fork so callers' streams are untouched.
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(sampling.seed)
-                ids = self.model.generate(
-                    input_ids=prompt,
-                    attention_mask=torch.ones_like(prompt),
-                    generation_config=generation,
-                    logits_processor=processors,
-                )
-        finally:
-            self.train(was_training)
-        seconds = time.perf_counter() - start
+        ids, seconds = seeded_generate(self, self.model, prompt, generation, processors, sampling.seed)
         return SampleResult(levels=self.tokens.to_codes(ids[:, 1:]), labels=labels, seconds=seconds)
 
     # ---- saving -----------------------------------------------------------------------------------

@@ -217,3 +217,34 @@ register(
     ),
     Recipe("convert", "speech", "recipes.speech.convert:run", _SPEECH_SCHEMA),
 )
+register(
+    Verb(
+        "bpe",
+        "unit BPE over a code corpus: codes per token on held-out codes, and a prior's bits per code with and without it",
+        default_config="bpe_fsdd",
+        out_help="output directory for unit_bpe.model, figures.json and the two priors (default runs/<name>)",
+        shortcuts=(
+            Shortcut("--corpus", "corpus", "training code corpus written by `vqtok tokenize`", "DIR"),
+            Shortcut("--eval-corpus", "eval_corpus", "held-out code corpus", "DIR"),
+            Shortcut("--vocab-size", "bpe.vocab_size", "sentencepiece vocabulary (codes included)", "N"),
+            _DEVICE,
+        ),
+    ),
+    Recipe("bpe", "bpe", "recipes.units.bpe:run", "recipes.units.config:BPERecipeConfig"),
+)
+register(
+    Verb(
+        "train-mixed",
+        "one transformer prior over text prompts, image codes and audio codes in one token space; writes prior/",
+        default_config="mixed_fashion_fsdd",
+        out_help="run directory (default runs/<name>)",
+        shortcuts=(Shortcut("--steps", "train.steps", "total optimizer steps", "N"), _DEVICE),
+        resumable=True,
+    ),
+    Recipe("train-mixed", "mixed", "recipes.mixed.train:run", "recipes.mixed.config:MixedRecipeConfig"),
+)
+# sample, cas and evaluate of a mixed prior (config modality "mixed"; those verbs are registered by recipes.priors.verbs)
+for _verb, _module in (("sample", "sample"), ("cas", "cas"), ("evaluate", "evaluate")):
+    RECIPES[(_verb, "mixed")] = Recipe(
+        _verb, "mixed", f"recipes.mixed.{_module}:run", "recipes.mixed.config:MixedRecipeConfig"
+    )

@@ -1,0 +1,68 @@
+"""The config schema of ``vqtok bpe``: which corpora, the unit BPE, and the two priors it compares."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from priors import TransformerConfig
+from recipes.image.config import TrainConfig
+
+_DEVICE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
+_MODEL_TYPES = ("bpe", "unigram")
+
+
+@dataclass
+class UnitBPEConfig:
+    """The sentencepiece model over codes (one character per code)."""
+
+    vocab_size: int = 512  # pieces in all, the single codes included (at least codebook size + 4)
+    model_type: str = "bpe"  # bpe or unigram
+    dedup: bool = False  # merge each run of a repeated code into one unit first (speech-unit LMs' deduplicated units)
+
+    def __post_init__(self) -> None:
+        if self.model_type not in _MODEL_TYPES:
+            raise ValueError(f"bpe.model_type must be one of {_MODEL_TYPES}; got {self.model_type!r}.")
+        if self.vocab_size < 8:
+            raise ValueError(f"bpe.vocab_size must be at least 8; got {self.vocab_size}.")
+
+
+@dataclass
+class BPERecipeConfig:
+    """Everything ``vqtok bpe`` needs; the two priors share ``model`` and ``train``."""
+
+    modality: str = "bpe"  # picks the bpe recipe
+    name: str = "bpe"  # run name; results go to runs/<name> unless out is set
+    seed: int = 0
+    device: str = "cpu"  # cpu, cuda, cuda:N, or auto
+    threads: int | None = None  # CPU threads for torch; null: torch's default
+    out: str | None = None  # output directory: unit_bpe.model, figures.json, the two priors
+    corpus: str | None = None  # training code corpus (`vqtok tokenize`): BPE and both priors learn from it
+    eval_corpus: str | None = None  # held-out code corpus: compression and bits per original code
+    max_items: int | None = None  # use the first N training items; null: all
+    eval_items: int | None = None  # score the first N held-out items; null: all
+    bpe: UnitBPEConfig = field(default_factory=UnitBPEConfig)
+    model: TransformerConfig = field(default_factory=TransformerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval_batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        check_run_fields(self, "bpe")
+        for key in ("max_items", "eval_items"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ValueError(f"{key} must be positive or null; got {getattr(self, key)}.")
+        if self.eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be positive; got {self.eval_batch_size}.")
+
+
+def check_run_fields(cfg: Any, modality: str) -> None:
+    """The checks of the top-level fields every run config has: modality, device, threads, name."""
+    if cfg.modality != modality:
+        raise ValueError(f"modality must be {modality!r} for this recipe; got {cfg.modality!r}.")
+    if not _DEVICE.match(cfg.device):
+        raise ValueError(f"device must be cpu, cuda, cuda:N or auto; got {cfg.device!r}.")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ValueError(f"threads must be a positive integer or null; got {cfg.threads}.")
+    if not cfg.name or "/" in cfg.name:
+        raise ValueError(f"name must be a non-empty run name without '/'; got {cfg.name!r}.")
