@@ -113,9 +113,11 @@ def training_curves_png(rows: Sequence[Mapping[str, Any]], path: str | os.PathLi
     fig.suptitle(title)
     for i, (name, series) in enumerate(panels):
         ax = fig.add_subplot(n_rows, cols, i + 1)
+        colors: dict[str, str] = {}  # one colour per figure and level, for its training and evaluation lines
         for s in series:
+            color = colors.setdefault(s.label.rsplit(" (", 1)[0], f"C{len(colors) % 10}")
             style = {"linestyle": "--", "marker": "o", "markersize": 3} if s.kind == "eval" else {}
-            ax.plot(s.steps, s.values, label=s.label, **style)
+            ax.plot(s.steps, s.values, label=s.label, color=color, **style)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
