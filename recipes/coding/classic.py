@@ -81,25 +81,28 @@ def codec_points(images: torch.Tensor, jpeg: Sequence[int], webp: Sequence[int],
     return points
 
 
-def at_rate(points: list[dict[str, Any]], codec: str, bits_per_pixel: float) -> dict[str, Any]:
-    """A codec's PSNR and SSIM at ``bits_per_pixel``, interpolated between the two qualities that bracket it.
+def at_rate(
+    points: list[dict[str, Any]],
+    codec: str,
+    rate: float,
+    x: str = "bits_per_pixel",
+    metrics: Sequence[str] = ("psnr", "ssim"),
+    setting: str = "quality",
+) -> dict[str, Any]:
+    """A codec's ``metrics`` at ``rate`` (in units of key ``x``), interpolated between the two settings that bracket it.
 
-    Outside the codec's range (e.g. below its lowest quality's size) the figures are None and
-    ``lowest_bits_per_pixel`` / ``highest_bits_per_pixel`` say how far it reaches.
+    Returns ``{codec}_{metric}`` for each metric, ``{codec}_between`` (the two bracketing settings) and
+    ``{codec}_lowest_{x}``; outside the codec's range (e.g. below its smallest setting's size) the
+    metrics are None, and the lowest rate says how far the codec reaches.
     """
-    curve = sorted((p for p in points if p["codec"] == codec), key=lambda p: p["bits_per_pixel"])
-    out: dict[str, Any] = {
-        f"{codec}_psnr": None,
-        f"{codec}_ssim": None,
-        f"{codec}_qualities": None,
-        f"{codec}_lowest_bits_per_pixel": curve[0]["bits_per_pixel"] if curve else None,
-    }
+    curve = sorted((p for p in points if p["codec"] == codec), key=lambda p: p[x])
+    out: dict[str, Any] = {f"{codec}_{m}": None for m in metrics}
+    out[f"{codec}_between"] = None
+    out[f"{codec}_lowest_{x}"] = curve[0][x] if curve else None
     for lo, hi in itertools.pairwise(curve):
-        if lo["bits_per_pixel"] <= bits_per_pixel <= hi["bits_per_pixel"]:
-            span = hi["bits_per_pixel"] - lo["bits_per_pixel"]
-            t = (bits_per_pixel - lo["bits_per_pixel"]) / span if span > 0 else 0.0
-            out[f"{codec}_psnr"] = lo["psnr"] + t * (hi["psnr"] - lo["psnr"])
-            out[f"{codec}_ssim"] = lo["ssim"] + t * (hi["ssim"] - lo["ssim"])
-            out[f"{codec}_qualities"] = [lo["quality"], hi["quality"]]
+        if lo[x] <= rate <= hi[x]:
+            t = (rate - lo[x]) / (hi[x] - lo[x]) if hi[x] > lo[x] else 0.0
+            out.update({f"{codec}_{m}": lo[m] + t * (hi[m] - lo[m]) for m in metrics})
+            out[f"{codec}_between"] = [lo[setting], hi[setting]]
             break
     return out

@@ -8,8 +8,10 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -18,9 +20,33 @@ from priors import CodePrior
 from priors.coding import decode_codes, encode_codes
 from recipes.storage import sha256_file
 from tokenizers_vq.entropy import CodeDecoder, CodeEncoder, CodeFileHeader, codes_digest
+from tokenizers_vq.io import atomic_write_bytes, atomic_write_json
 
 LN2 = math.log(2.0)
 _IDENTITY_FILES = ("config.json", "model.safetensors")  # what a tokenizer or prior is: its config and weights
+
+
+@dataclass
+class RateResult:
+    """A rate verb's result: what it wrote (under ``where``, e.g. ``out_dir`` or ``file``) and its figures."""
+
+    where: ClassVar[str] = "out_dir"
+    location: str
+    figures: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {self.where: self.location, **self.figures}
+
+
+def write_rd(out: Path, figures: dict[str, Any], plot: Callable[[dict[str, Any]], bytes] | None) -> Path:
+    """``rd.json`` (and, with ``plot``, ``rd.png``) into the directory ``out``; returns it."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"rd writes rd.json and rd.png into a directory; {out} is a file.")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "rd.json", figures)
+    if plot is not None:
+        atomic_write_bytes(out / "rd.png", plot(figures))
+    return out
 
 
 def model_digest(directory: str | Path) -> str:

@@ -16,7 +16,7 @@ payload lies above that; ``bits_per_item`` (whole file per image), ``bits_per_pi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from modalities.image import ImageArrays
-from recipes.coding.common import CodedChunks, check_layout, encode_levels, make_header
+from recipes.coding.common import CodedChunks, RateResult, check_layout, encode_levels, make_header
 from recipes.coding.config import FILE_SUFFIX, ImageCodingConfig
 from recipes.image.common import check_fits, load_split, open_tokenizer, setup_runtime
 from recipes.priors.common import open_prior
@@ -36,15 +36,10 @@ from tokenizers_vq.entropy import write_code_file
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
-@dataclass
-class CompressResult:
+class CompressResult(RateResult):
     """Where the file went and its size accounting."""
 
-    file: str
-    figures: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, **self.figures}
+    where = "file"
 
     def format(self) -> str:
         return format_figures(self.to_dict(), title="compress")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from recipes.image.config import ImageRecipeConfig
+from recipes.speech.config import SpeechRecipeConfig
 
 FILE_SUFFIX = ".vqc"
 
@@ -81,3 +82,28 @@ class ImageCodingConfig(ImageRecipeConfig):
     compress: CompressConfig = field(default_factory=CompressConfig)
     decompress: DecompressConfig = field(default_factory=DecompressConfig)
     rd: RDConfig = field(default_factory=RDConfig)
+
+
+@dataclass
+class SpeechRDConfig:
+    """The ``rd`` verb for speech: tokenizers against classic audio codecs on the same held-out utterances."""
+
+    tokenizers: list[str] = field(default_factory=list)  # speech tokenizer directories, one point each
+    max_items: int | None = 50  # the first N held-out utterances (data.eval); null: all
+    fit_items: int | None = 500  # training utterances (data.train) whose codes fit the unigram model; null: all
+    # libsndfile compression levels (0: best quality .. 1: smallest) for Opus, Vorbis and MP3
+    codec_levels: list[float] = field(default_factory=lambda: [0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99])
+    plot: bool = True  # write rd.png beside rd.json
+
+    def __post_init__(self) -> None:
+        _positive("rd", self, "max_items", "fit_items", optional=True)
+        if any(not 0.0 <= level < 1.0 for level in self.codec_levels):
+            raise ValueError(f"rd.codec_levels must lie in [0, 1); got {self.codec_levels}.")
+
+
+@dataclass
+class SpeechCodingConfig(SpeechRecipeConfig):
+    """Speech recipes' config plus the ``rd`` section (speech preset names work for ``vqtok rd``)."""
+
+    threads: int | None = 1  # CPU threads for torch; null: torch's default
+    rd: SpeechRDConfig = field(default_factory=SpeechRDConfig)

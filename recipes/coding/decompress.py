@@ -12,15 +12,13 @@ and, with ``decompress.png``, one PNG per image; it appears complete or not at a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from modalities.image import ImageCodes, to_uint8
-from recipes.coding.common import check_layout, decode_levels, model_digest
+from recipes.coding.common import RateResult, check_layout, decode_levels, model_digest
 from recipes.coding.config import ImageCodingConfig
 from recipes.image.common import open_tokenizer, setup_runtime
 from recipes.priors.common import open_prior
@@ -30,15 +28,8 @@ from recipes.storage import atomic_directory
 from tokenizers_vq.entropy import read_code_file
 
 
-@dataclass
-class DecompressResult:
+class DecompressResult(RateResult):
     """Where the decoded data went and what it holds."""
-
-    out_dir: str
-    figures: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"out_dir": self.out_dir, **self.figures}
 
     def format(self) -> str:
         return format_figures(self.to_dict(), title="decompress")

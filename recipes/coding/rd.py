@@ -15,10 +15,8 @@ Writes ``rd.json`` (every figure) and ``rd.png`` into ``--out`` (default ``runs/
 
 from __future__ import annotations
 
-import io
-import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,34 +24,27 @@ import torch
 
 from modalities.image import ImageArrays, ImageCodes, ImageTokenizer, reconstruction_metrics, to_uint8
 from recipes.coding.classic import at_rate, codec_points
-from recipes.coding.common import encode_levels, encode_unigram, make_header, unigram_tables
+from recipes.coding.common import RateResult, encode_levels, encode_unigram, make_header, unigram_tables, write_rd
 from recipes.coding.compress import encode_images
 from recipes.coding.config import ImageCodingConfig
+from recipes.coding.plot import rd_plot
 from recipes.image.common import check_fits, load_split, open_tokenizer, setup_runtime
 from recipes.image.tokenize_corpus import WEIGHTS_NAME, read_meta
 from recipes.priors.common import open_prior, training_config
 from recipes.report import format_table
 from recipes.runtime import evaluation_mode
 from recipes.storage import sha256_file
-from tokenizers_vq.io import atomic_write_bytes, atomic_write_json
 
 CODECS = ("jpeg", "webp")
 
 
-@dataclass
-class RDResult:
+class RDResult(RateResult):
     """The rate–distortion table (``points``: tokenizers; ``codecs``: classic codecs; ``matched``) and its files."""
-
-    out_dir: str
-    figures: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"out_dir": self.out_dir, **self.figures}
 
     def format(self) -> str:
         f = self.figures
         lines = [
-            f"rd: {f['num_images']} images of {f['dataset']}/{f['split']} ({f['codec_layout']} codecs) → {self.out_dir}"
+            f"rd: {f['num_images']} images of {f['dataset']}/{f['split']} ({f['codec_layout']} codecs) → {self.location}"
         ]
         keys = ["name", "rate_model", "bits_per_pixel", "uniform_bits_per_pixel", "psnr", "ssim"]
         lines += ["", format_table(keys, [[p[k] for k in keys] for p in f["points"]])]
@@ -149,30 +140,13 @@ def match_priors(prior_dirs: list[str], tokenizer_dirs: list[str]) -> dict[str, 
 
 
 def plot(figures: dict[str, Any]) -> bytes:
-    """PSNR and SSIM against bits per pixel (log scale): tokenizers as points, codecs as curves, PNG as a line."""
-    from matplotlib.figure import Figure  # imported here: matplotlib is slow to import and only this needs it
-
-    fig = Figure(figsize=(11, 4.5), layout="constrained")
-    axes = fig.subplots(1, 2)
+    """PSNR and SSIM against bits per pixel: tokenizers as points, JPEG and WebP as curves, PNG as a line."""
     codecs = figures["codecs"]
-    for ax, metric, name in zip(axes, ("psnr", "ssim"), ("PSNR (dB)", "SSIM"), strict=True):
-        for codec, style in zip(CODECS, ("s-", "^-"), strict=True):
-            curve = sorted((p for p in codecs if p["codec"] == codec), key=lambda p: p["bits_per_pixel"])
-            ax.plot([p["bits_per_pixel"] for p in curve], [p[metric] for p in curve], style, ms=3, label=codec.upper())
-        for p in codecs:
-            if p["codec"] == "png":
-                ax.axvline(p["bits_per_pixel"], color="grey", ls="--", label="PNG (lossless)")
-        for p in figures["points"]:
-            ax.plot(p["bits_per_pixel"], p[metric], "o", ms=8, label=f"{p['name']} [{p['rate_model']}]")
-        ax.set_xscale("log")
-        ax.set_xlabel("bits per pixel")
-        ax.set_ylabel(name)
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"{figures['dataset']}/{figures['split']}, {figures['num_images']} images")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    return buffer.getvalue()
+    curves = {c.upper(): [p for p in codecs if p["codec"] == c] for c in CODECS}
+    lines = [(p["bits_per_pixel"], "PNG (lossless)") for p in codecs if p["codec"] == "png"]
+    title = f"{figures['dataset']}/{figures['split']}, {figures['num_images']} images"
+    panels = [("psnr", "PSNR (dB)"), ("ssim", "SSIM")]
+    return rd_plot(figures["points"], curves, "bits_per_pixel", "bits per pixel", panels, title, lines)
 
 
 def run(cfg: ImageCodingConfig) -> RDResult:
@@ -194,10 +168,5 @@ def run(cfg: ImageCodingConfig) -> RDResult:
     figures = {"dataset": data.name, "split": data.split, "num_images": len(data), "image_shape": list(data.image_shape),
                "codec_layout": cfg.rd.codec_layout, "points": points, "codecs": codecs, "matched": matched}  # fmt: skip
     out = Path(cfg.out).expanduser() if cfg.out else Path("runs") / "rd"
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"rd writes rd.json and rd.png into a directory; out={cfg.out} is a file.")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "rd.json", json.loads(json.dumps(figures)))
-    if cfg.rd.plot:
-        atomic_write_bytes(out / "rd.png", plot(figures))
+    write_rd(out, figures, plot if cfg.rd.plot else None)
     return RDResult(str(out), figures)

@@ -7,7 +7,7 @@ vqtok rd --config fashion_mnist_vqvae rd.tokenizers=[runs/a/tokenizer,runs/b/tok
 
 from __future__ import annotations
 
-from recipes.registry import Recipe, Shortcut, Verb, register
+from recipes.registry import RECIPES, Recipe, Shortcut, Verb, register
 
 _SCHEMA = "recipes.coding.config:ImageCodingConfig"
 _TOKENIZER = Shortcut(
@@ -64,4 +64,8 @@ register(
         ),
     ),
     Recipe("rd", "image", "recipes.coding.rd:run", _SCHEMA),
+)
+# The same verb for speech presets: bits per second against log-mel distance and STOI, beside Opus, Vorbis, MP3.
+RECIPES[("rd", "speech")] = Recipe(
+    "rd", "speech", "recipes.coding.speech_rd:run", "recipes.coding.config:SpeechCodingConfig"
 )

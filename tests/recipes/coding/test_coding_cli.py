@@ -134,6 +134,31 @@ def test_rd_writes_a_table_and_a_plot(coding_models, vqtok, tmp_path) -> None:
     ]  # fmt: skip
     assert figures["codecs"][0]["psnr"] == 100.0  # lossless
     assert len(figures["matched"]) == 2 and (tmp_path / "rd.png").stat().st_size > 10_000
+    jpeg = sorted(c["bits_per_pixel"] for c in figures["codecs"] if c["codec"] == "jpeg")
+    for row in figures["matched"]:
+        inside = jpeg[0] <= row["bits_per_pixel"] <= jpeg[-1]
+        assert (row["jpeg_psnr"] is not None) == inside and (row["jpeg_between"] is not None) == inside
     r = vqtok("rd", "--config", "tiny", f"rd.tokenizers=[{coding_models['other_tokenizer']}]",
               f"rd.priors=[{coding_models['prior']}]", "--out", tmp_path / "x")  # fmt: skip
     assert r.code == 2 and "not in rd.tokenizers" in r.err
+
+
+def test_speech_rd_beside_libsndfile_codecs(vqtok, tmp_path) -> None:
+    from modalities.speech import write_synthetic_corpus
+
+    data = write_synthetic_corpus(tmp_path / "data")
+    r = vqtok("train-tokenizer", "--config", "speech_tiny", "--out", tmp_path / "tok", f"data.root={data}")
+    assert r.code == 0, r.err
+    r = vqtok("rd", "--config", "speech_tiny", f"data.root={data}", f"rd.tokenizers=[{tmp_path / 'tok' / 'tokenizer'}]",
+              "rd.codec_levels=[0.5,0.99]", "--out", tmp_path / "rd", "--json")  # fmt: skip
+    assert r.code == 0, r.err
+    figures = r.json()
+    (point,) = figures["points"]
+    assert point["rate_model"] == "unigram" and 0 < point["bits_per_second"] <= 1.05 * point["uniform_bits_per_second"]
+    assert {(c["codec"], c["level"]) for c in figures["codecs"]} == {
+        (name, level) for name in ("opus", "vorbis", "mp3") for level in (0.5, 0.99)
+    }
+    opus = sorted((c for c in figures["codecs"] if c["codec"] == "opus"), key=lambda c: c["level"])
+    assert opus[0]["bits_per_second"] > opus[1]["bits_per_second"]  # a higher level is a smaller file
+    assert point["opus_lowest_bits_per_second"] == opus[1]["bits_per_second"]
+    assert (tmp_path / "rd" / "rd.json").is_file() and (tmp_path / "rd" / "rd.png").is_file()

@@ -1,0 +1,42 @@
+"""The rate–distortion plot of ``vqtok rd``: one panel per distortion measure against rate (log scale)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+
+def rd_plot(
+    points: Sequence[dict[str, Any]],
+    curves: dict[str, Sequence[dict[str, Any]]],
+    x: str,
+    x_label: str,
+    panels: Sequence[tuple[str, str]],
+    title: str = "",
+    lines: Sequence[tuple[float, str]] = (),
+) -> bytes:
+    """PNG bytes: tokenizer ``points`` as markers (named by ``name`` and ``rate_model``), each codec of
+    ``curves`` as a line through its settings, ``lines`` as dashed verticals; one panel per ``(metric, label)``."""
+    from matplotlib.figure import Figure  # imported here: matplotlib is slow to import and only this needs it
+
+    fig = Figure(figsize=(5.5 * len(panels), 4.5), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (metric, label) in zip(axes, panels, strict=True):
+        for name, curve in curves.items():
+            curve = sorted(curve, key=lambda p: p[x])
+            ax.plot([p[x] for p in curve], [p[metric] for p in curve], "s-", ms=3, label=name)
+        for position, name in lines:
+            ax.axvline(position, color="grey", ls="--", label=name)
+        for p in points:
+            ax.plot(p[x], p[metric], "o", ms=8, label=f"{p['name']} [{p['rate_model']}]")
+        ax.set_xscale("log")
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    return buffer.getvalue()
