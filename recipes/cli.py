@@ -90,9 +90,12 @@ def build_parser(verb: registry.Verb) -> argparse.ArgumentParser:
             )
         parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --out and start again")
     for shortcut in verb.shortcuts:
-        parser.add_argument(
-            shortcut.flag, dest=_dest(shortcut), metavar=shortcut.metavar, help=f"{shortcut.help} (sets {shortcut.key})"
-        )
+        sets = f"{shortcut.help} (sets {shortcut.key}"
+        if shortcut.const is not None:
+            parser.add_argument(shortcut.flag, dest=_dest(shortcut), action="store_const", const=shortcut.const,
+                                help=f"{sets}={shortcut.const})")  # fmt: skip
+            continue
+        parser.add_argument(shortcut.flag, dest=_dest(shortcut), metavar=shortcut.metavar, help=f"{sets})")
     return parser
 
 

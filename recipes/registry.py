@@ -32,6 +32,7 @@ class Shortcut:
     key: str
     help: str
     metavar: str = "VALUE"
+    const: str | None = None  # a switch without a value that sets ``key`` to this, e.g. ``--merge`` → ``true``
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,16 @@ register(
         "encode a data set split into a memory-mappable code corpus (codes_level*.npy, labels.npy, meta.json)",
         default_config="image_vqvae",
         out_help="corpus directory (default <tokenizer>/../codes_<data>_<split>)",
-        shortcuts=(_TOKENIZER, _DATA, Shortcut("--split", "tokenize.split", "split to encode", "SPLIT"), _DEVICE),
+        shortcuts=(
+            _TOKENIZER,
+            _DATA,
+            Shortcut("--split", "tokenize.split", "split to encode", "SPLIT"),
+            _DEVICE,
+            Shortcut(
+                "--shard", "tokenize.shard", "encode only shard I of N (0-based); the last to finish merges", "I/N"
+            ),
+            Shortcut("--merge", "tokenize.merge", "only merge the chunks that shard runs wrote", const="true"),
+        ),
     ),
     Recipe("tokenize", "image", "recipes.image.tokenize_corpus:run", _IMAGE_SCHEMA),
 )

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from modalities.image import ImageTokenizerConfig
+from recipes.shards import parse_shard
 
 _DEVICE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
 _PRECISIONS = ("fp32", "bf16")
@@ -96,9 +97,13 @@ class TokenizeConfig:
 
     split: str = "train"
     batch_size: int = 256
+    chunk_size: int = 2048  # images per chunk: the unit written atomically, resumed after a kill, and merged
+    shard: str | None = None  # "I/N": encode only the I-th of N equal runs of chunks (0-based); null: all
+    merge: bool = False  # only merge the chunks earlier shard runs wrote (an error while some are missing)
 
     def __post_init__(self) -> None:
-        _check_positive("tokenize", self, "batch_size")
+        _check_positive("tokenize", self, "batch_size", "chunk_size")
+        parse_shard(self.shard)
 
 
 @dataclass

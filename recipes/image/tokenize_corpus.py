@@ -11,13 +11,16 @@ A corpus directory (``out``, default ``<tokenizer dir>/../codes_<data>_<split>``
     config.yaml          the resolved config that made it
 
 Arrays are plain ``.npy`` files, so ``numpy.load(path, mmap_mode="r")`` maps them without reading
-them. The directory is built under a temporary name and renamed into place when complete.
+them. The images are encoded in chunks of ``tokenize.chunk_size`` that wait in ``<out>.parts/`` and
+are merged in order when all are there: a killed run resumes, and ``tokenize.shard=i/n`` (or torchrun)
+splits the work among jobs (:mod:`recipes.shards`). The directory is built under a temporary name
+and renamed into place when complete.
 """
 
 from __future__ import annotations
 
 import json
-import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,14 +28,16 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.lib.format import open_memmap
-from tqdm.auto import tqdm
 
+from recipes import parallel
 from recipes.config import save_config
 from recipes.image.common import check_fits, load_split, open_tokenizer, setup_runtime
 from recipes.image.config import ImageRecipeConfig
+from recipes.parallel import Ranks
 from recipes.report import format_figures
 from recipes.runtime import autocast
-from recipes.storage import atomic_directory, sha256_file
+from recipes.shards import ChunkStore, ShardProgress, tokenize_sharded
+from recipes.storage import sha256_file
 from tokenizers_vq.io import atomic_write_json
 
 FORMAT = "tokenizers-vq/code-corpus"
@@ -56,6 +61,7 @@ class TokenizeResult:
     level_shapes: list[list[int]]  # (h_l, w_l) per level, top first
     codebook_sizes: list[int]
     dtypes: list[str]
+    shards: ShardProgress | None = None  # this invocation's chunks, and whether the corpus is merged
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,7 +72,8 @@ class TokenizeResult:
             for i, (s, k, d) in enumerate(zip(self.level_shapes, self.codebook_sizes, self.dtypes, strict=True))
         ]
         head = {"corpus": self.out_dir, "data": f"{self.dataset}/{self.split}", "images": self.num_images}
-        return format_figures({**head, "levels": levels}, title="tokenize")
+        shards = {"shards": self.shards.to_dict()} if self.shards else {}
+        return format_figures({**head, "levels": levels, **shards}, title="tokenize")
 
 
 def default_out(cfg: ImageRecipeConfig, tokenizer_dir: Path) -> Path:
@@ -88,10 +95,21 @@ def read_meta(corpus_dir: str | Path) -> dict[str, Any]:
 
 
 def run(cfg: ImageRecipeConfig) -> TokenizeResult:
-    """Encode every image of split ``cfg.tokenize.split`` with the tokenizer at ``cfg.tokenizer``."""
+    """Encode every image of split ``cfg.tokenize.split`` with the tokenizer at ``cfg.tokenizer``.
+
+    ``tokenize.shard`` (or torchrun's ranks) encodes a share of the chunks and ``tokenize.merge`` only
+    merges; a killed run resumes from its written chunks (:mod:`recipes.shards`).
+    """
     device = setup_runtime(cfg)
+    with parallel.joined(device) as ranks:
+        return _tokenize(cfg, ranks)
+
+
+def _tokenize(cfg: ImageRecipeConfig, ranks: Ranks) -> TokenizeResult:
+    device, shard, merge_only = ranks.device, cfg.tokenize.shard, cfg.tokenize.merge
     model, tokenizer_dir = open_tokenizer(cfg.tokenizer, device, "tokenize")
-    cfg = replace(cfg, model=model.config)  # the saved config records the tokenizer's model, not the preset's
+    # The saved config records the tokenizer's model, not the preset's, and the corpus, not one shard.
+    cfg = replace(cfg, model=model.config, tokenize=replace(cfg.tokenize, shard=None, merge=False))
     data = load_split(cfg, cfg.tokenize.split)
     check_fits(cfg, data)
     out = Path(cfg.out).expanduser() if cfg.out else default_out(cfg, tokenizer_dir)
@@ -101,19 +119,31 @@ def run(cfg: ImageRecipeConfig) -> TokenizeResult:
     shapes = model.level_shapes(h, w)
     sizes = model.codebook_sizes
     dtypes = [code_dtype(k) for k in sizes]
-    batch = cfg.tokenize.batch_size
-    with atomic_directory(out) as tmp:
+    tokenizer = {"path": str(tokenizer_dir.resolve()), "sha256": sha256_file(tokenizer_dir / WEIGHTS_NAME)}
+    identity = {"tokenizer_sha256": tokenizer["sha256"], "dataset": data.name, "split": data.split}
+    store = ChunkStore(out, identity, n, cfg.tokenize.chunk_size)
+
+    def encode(start: int, stop: int) -> dict[str, np.ndarray]:
+        levels: list[list[np.ndarray]] = [[] for _ in shapes]
+        for first in range(start, stop, cfg.tokenize.batch_size):
+            with torch.no_grad(), autocast(cfg.precision, device):
+                codes = model.encode(data.images[first : min(first + cfg.tokenize.batch_size, stop)])
+            for parts, grid, dtype in zip(levels, codes.numpy(), dtypes, strict=True):
+                parts.append(grid.astype(dtype))  # (b, h_l, w_l)
+        return {f"codes_level{i}": np.concatenate(parts) for i, parts in enumerate(levels)}
+
+    def assemble(tmp: Path, chunks: Iterator[dict[str, np.ndarray]]) -> None:
         arrays = [
             open_memmap(tmp / f"codes_level{i}.npy", mode="w+", dtype=dt, shape=(n, *shape))
             for i, (dt, shape) in enumerate(zip(dtypes, shapes, strict=True))
         ]
-        for start in tqdm(
-            range(0, n, batch), desc=f"tokenize {data.name}/{data.split}", unit="batch", file=sys.stderr, disable=None
-        ):
-            with torch.no_grad(), autocast(cfg.precision, device):
-                codes = model.encode(data.images[start : start + batch])
-            for array, grid in zip(arrays, codes.numpy(), strict=True):
-                array[start : start + grid.shape[0]] = grid
+        done = 0
+        for chunk in chunks:
+            m = len(chunk["codes_level0"])
+            for i, array in enumerate(arrays):
+                array[done : done + m] = chunk[f"codes_level{i}"]
+            done += m
+        assert done == n, f"the chunks hold {done} images, the split {n}"
         for array in arrays:
             array.flush()
         del arrays  # close the memory maps before the files are renamed
@@ -126,11 +156,7 @@ def run(cfg: ImageRecipeConfig) -> TokenizeResult:
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
                 "modality": "image",
-                "tokenizer": {
-                    "path": str(tokenizer_dir.resolve()),
-                    "sha256": sha256_file(tokenizer_dir / WEIGHTS_NAME),
-                    "config": model.config.to_dict(),
-                },
+                "tokenizer": {**tokenizer, "config": model.config.to_dict()},
                 "levels": [
                     {"file": f"codes_level{i}.npy", "shape": list(s), "codebook_size": k, "dtype": dt.name}
                     for i, (s, k, dt) in enumerate(zip(shapes, sizes, dtypes, strict=True))
@@ -141,6 +167,8 @@ def run(cfg: ImageRecipeConfig) -> TokenizeResult:
                 "image_shape": list(data.image_shape),
             },
         )
+
+    progress = tokenize_sharded(store, shard, merge_only, ranks, encode, assemble, f"tokenize {data.name}/{data.split}")
     return TokenizeResult(
         out_dir=str(out),
         num_images=n,
@@ -149,4 +177,5 @@ def run(cfg: ImageRecipeConfig) -> TokenizeResult:
         level_shapes=[list(s) for s in shapes],
         codebook_sizes=list(sizes),
         dtypes=[dt.name for dt in dtypes],
+        shards=progress,
     )

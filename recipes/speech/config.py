@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from modalities.speech import Selection, SpeechTokenizerConfig
 from modalities.speech.data import LAYOUTS
 from modalities.speech.labels import PHONE_MAPS
+from recipes.shards import parse_shard
 
 _DEVICE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
 _PRECISIONS = ("fp32", "bf16")
@@ -97,9 +98,14 @@ class SpeechTokenizeConfig:
     """The ``tokenize`` verb: a split to a code corpus on disk."""
 
     split: str = "train"
+    chunk_size: int = 64  # utterances per chunk: the unit written atomically, resumed after a kill, and merged
+    shard: str | None = None  # "I/N": encode only the I-th of N equal runs of chunks (0-based); null: all
+    merge: bool = False  # only merge the chunks earlier shard runs wrote (an error while some are missing)
 
     def __post_init__(self) -> None:
         _split("tokenize", self.split)
+        _positive("tokenize", self, "chunk_size")
+        parse_shard(self.shard)
 
 
 @dataclass

@@ -15,28 +15,33 @@ A corpus directory (``out``, default ``<tokenizer dir>/../codes_<data>_<split>``
                          frame rate, centre of frame 0, codebook size, levels, speakers, phones
     config.yaml          the resolved config that made it
 
-Plain ``.npy`` files, so ``numpy.load(path, mmap_mode="r")`` maps them. The directory is built
-under a temporary name and renamed into place when complete.
+Plain ``.npy`` files, so ``numpy.load(path, mmap_mode="r")`` maps them. Utterances are encoded in
+chunks of ``tokenize.chunk_size`` that wait in ``<out>.parts/`` and are merged in order when all are
+there: a killed run resumes, and ``tokenize.shard=i/n`` (or torchrun) splits the work among jobs
+(:mod:`recipes.shards`). The directory is built under a temporary name and renamed into place when complete.
 """
 
 from __future__ import annotations
 
-import sys
+import hashlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from modalities.speech import frame_labels, load_audio, speakers_of
+from modalities.speech import SpeechTokenizer, Utterance, frame_labels, load_audio, speakers_of
+from recipes import parallel
 from recipes.config import save_config
 from recipes.image.tokenize_corpus import FORMAT, FORMAT_VERSION, WEIGHTS_NAME, code_dtype
+from recipes.parallel import Ranks
 from recipes.report import format_figures
 from recipes.runtime import check_precision, evaluation_mode, resolve_device
+from recipes.shards import ChunkStore, ShardProgress, tokenize_sharded
 from recipes.speech.common import find_utterances, open_tokenizer, phone_inventory, phone_segments, selection_of
 from recipes.speech.config import SpeechRecipeConfig
-from recipes.storage import atomic_directory, sha256_file, write_jsonl
+from recipes.storage import sha256_file, write_jsonl
 from tokenizers_vq.io import atomic_write_json
 
 
@@ -46,12 +51,13 @@ class SpeechTokenizeResult:
 
     out_dir: str
     num_utterances: int
-    num_frames: int
+    num_frames: int | None  # None until every shard's chunks are merged
     frame_rate: float
     num_levels: int
     codebook_size: int
     speakers: list[str]
     phones: list[str]
+    shards: ShardProgress | None = None  # this invocation's chunks, and whether the corpus is merged
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +65,8 @@ class SpeechTokenizeResult:
     def format(self) -> str:
         figures = {k: v for k, v in self.to_dict().items() if k not in ("speakers", "phones")}
         figures.update(speakers=len(self.speakers), phones=len(self.phones))
+        if self.shards:
+            figures["shards"] = self.shards.to_dict()
         return format_figures(figures, title="tokenize")
 
 
@@ -67,12 +75,89 @@ def _save(path: Path, array: np.ndarray) -> None:
         np.save(f, array)
 
 
+def _write_corpus(
+    tmp: Path,
+    cfg: SpeechRecipeConfig,
+    model: SpeechTokenizer,
+    utterances: list[Utterance],
+    segments: list[Any],
+    phones: list[str],
+    speakers: list[str],
+    tokenizer: dict[str, str],
+    name: str,
+    stacked: np.ndarray,
+    offsets: np.ndarray,
+) -> None:
+    """The corpus files (module docstring) into ``tmp``: codes ``(N, levels)`` of all utterances, ``offsets`` ``(U + 1,)``."""
+    lengths = np.diff(offsets)
+    for level in range(stacked.shape[1]):
+        _save(tmp / f"codes_level{level}.npy", stacked[:, level])
+    _save(tmp / "offsets.npy", offsets)
+    _save(tmp / "speakers.npy", np.array([speakers.index(u.speaker) for u in utterances], dtype=np.int64))
+    _save(tmp / "labels.npy", np.array([int(u.label) if u.label is not None else -1 for u in utterances]))
+    if segments:
+        index = {p: i for i, p in enumerate(phones)}
+        frames = [
+            [
+                index.get(p, -1) if p is not None else -1
+                for p in frame_labels(s, n, model.frame_rate, model.config.first_code_time)
+            ]
+            for s, n in zip(segments, lengths, strict=True)
+        ]
+        _save(tmp / "phones.npy", np.array([p for f in frames for p in f], dtype=np.int16))
+    write_jsonl(
+        tmp / "utterances.jsonl",
+        [
+            {"id": u.id, "speaker": u.speaker, "path": str(u.path), "frames": int(n)}
+            for u, n in zip(utterances, lengths, strict=True)
+        ],
+    )
+    save_config(cfg, tmp / "config.yaml")
+    k = model.config.codebook_size
+    atomic_write_json(
+        tmp / "meta.json",
+        {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "modality": "speech",
+            "tokenizer": {**tokenizer, "config": model.config.to_dict()},
+            "levels": [
+                {
+                    "file": f"codes_level{i}.npy",
+                    "shape": [int(offsets[-1])],
+                    "codebook_size": k,
+                    "dtype": stacked.dtype.name,
+                }
+                for i in range(stacked.shape[1])
+            ],
+            "frame_rate": model.frame_rate,
+            "first_frame_time": model.config.first_code_time,
+            "offsets": "offsets.npy",
+            "speakers": speakers,
+            "phones": phones,
+            "dataset": {"name": name, "split": cfg.tokenize.split},
+            "count": len(utterances),
+        },
+    )
+
+
 def run(cfg: SpeechRecipeConfig) -> SpeechTokenizeResult:
-    """Encode every utterance of ``cfg.tokenize.split`` with the tokenizer at ``cfg.tokenizer``."""
+    """Encode every utterance of ``cfg.tokenize.split`` with the tokenizer at ``cfg.tokenizer``.
+
+    ``tokenize.shard`` (or torchrun's ranks) encodes a share of the chunks and ``tokenize.merge`` only
+    merges; a killed run resumes from its written chunks (:mod:`recipes.shards`).
+    """
     device = resolve_device(cfg.device)
     check_precision(cfg.precision, device)
-    model, tokenizer_dir = open_tokenizer(cfg.tokenizer, device, "tokenize")
-    cfg = replace(cfg, model=model.config)  # the saved config records the tokenizer's model, not the preset's
+    with parallel.joined(device) as ranks:
+        return _tokenize(cfg, ranks)
+
+
+def _tokenize(cfg: SpeechRecipeConfig, ranks: Ranks) -> SpeechTokenizeResult:
+    shard, merge_only = cfg.tokenize.shard, cfg.tokenize.merge
+    model, tokenizer_dir = open_tokenizer(cfg.tokenizer, ranks.device, "tokenize")
+    # The saved config records the tokenizer's model, not the preset's, and the corpus, not one shard.
+    cfg = replace(cfg, model=model.config, tokenize=replace(cfg.tokenize, shard=None, merge=False))
     utterances = find_utterances(cfg, selection_of(cfg, cfg.tokenize.split))
     name = Path(cfg.data.root).name if cfg.data.root else cfg.data.name
     out = (
@@ -84,78 +169,39 @@ def run(cfg: SpeechRecipeConfig) -> SpeechTokenizeResult:
     speakers = speakers_of(utterances)
     k, levels = model.config.codebook_size, model.config.num_quantizers
     dtype = code_dtype(k)
+    tokenizer = {"path": str(tokenizer_dir.resolve()), "sha256": sha256_file(tokenizer_dir / WEIGHTS_NAME)}
+    listing = hashlib.sha256("\n".join(f"{u.id}\t{u.path}" for u in utterances).encode()).hexdigest()
+    identity = {"tokenizer_sha256": tokenizer["sha256"], "dataset": name, "split": cfg.tokenize.split,
+                "utterances_sha256": listing}  # fmt: skip
+    store = ChunkStore(out, identity, len(utterances), cfg.tokenize.chunk_size)
 
-    per_utt: list[np.ndarray] = []
-    with evaluation_mode(model):
-        for utt in tqdm(
-            utterances, desc=f"tokenize {name}/{cfg.tokenize.split}", unit="utt", file=sys.stderr, disable=None
-        ):
-            wave, rate = load_audio(utt.path)
-            codes = model.encode(wave, rate).codes[0].cpu().numpy()  # (n,) or (n, l)
-            per_utt.append(codes.reshape(codes.shape[0], -1))
-    lengths = np.array([len(c) for c in per_utt], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    stacked = np.concatenate(per_utt) if per_utt else np.zeros((0, levels), np.int64)
-    with atomic_directory(out) as tmp:
-        for level in range(stacked.shape[1]):
-            _save(tmp / f"codes_level{level}.npy", stacked[:, level].astype(dtype))
-        _save(tmp / "offsets.npy", offsets)
-        _save(tmp / "speakers.npy", np.array([speakers.index(u.speaker) for u in utterances], dtype=np.int64))
-        _save(tmp / "labels.npy", np.array([int(u.label) if u.label is not None else -1 for u in utterances]))
-        if labelled:
-            index = {p: i for i, p in enumerate(phones)}
-            frames = [
-                [
-                    index.get(p, -1) if p is not None else -1
-                    for p in frame_labels(s, n, model.frame_rate, model.config.first_code_time)
-                ]
-                for s, n in zip(segments, lengths, strict=True)
-            ]
-            _save(tmp / "phones.npy", np.array([p for f in frames for p in f], dtype=np.int16))
-        write_jsonl(
-            tmp / "utterances.jsonl",
-            [
-                {"id": u.id, "speaker": u.speaker, "path": str(u.path), "frames": int(n)}
-                for u, n in zip(utterances, lengths, strict=True)
-            ],
-        )
-        save_config(cfg, tmp / "config.yaml")
-        atomic_write_json(
-            tmp / "meta.json",
-            {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "modality": "speech",
-                "tokenizer": {
-                    "path": str(tokenizer_dir.resolve()),
-                    "sha256": sha256_file(tokenizer_dir / WEIGHTS_NAME),
-                    "config": model.config.to_dict(),
-                },
-                "levels": [
-                    {
-                        "file": f"codes_level{i}.npy",
-                        "shape": [int(offsets[-1])],
-                        "codebook_size": k,
-                        "dtype": dtype.name,
-                    }
-                    for i in range(stacked.shape[1])
-                ],
-                "frame_rate": model.frame_rate,
-                "first_frame_time": model.config.first_code_time,
-                "offsets": "offsets.npy",
-                "speakers": speakers,
-                "phones": phones,
-                "dataset": {"name": name, "split": cfg.tokenize.split},
-                "count": len(utterances),
-            },
-        )
+    def encode(start: int, stop: int) -> dict[str, np.ndarray]:
+        per_utt = []
+        with evaluation_mode(model):
+            for utt in utterances[start:stop]:
+                wave, rate = load_audio(utt.path)
+                codes = model.encode(wave, rate).codes[0].cpu().numpy()  # (n,) or (n, l)
+                per_utt.append(codes.reshape(codes.shape[0], -1).astype(dtype))
+        return {"codes": np.concatenate(per_utt), "lengths": np.array([len(c) for c in per_utt], dtype=np.int64)}
+
+    def assemble(tmp: Path, chunks: Iterator[dict[str, np.ndarray]]) -> None:
+        parts = list(chunks)
+        lengths = np.concatenate([p["lengths"] for p in parts]) if parts else np.zeros(0, np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        stacked = np.concatenate([p["codes"] for p in parts]) if parts else np.zeros((0, levels), dtype)
+        _write_corpus(tmp, cfg, model, utterances, segments, phones, speakers, tokenizer, name, stacked, offsets)
+
+    progress = tokenize_sharded(
+        store, shard, merge_only, ranks, encode, assemble, f"tokenize {name}/{cfg.tokenize.split}"
+    )
     return SpeechTokenizeResult(
         out_dir=str(out),
         num_utterances=len(utterances),
-        num_frames=int(offsets[-1]),
+        num_frames=int(np.load(out / "offsets.npy")[-1]) if progress.merged else None,
         frame_rate=model.frame_rate,
-        num_levels=int(stacked.shape[1]),
+        num_levels=levels,
         codebook_size=k,
         speakers=speakers,
         phones=phones,
+        shards=progress,
     )

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -17,7 +18,7 @@ import torch.multiprocessing as mp
 from recipes.checkpoint import load_checkpoint
 from recipes.cli import main
 from recipes.config import load_config
-from recipes.image import train_tokenizer
+from recipes.image import tokenize_corpus, train_tokenizer
 from recipes.image.config import ImageRecipeConfig
 from recipes.parallel import CodebookMismatchError, Ranks, codebook_check, raise_if_disagree
 from recipes.priors import train_prior
@@ -38,6 +39,10 @@ RECIPES: dict[str, tuple[Callable[..., Any], type, str, list[str]]] = {
 }
 
 
+# The 1,497 training digits in six chunks: three for each of two ranks.
+TOKENIZE = ["tokenize.chunk_size=256"]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -52,9 +57,14 @@ def _torchrun_env(rank: int, world: int, port: int) -> None:
     torch.set_num_threads(1)
 
 
-def _train_worker(rank: int, world: int, port: int, runs: dict[str, list[str]], drift_dir: str) -> None:
+def _train_worker(rank: int, world: int, port: int, runs: dict[str, list[str]], root: str, tokenizer: str) -> None:
     _torchrun_env(rank, world, port)
-    _drift(rank, world, drift_dir)
+    _drift(rank, world, root)
+    # vqtok tokenize under torchrun: each rank encodes its shard of the chunks, then one merges.
+    result = tokenize_corpus.run(load_config(ImageRecipeConfig, "tiny", [*TOKENIZE, f"tokenizer={tokenizer}",
+                                                                         f"out={Path(root, 'codes_ddp')}"]))  # fmt: skip
+    if (result.shards.shard, result.shards.shard_chunks, result.shards.merged) != (f"{rank}/2", 3, True):
+        raise AssertionError(f"rank {rank} tokenized {result.shards}")
     for name, overrides in runs.items():
         run, schema, preset, schedule = RECIPES[name.split(":")[0]]
         result = run(load_config(schema, preset, [*schedule, *overrides]))
@@ -77,7 +87,8 @@ def trained(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     root = tmp_path_factory.mktemp("ddp")
     audio = write_synthetic_corpus(root / "audio", utterances_per_speaker=5)
     codes = root / "codes"
-    assert main(["tokenize", "--config", "tiny", "--tokenizer", str(tiny_run / "tokenizer"), "--out", str(codes)]) == 0
+    assert main(["tokenize", "--config", "tiny", "--tokenizer", str(tiny_run / "tokenizer"), "--out", str(codes),
+                 *TOKENIZE]) == 0  # fmt: skip
     data = {
         "image": [],
         "speech": [f"data.root={audio}", "train.batch_size=4"],
@@ -88,7 +99,7 @@ def trained(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     }
     runs = {name: (root / name.replace(":", "_") / "ddp", root / name.replace(":", "_") / "one") for name in data}
     two = {name: [f"out={runs[name][0]}", *overrides] for name, overrides in data.items()}
-    mp.spawn(_train_worker, args=(2, _free_port(), two, str(root)), nprocs=2, join=True)
+    mp.spawn(_train_worker, args=(2, _free_port(), two, str(root), str(tiny_run / "tokenizer")), nprocs=2, join=True)
     for name, overrides in data.items():
         run, schema, preset, schedule = RECIPES[name.split(":")[0]]
         run(load_config(schema, preset, [*schedule, f"out={runs[name][1]}", *overrides]))
@@ -154,3 +165,12 @@ def test_codebook_checksums_catch_a_drifting_rank(trained: dict[str, tuple[Path,
     assert drifted["codebook_checksum"] == agreeing["codebook_checksum"] == drifted["rank_checksums"][0]
     with pytest.raises(CodebookMismatchError, match="at step 2 the 2 ranks hold different codebooks"):
         raise_if_disagree(drifted)
+
+
+def test_tokenize_by_rank_equals_one_process(trained: dict[str, tuple[Path, Path]]) -> None:
+    root = trained["drift"][0]
+    for name in ("codes_level0.npy", "labels.npy"):
+        assert np.array_equal(np.load(root / "codes_ddp" / name), np.load(root / "codes" / name)), name
+    meta = json.loads((root / "codes_ddp" / "meta.json").read_text())
+    assert meta == json.loads((root / "codes" / "meta.json").read_text()) and meta["count"] == 1497
+    assert not (root / "codes_ddp.parts").exists()

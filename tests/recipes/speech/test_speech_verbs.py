@@ -137,3 +137,22 @@ def test_convert(speech_corpus: Path, speech_run: Path, tmp_path: Path, vqtok) -
     bad = vqtok("convert", "--config", "speech_tiny", "--tokenizer", speech_run / "tokenizer", "--input", source,
                 "--speaker", "nobody")  # fmt: skip
     assert bad.code == 2 and "unknown speaker 'nobody'" in bad.err
+
+
+def test_tokenize_in_shards_equals_one_run(speech_corpus: Path, speech_run: Path, tmp_path: Path, vqtok) -> None:
+    def tokenize(out: Path, *extra: str):
+        return vqtok("tokenize", *data_args(speech_corpus), "--tokenizer", speech_run / "tokenizer", "--out", out,
+                     "tokenize.chunk_size=2", *extra, "--json")  # fmt: skip
+
+    assert tokenize(tmp_path / "whole").code == 0
+    first = tokenize(tmp_path / "sharded", "--shard", "1/2").json()
+    assert first["shards"]["merged"] is False and first["num_frames"] is None
+    last = tokenize(tmp_path / "sharded", "--shard", "0/2").json()
+    assert last["shards"]["merged"] is True and last["shards"]["chunks"] == 3
+    whole = json.loads((tmp_path / "whole" / "meta.json").read_text())
+    assert json.loads((tmp_path / "sharded" / "meta.json").read_text()) == whole and whole["count"] == 6
+    for name in ("codes_level0.npy", "offsets.npy", "speakers.npy", "labels.npy", "phones.npy"):
+        assert np.array_equal(np.load(tmp_path / "whole" / name), np.load(tmp_path / "sharded" / name)), name
+    assert (tmp_path / "whole" / "utterances.jsonl").read_text() == (
+        tmp_path / "sharded" / "utterances.jsonl"
+    ).read_text()

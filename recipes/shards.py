@@ -1,0 +1,224 @@
+"""Sharded, resumable tokenizing: a code corpus built from fixed-size chunks that any number of jobs fill.
+
+The items of a split (images, utterances) are cut into chunks of ``chunk_size`` items: chunk ``j``
+holds items ``[j * chunk_size, (j + 1) * chunk_size)``. Shard ``i/n`` (``--shard i/n``, or rank
+``i`` of ``n`` under torchrun; both together make ``n × world`` shards) encodes the ``i``-th of ``n``
+equal runs of chunks. Beside the corpus directory ``OUT`` the chunks wait in ``OUT.parts/``::
+
+    plan.json             what the chunks are codes of: tokenizer weights hash, data set, split, items, chunk size
+    chunk-000012.npz      chunk 12's arrays, written atomically once complete
+
+A killed job run again with the same arguments skips the chunks already written and encodes only
+the rest, so no item is encoded into the corpus twice or left out; chunks do not depend on the
+shard count, so the rest may even be run with another ``--shard`` split. When every chunk is there,
+the job that finds it so (or ``--merge``) joins them in order into ``OUT`` (published atomically,
+under a lock so two finishing shards merge once) and deletes ``OUT.parts``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import re
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from recipes.parallel import Ranks
+from recipes.storage import atomic_directory
+from tokenizers_vq.io import atomic_path, atomic_write_json
+
+PLAN_FORMAT = "tokenizers-vq/code-chunks"
+_SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` (0-based): the ``index``-th of ``count`` equal runs of chunks."""
+
+    index: int = 0
+    count: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def chunks(self, total: int) -> range:
+        """This shard's chunk numbers out of ``total`` (contiguous; sizes differ by one at most)."""
+        return range(self.index * total // self.count, (self.index + 1) * total // self.count)
+
+
+def parse_shard(spec: str | None, key: str = "tokenize.shard") -> Shard | None:
+    """``"i/n"`` → :class:`Shard` (None for None); ``ValueError`` saying the form otherwise."""
+    if spec is None:
+        return None
+    match = _SHARD.match(str(spec))
+    if not match or not 0 <= int(match[1]) < int(match[2]):
+        raise ValueError(f"{key} must be I/N with 0 <= I < N, e.g. 0/4 for the first of four shards; got {spec!r}.")
+    return Shard(int(match[1]), int(match[2]))
+
+
+def choose_shard(spec: str | None, ranks: Ranks) -> Shard:
+    """The shard of this process: ``spec`` (all when None) subdivided among the ranks of a process group."""
+    base = parse_shard(spec) or Shard()
+    return Shard(base.index * ranks.world + ranks.rank, base.count * ranks.world)
+
+
+class ChunkStore:
+    """The chunks of one corpus in ``OUT.parts/`` (see the module docstring).
+
+    Args:
+        out: the corpus directory the chunks are merged into.
+        identity: what the chunks are codes of (JSON values); a store made for another identity is refused.
+        num_items: items in the split.
+        chunk_size: items per chunk.
+    """
+
+    def __init__(self, out: Path, identity: dict[str, Any], num_items: int, chunk_size: int) -> None:
+        self.out = out
+        self.directory = out.with_name(out.name + ".parts")
+        self.chunk_size = chunk_size
+        self.num_items = num_items
+        self.plan = {"format": PLAN_FORMAT, **identity, "num_items": num_items, "chunk_size": chunk_size}
+
+    @property
+    def num_chunks(self) -> int:
+        return -(-self.num_items // self.chunk_size)
+
+    def items(self, j: int) -> tuple[int, int]:
+        """Items ``[start, stop)`` of chunk ``j``."""
+        return j * self.chunk_size, min((j + 1) * self.chunk_size, self.num_items)
+
+    def path(self, j: int) -> Path:
+        return self.directory / f"chunk-{j:06d}.npz"
+
+    def open(self) -> None:
+        """Create the store, or check that the one there holds chunks of the same plan."""
+        plan_file = self.directory / "plan.json"
+        if plan_file.is_file():
+            saved = json.loads(plan_file.read_text(encoding="utf-8"))
+            if saved != json.loads(json.dumps(self.plan)):
+                diffs = ", ".join(
+                    f"{k}={saved.get(k)!r} (now {self.plan.get(k)!r})"
+                    for k in sorted(set(saved) | set(self.plan))
+                    if saved.get(k) != self.plan.get(k)
+                )
+                raise ValueError(
+                    f"{self.directory} holds chunks of another tokenize run ({diffs}); run with its tokenizer, "
+                    "split and tokenize.chunk_size, or delete that folder to start again."
+                )
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(plan_file, self.plan)
+
+    def has(self, j: int) -> bool:
+        return self.path(j).is_file()
+
+    def missing(self) -> list[int]:
+        return [j for j in range(self.num_chunks) if not self.has(j)]
+
+    def write(self, j: int, arrays: dict[str, np.ndarray]) -> None:
+        """Chunk ``j``'s arrays, all at once: a reader (or a resumed job) sees the whole chunk or none."""
+        with atomic_path(self.path(j)) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    def read(self, j: int) -> dict[str, np.ndarray]:
+        with np.load(self.path(j)) as archive:
+            return {name: archive[name] for name in archive.files}
+
+    def chunks(self) -> Iterator[dict[str, np.ndarray]]:
+        """Every chunk's arrays in order."""
+        return (self.read(j) for j in range(self.num_chunks))
+
+
+@dataclass
+class ShardProgress:
+    """What one tokenize invocation did with the chunks."""
+
+    shard: str  # "i/n" of this process
+    chunks: int  # chunks in the whole corpus
+    shard_chunks: int  # chunks of this shard
+    written: int  # encoded by this invocation
+    reused: int  # already written by an earlier (killed) invocation
+    missing: int  # chunks of the corpus not written yet (other shards')
+    merged: bool  # the corpus directory holds every chunk
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@contextlib.contextmanager
+def _merge_lock(store: ChunkStore) -> Iterator[bool]:
+    """Hold the store's merge lock; yields False when the store is gone (another job merged it)."""
+    try:
+        handle = open(store.directory / "merge.lock", "a")
+    except FileNotFoundError:
+        yield False
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or when a killed holder dies
+        yield store.directory.is_dir()
+
+
+def merge(store: ChunkStore, assemble: Callable[[Path, Iterator[dict[str, np.ndarray]]], None], required: bool) -> bool:
+    """Join the chunks into the corpus once all are there; True when the corpus is complete.
+
+    ``assemble(tmp, chunks)`` writes the corpus files into ``tmp`` from the chunks in order; ``tmp``
+    then replaces ``store.out``. ``required`` (``--merge``): missing chunks are an error.
+    """
+    with _merge_lock(store) as present:
+        if not present:
+            return (store.out / "meta.json").is_file()
+        missing = store.missing()
+        if missing:
+            if required:
+                first = store.items(missing[0])[0]
+                raise ValueError(
+                    f"{len(missing)} of the {store.num_chunks} chunks in {store.directory} are missing (the first "
+                    f"starts at item {first}); run the shards that hold them (the same command with --shard I/N) "
+                    "before --merge."
+                )
+            return False
+        with atomic_directory(store.out) as tmp:
+            assemble(tmp, store.chunks())
+        shutil.rmtree(store.directory)
+    return True
+
+
+def tokenize_sharded(
+    store: ChunkStore,
+    shard_spec: str | None,
+    merge_only: bool,
+    ranks: Ranks,
+    encode: Callable[[int, int], dict[str, np.ndarray]],
+    assemble: Callable[[Path, Iterator[dict[str, np.ndarray]]], None],
+    desc: str,
+) -> ShardProgress:
+    """Encode this process's chunks that are not written yet, then merge when every chunk is there.
+
+    ``encode(start, stop)`` returns the arrays of items ``[start, stop)``. Under a process group
+    every rank waits for the others before merging, so the corpus is complete when all return.
+    """
+    shard = choose_shard(shard_spec, ranks)
+    mine = shard.chunks(store.num_chunks) if not merge_only else range(0)
+    written = reused = 0
+    if not merge_only or store.directory.is_dir():
+        store.open()
+    for j in tqdm(mine, desc=f"{desc} [shard {shard}]", unit="chunk", file=sys.stderr, disable=None):
+        if store.has(j):
+            reused += 1
+            continue
+        store.write(j, encode(*store.items(j)))
+        written += 1
+    ranks.barrier()
+    if merge_only and not store.directory.is_dir() and not (store.out / "meta.json").is_file():
+        raise ValueError(f"--merge found no chunks in {store.directory}; run the shards first (--shard I/N).")
+    merged = merge(store, assemble, required=merge_only)
+    missing = 0 if merged else len(store.missing())
+    return ShardProgress(str(shard), store.num_chunks, len(mine), written, reused, missing, merged)
