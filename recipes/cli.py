@@ -149,6 +149,8 @@ def run_verb(verb: registry.Verb, args: argparse.Namespace) -> int:
         return 0
     flags = {"resume": args.resume, "overwrite": args.overwrite} if verb.resumable else {}
     result = function(cfg, **flags)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun rank 0 alone reports, so --json prints one object
     if args.json:
         print(json.dumps(result.to_dict(), default=str))
     else:

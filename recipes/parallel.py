@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -64,6 +65,9 @@ class Ranks:
         """``model`` in DistributedDataParallel when there are several ranks, else ``model`` itself."""
         if self.world == 1:
             return model
+        # A grey-image first convolution (in_channels = 1) gets gradients whose size-1 dimension has
+        # another stride than its weight: the same memory layout, which DDP still warns about.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         # The quantizers all-reduce their own statistics, so DDP need not broadcast buffers every step.
         return DistributedDataParallel(model, broadcast_buffers=False)
 
