@@ -18,7 +18,9 @@ def rd_plot(
 ) -> bytes:
     """PNG bytes: tokenizer ``points`` as markers (named by ``name`` and ``rate_model``), each codec of
     ``curves`` as a line through its settings, ``lines`` as dashed verticals; one panel per ``(metric, label)``."""
-    from matplotlib.figure import Figure  # imported here: matplotlib is slow to import and only this needs it
+    # Imported here: matplotlib is slow to import and only this needs it.
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
     fig = Figure(figsize=(5.5 * len(panels), 4.5), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
@@ -31,6 +33,8 @@ def rd_plot(
         for p in points:
             ax.plot(p[x], p[metric], "o", ms=8, label=f"{p['name']} [{p['rate_model']}]")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))  # 0.1, 1, 10 rather than 10^-1 ...
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(x_label)
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
