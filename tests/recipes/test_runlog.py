@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from recipes.checkpoint import RunPaths
 from recipes.config import load_config
 from recipes.image import train_tokenizer
 from recipes.image.config import ImageRecipeConfig
-from recipes.runlog import due, scalars
+from recipes.runlog import RunLog, due, scalars
 from recipes.storage import read_jsonl
 
 
@@ -74,3 +75,17 @@ def test_a_resumed_run_shows_each_step_once(tmp_path: Path, monkeypatch: pytest.
     shown = [(e.step, e.value) for e in events(tmp_path).Scalars("train/loss")]
     assert shown == [(s, pytest.approx(v, rel=1e-6)) for s, v in rows.items()]  # step 6 of the crashed run purged
     assert [e.step for e in events(tmp_path).Scalars("checkpoint/ranks_agree")] == [4, 8]
+
+
+def test_overwrite_starts_a_fresh_log_and_other_ranks_write_nothing(tmp_path: Path) -> None:
+    cfg = load_config(ImageRecipeConfig, "tiny", [f"out={tmp_path / 'run'}", "train.steps=2", "train.eval_every=100"])
+    train_tokenizer.run(cfg)
+    train_tokenizer.run(cfg, overwrite=True)
+    assert len(list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    assert [e.step for e in events(tmp_path / "run").Scalars("train/loss")] == [2]
+
+    quiet = RunLog(RunPaths(tmp_path / "rank1"), [{"kind": "train", "step": 1, "loss": 1.0}], None, enabled=False)
+    quiet.add({"kind": "train", "step": 2, "loss": 0.5})
+    quiet.write()
+    quiet.close()
+    assert quiet.rows == [] and not (tmp_path / "rank1").exists()
