@@ -38,15 +38,23 @@ def mfcc_frames(
 
 
 def kmeans_codes(
-    fit_features: Sequence[torch.Tensor], score_features: Sequence[torch.Tensor], codebook_size: int, seed: int = 0
+    fit_features: Sequence[torch.Tensor],
+    score_features: Sequence[torch.Tensor],
+    codebook_size: int,
+    seed: int = 0,
+    standardize: bool = True,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """k-means with ``K = codebook_size`` fitted on the fitting frames, then every frame's nearest centroid.
 
-    Features ``(n, e)`` per utterance are standardised with the fitting set's mean and deviation
-    first (so no MFCC dimension dominates the distances). Returns code arrays per utterance, fitting then scoring.
+    With ``standardize`` (the default) features ``(n, e)`` per utterance are standardised with the
+    fitting set's mean and deviation first, so no MFCC dimension dominates the distances; without,
+    k-means sees the raw features, where c0 (the frame's level) and the low cepstra weigh most.
+    Returns code arrays per utterance, fitting then scoring.
     """
     train = torch.cat(list(fit_features)).float()
     mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
+    if not standardize:
+        mean, std = torch.zeros_like(mean), torch.ones_like(std)
     centroids, _ = kmeans((train - mean) / std, codebook_size, iters=20, seed=seed)
     norms = (centroids * centroids).sum(1)
 

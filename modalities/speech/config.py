@@ -32,6 +32,10 @@ class SpeechTokenizerConfig:
     hidden_channels: int = 256  # width of encoder and decoder
     num_res_blocks: int = 3  # dilated residual blocks (dilations 1, 2, 4, ...) on each side of the resampling
     kernel_size: int = 3
+    # Kernel of the decoder's convolutions; null: kernel_size. 1 decodes each code (with its speaker) on its
+    # own, up to the upsampling's overlap, so a code must describe its frames alone instead of spreading
+    # them over its neighbours: the codes then cluster frames much as k-means on the target would.
+    decoder_kernel_size: int | None = None
     quantizer: str = "vq"  # "vq": one codebook (VQ-VAE); "rvq": residual levels (SoundStream)
     num_quantizers: int = 1  # levels of the residual quantizer; must be 1 for "vq"
     codebook_size: int = 128
@@ -51,6 +55,14 @@ class SpeechTokenizerConfig:
     # the bins (its level) removed, so codes describe spectral shape, not loudness. "none": the encoder
     # sees the standardised log-mel itself.
     encoder_norm: str = "none"
+    # The decoder's target: the log-mel's first target_cepstra cepstra (DCT across bins), each standardised,
+    # so squared errors weigh the envelope's shape (formants) as much as its level and tilt and codes need
+    # not carry the pitch harmonics; decode gives that envelope. 0: the standardised log-mel itself.
+    target_cepstra: int = 0
+    # Weight of the contrastive predictive coding loss on the encoder's vectors (CPC, contrastive.py),
+    # added to the reconstruction loss; 0: off (and no context network is built).
+    contrastive_weight: float = 0.0
+    contrastive_steps: int = 6  # future code frames each context predicts (6 at 50 codes/s: 120 ms)
     griffin_lim_iters: int = 32  # iterations of the Griffin-Lim vocoder in decode
 
     def __post_init__(self) -> None:
@@ -66,6 +78,7 @@ class SpeechTokenizerConfig:
             "codebook_size",
             "code_dim",
             "speaker_dim",
+            "contrastive_steps",
             "griffin_lim_iters",
         ):
             value = getattr(self, name)
@@ -73,10 +86,14 @@ class SpeechTokenizerConfig:
                 raise ValueError(f"SpeechTokenizerConfig.{name} must be a positive integer; got {value!r}.")
         if self.num_res_blocks < 0:
             raise ValueError(f"SpeechTokenizerConfig.num_res_blocks must be >= 0; got {self.num_res_blocks}.")
-        if self.kernel_size % 2 == 0:
-            raise ValueError(
-                f"SpeechTokenizerConfig.kernel_size must be odd (centred convolutions); got {self.kernel_size}."
-            )
+        for name in ("kernel_size", "decoder_kernel_size"):
+            value = getattr(self, name)
+            if name == "decoder_kernel_size" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value % 2 == 0:
+                raise ValueError(
+                    f"SpeechTokenizerConfig.{name} must be a positive odd integer (centred convolutions); got {value!r}."
+                )
         if self.downsample not in (1, 2, 4, 8):
             raise ValueError(
                 f"SpeechTokenizerConfig.downsample must be 1, 2, 4 or 8 mel frames per code; got {self.downsample!r}. "
@@ -90,6 +107,13 @@ class SpeechTokenizerConfig:
             raise ValueError(f"SpeechTokenizerConfig.speakers must be distinct names; got {self.speakers}.")
         if not 0.0 <= self.jitter < 1.0:
             raise ValueError(f"SpeechTokenizerConfig.jitter must be in [0, 1); got {self.jitter}.")
+        if isinstance(self.target_cepstra, bool) or not 0 <= self.target_cepstra <= self.frontend.n_mels:
+            raise ValueError(
+                f"SpeechTokenizerConfig.target_cepstra must be 0 (off) or up to frontend.n_mels = "
+                f"{self.frontend.n_mels}; got {self.target_cepstra!r}."
+            )
+        if not self.contrastive_weight >= 0.0:
+            raise ValueError(f"SpeechTokenizerConfig.contrastive_weight must be >= 0; got {self.contrastive_weight}.")
         if not 0.0 <= self.decay < 1.0:
             raise ValueError(f"SpeechTokenizerConfig.decay must be in [0, 1); got {self.decay}.")
 

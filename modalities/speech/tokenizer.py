@@ -20,12 +20,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
+import torchaudio.functional as AF
+from einops import einsum, rearrange
 from torch import nn
 
 from modalities.pretrained import load_model_directory, save_model_directory
 from modalities.speech.audio import check_waveform, resample, to_mono
 from modalities.speech.config import SpeechTokenizerConfig
+from modalities.speech.contrastive import FuturePrediction
 from modalities.speech.frontend import FrontEnd
 from modalities.speech.layers import Decoder1d, Encoder1d
 from tokenizers_vq import QuantizerOutput, ResidualVectorQuantizer, VectorQuantizer
@@ -67,10 +69,13 @@ class SpeechCodes:
 class SpeechTokenizerOutput:
     """What :meth:`SpeechTokenizer.forward` returns for standardised log-mel ``(b, m, f)``.
 
-    - ``reconstruction``: ``(b, m, f)`` standardised log-mel predicted from the codes.
+    - ``reconstruction``: ``(b, m, f)`` standardised log-mel predicted from the codes (``(b, c, f)``
+      standardised cepstra with ``target_cepstra = c``; :meth:`SpeechTokenizer.target_to_features` maps them back).
     - ``codes``: ``(b, n)`` or ``(b, n, l)`` with ``n = ceil(f / downsample)``.
-    - ``loss``: ``reconstruction_loss`` plus the quantizer's loss; what training backprops.
-    - ``reconstruction_loss``: mean squared error on the standardised log-mel.
+    - ``loss``: ``reconstruction_loss`` plus the quantizer's loss plus ``contrastive_weight`` ×
+      ``contrastive_loss``; what training backprops.
+    - ``reconstruction_loss``: mean squared error against :meth:`SpeechTokenizer.target`.
+    - ``contrastive_loss``: the CPC loss of the encoder's vectors (0 when ``contrastive_weight`` is 0).
     - ``quantizer_output``: the :class:`~tokenizers_vq.QuantizerOutput` (channels-last ``(b, n, d)``).
     """
 
@@ -78,6 +83,7 @@ class SpeechTokenizerOutput:
     codes: torch.Tensor
     loss: torch.Tensor
     reconstruction_loss: torch.Tensor
+    contrastive_loss: torch.Tensor
     quantizer_output: QuantizerOutput
 
 
@@ -105,14 +111,29 @@ class SpeechTokenizer(nn.Module):
         # Per-bin standardisation of the log-mel, fitted on training data by set_feature_stats.
         self.register_buffer("mel_mean", torch.zeros(m))
         self.register_buffer("mel_std", torch.ones(m))
-        args = (cfg.hidden_channels, cfg.kernel_size, cfg.num_res_blocks, cfg.downsample)
+        decoder_kernel = cfg.kernel_size if cfg.decoder_kernel_size is None else cfg.decoder_kernel_size
+        args = (cfg.hidden_channels, decoder_kernel, cfg.num_res_blocks, cfg.downsample)
         self.encoder = Encoder1d(
             m, cfg.hidden_channels, cfg.code_dim, cfg.kernel_size, cfg.num_res_blocks, cfg.downsample
         )
         qcfg = cfg.quantizer_config()
         self.quantizer = VectorQuantizer(qcfg) if cfg.quantizer == "vq" else ResidualVectorQuantizer(qcfg)
         self.speaker_embedding = nn.Embedding(len(cfg.speakers), cfg.speaker_dim) if cfg.speakers else None
-        self.decoder = Decoder1d(cfg.code_dim, m, *args, speaker_dim=cfg.speaker_dim if cfg.speakers else None)
+        c = cfg.target_cepstra or m  # channels of the decoder's output
+        self.decoder = Decoder1d(cfg.code_dim, c, *args, speaker_dim=cfg.speaker_dim if cfg.speakers else None)
+        self.future = (
+            FuturePrediction(cfg.code_dim, cfg.hidden_channels, cfg.contrastive_steps)
+            if cfg.contrastive_weight > 0
+            else None
+        )
+        if cfg.target_cepstra:
+            # Orthonormal DCT-II across bins (m, c): log-mel -> its first c cepstra; rebuilt from the config.
+            self.register_buffer("dct", AF.create_dct(c, m, norm="ortho"), persistent=False)
+            # Per-coefficient standardisation of the cepstra, fitted by set_feature_stats with the mel one.
+            self.register_buffer("cepstrum_mean", torch.zeros(c))
+            self.register_buffer("cepstrum_std", torch.ones(c))
+        else:
+            self.register_buffer("dct", None, persistent=False)
 
     # ---- facts ----------------------------------------------------------------------------------
     @property
@@ -170,6 +191,10 @@ class SpeechTokenizer(nn.Module):
         )
         self.mel_mean.copy_(frames.mean(dim=1))
         self.mel_std.copy_(frames.std(dim=1).clamp_min(1e-3))
+        if self.dct is not None:
+            cepstra = self.dct.T @ frames  # (c, m) @ (m, frames)
+            self.cepstrum_mean.copy_(cepstra.mean(dim=1))
+            self.cepstrum_std.copy_(cepstra.std(dim=1).clamp_min(1e-3))
 
     def speaker_ids(self, speaker: Speaker, batch: int) -> torch.Tensor | None:
         """Speaker indices ``(b,)`` from a name, an index or a tensor of indices; None for a model without speakers."""
@@ -208,6 +233,27 @@ class SpeechTokenizer(nn.Module):
             x = x - x.mean(dim=1, keepdim=True)  # (b, 1, f): each frame's level
         return x
 
+    def target(self, x: torch.Tensor) -> torch.Tensor:
+        """What the decoder learns to output for standardised log-mel ``x`` ``(b, m, f)``: ``x`` itself, or,
+        with ``target_cepstra = c``, the log-mel's first ``c`` cepstra, each standardised, ``(b, c, f)``.
+
+        Standardised cepstra weigh the spectral envelope's fine shape (formants) as much as its level
+        and tilt, which dominate squared errors on the log-mel, and leave out the pitch harmonics.
+        """
+        if self.dct is None:
+            return x
+        log_mel = x * self.mel_std[:, None] + self.mel_mean[:, None]
+        cepstra = einsum(log_mel, self.dct, "b m f, m c -> b c f")
+        return (cepstra - self.cepstrum_mean[:, None]) / self.cepstrum_std[:, None]
+
+    def target_to_features(self, y: torch.Tensor) -> torch.Tensor:
+        """Standardised log-mel ``(b, m, f)`` of a decoder output: ``y`` itself, or the envelope of its cepstra."""
+        if self.dct is None:
+            return y
+        cepstra = y.float() * self.cepstrum_std[:, None] + self.cepstrum_mean[:, None]
+        log_mel = einsum(cepstra, self.dct, "b c f, m c -> b m f")
+        return (log_mel - self.mel_mean[:, None]) / self.mel_std[:, None]
+
     def _jitter(self, q: torch.Tensor) -> torch.Tensor:
         """Time jitter (Chorowski et al. 2019) on ``(b, n, d)``: each frame takes a neighbour's vector with prob p."""
         b, n, _ = q.shape
@@ -234,12 +280,16 @@ class SpeechTokenizer(nn.Module):
         out = self.quantizer(z)
         q = self._jitter(out.quantized) if self.training and self.config.jitter > 0 else out.quantized
         reconstruction = self._decode_vectors(q, self.speaker_ids(speaker, x.shape[0]))[..., :frames]
-        reconstruction_loss = F.mse_loss(reconstruction.float(), x.float())
+        reconstruction_loss = F.mse_loss(reconstruction.float(), self.target(x).float())
+        # On the encoder's vectors before quantization: on festival-phones that gave codes 5 points closer to
+        # phones than the quantized ones of VQ-CPC, whose repeated codes are ties the loss cannot rank.
+        contrastive_loss = self.future(z) if self.future is not None else reconstruction_loss.new_zeros(())
         return SpeechTokenizerOutput(
             reconstruction=reconstruction,
             codes=out.codes,
-            loss=reconstruction_loss + out.loss,
+            loss=reconstruction_loss + out.loss + self.config.contrastive_weight * contrastive_loss,
             reconstruction_loss=reconstruction_loss,
+            contrastive_loss=contrastive_loss,
             quantizer_output=out,
         )
 
@@ -283,7 +333,7 @@ class SpeechTokenizer(nn.Module):
         """Standardised log-mel ``(b, m, n * downsample)`` from codes, in the voice of ``speaker``."""
         tensor = self.check_codes(codes).to(self.mel_mean.device)
         q = self.quantizer.decode(tensor).to(self._param().dtype)  # (b, n, d)
-        return self._decode_vectors(q, self.speaker_ids(speaker, tensor.shape[0]))
+        return self.target_to_features(self._decode_vectors(q, self.speaker_ids(speaker, tensor.shape[0])))
 
     @torch.no_grad()
     def features_to_waveform(self, x: torch.Tensor, length: int | None = None) -> torch.Tensor:

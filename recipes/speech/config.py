@@ -127,7 +127,7 @@ class PhonesConfig:
 
     fit: Selection | None = None
     score: Selection | None = None
-    baselines: bool = True  # also k-means on MFCC+Δ+ΔΔ (same K, same frames) and random codes
+    baselines: bool = True  # also k-means on MFCC+Δ+ΔΔ, standardised and raw (same K, same frames), and random codes
     level: int = 0  # which residual level's codes to analyse
     plot: bool = True  # write confusion.png beside the figures
 

@@ -3,7 +3,8 @@
 The code→phone map is fitted on ``phones.fit`` (default ``data.train``) and scored on
 ``phones.score`` (default ``data.eval``); for a cross-speaker test fit on one voice and score on
 another. Baselines use the same utterances and exactly the same frames (the code frames' centres):
-k-means with the same K on 39-dim MFCC+Δ+ΔΔ, and uniformly random codes. The output directory
+k-means with the same K on 39-dim MFCC+Δ+ΔΔ, once standardised per dimension (``kmeans_mfcc``) and
+once on the raw MFCCs (``kmeans_mfcc_raw``), and uniformly random codes. The output directory
 (``out``, default ``<tokenizer dir>/../phones``) gets ``figures.json`` and ``confusion.png``.
 """
 
@@ -113,10 +114,10 @@ def run(cfg: SpeechRecipeConfig) -> PhonesResult:
     baselines: dict[str, dict[str, Any]] = {}
     if cfg.phones.baselines:
         fit_lengths, score_lengths = [len(c) for c in fit_codes], [len(c) for c in score_codes]
-        km_fit, km_score = kmeans_codes(
-            _mfcc(model, fit, fit_lengths), _mfcc(model, score, score_lengths), k, seed=cfg.seed
-        )
-        baselines["kmeans_mfcc"] = figures_of(km_fit, km_score)[0]
+        fit_mfcc, score_mfcc = _mfcc(model, fit, fit_lengths), _mfcc(model, score, score_lengths)
+        for name, standardize in (("kmeans_mfcc", True), ("kmeans_mfcc_raw", False)):
+            km_fit, km_score = kmeans_codes(fit_mfcc, score_mfcc, k, seed=cfg.seed, standardize=standardize)
+            baselines[name] = figures_of(km_fit, km_score)[0]
         baselines["random"] = figures_of(
             random_codes(fit_lengths, k, cfg.seed), random_codes(score_lengths, k, cfg.seed + 1)
         )[0]

@@ -61,6 +61,7 @@ class Meter:
         values = {
             "loss": float(out.loss.detach()),
             "reconstruction_loss": float(out.reconstruction_loss.detach()),
+            "contrastive_loss": float(out.contrastive_loss.detach()),
             "usage": float(q.usage.float().mean()),
             "perplexity": float(q.perplexity.float().mean()),
             "dead_codes": float(q.dead_codes),

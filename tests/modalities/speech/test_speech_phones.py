@@ -115,3 +115,16 @@ def test_confusion_png(tmp_path: Path) -> None:
     assert image.format == "PNG" and image.width > 28 and image.height > 28
     with pytest.raises(ValueError, match=r"\(2, 2\)"):
         confusion_png(np.zeros((3, 3)), ["a", "b"], tmp_path / "bad.png")
+
+
+def test_kmeans_standardisation_decides_which_dimension_counts() -> None:
+    # Dimensions 0-2: two groups 0.1 apart; dimension 3: noise of deviation 100. Standardised, the
+    # groups stand out; raw, the noise dominates the distances and splits the frames at random.
+    rng = np.random.default_rng(0)
+    groups = np.repeat([0.0, 0.1], 200)[:, None] + 0.001 * rng.standard_normal((400, 3))
+    frames = torch.tensor(np.concatenate([groups, 100 * rng.standard_normal((400, 1))], 1))
+    split = []
+    for standardize in (True, False):
+        (codes,), _ = kmeans_codes([frames], [frames], codebook_size=2, seed=0, standardize=standardize)
+        split.append(len(set(codes[:200])) == 1 and len(set(codes[200:])) == 1 and codes[0] != codes[-1])
+    assert split == [True, False]

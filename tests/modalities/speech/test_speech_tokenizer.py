@@ -173,3 +173,59 @@ def test_utterance_normalisation_ignores_per_bin_offsets_and_scales(make_tokeniz
     shape = make_tokenizer(encoder_norm="shape")
     seen = shape._encoder_input(x)
     assert torch.allclose(seen.mean(dim=1), torch.zeros(2, 40), atol=1e-5)  # no frame keeps a level of its own
+
+
+def test_cepstral_target_is_the_standardised_envelope(make_tokenizer) -> None:
+    log_mels = torch.randn(3, 80, 50) * 2 - 5
+    full = make_tokenizer(target_cepstra=80)  # every cosine kept: the map back is exact
+    full.set_feature_stats(log_mels)
+    x = (log_mels - full.mel_mean[:, None]) / full.mel_std[:, None]
+    y = full.target(x)
+    assert y.shape == (3, 80, 50)
+    torch.testing.assert_close(y.mean(dim=(0, 2)), torch.zeros(80), atol=1e-4, rtol=0)  # standardised per cepstrum
+    torch.testing.assert_close(y.std(dim=(0, 2)), torch.ones(80), atol=1e-3, rtol=0)
+    torch.testing.assert_close(full.target_to_features(y), x, atol=1e-4, rtol=1e-4)
+    flat = make_tokenizer(target_cepstra=1)  # one cosine: each frame's envelope is flat across bins
+    flat.set_feature_stats(log_mels)
+    back = flat.target_to_features(flat.target(x)) * flat.mel_std[:, None] + flat.mel_mean[:, None]
+    torch.testing.assert_close(back, back.mean(dim=1, keepdim=True).expand_as(back), atol=1e-4, rtol=1e-4)
+    smooth = make_tokenizer(target_cepstra=20, speakers=["a"]).train()
+    out = smooth(smooth.features(smooth.preprocess(0.1 * torch.randn(2, 4000), 16000)), speaker=0)
+    assert out.reconstruction.shape == (2, 20, 26) and out.contrastive_loss.item() == 0.0
+    assert smooth.eval().decode(smooth.encode(0.1 * torch.randn(4000), 16000), speaker="a").shape == (1, 4000)
+    assert "dct" not in smooth.state_dict() and "cepstrum_std" in smooth.state_dict()  # the DCT comes from the config
+    with pytest.raises(ValueError, match="target_cepstra"):
+        SpeechTokenizerConfig(target_cepstra=81)
+
+
+def test_contrastive_loss_trains_the_encoder_and_is_saved(make_tokenizer, tmp_path: Path) -> None:
+    tok = make_tokenizer(speakers=["a", "b"], contrastive_weight=0.5, contrastive_steps=3, target_cepstra=12).train()
+    x = tok.features(tok.preprocess(0.1 * torch.randn(2, 8000), 16000))
+    out = tok(x, speaker=torch.tensor([0, 1]))
+    assert out.contrastive_loss > 0
+    torch.testing.assert_close(
+        out.loss, out.reconstruction_loss + out.quantizer_output.loss + 0.5 * out.contrastive_loss
+    )
+    out.contrastive_loss.backward()  # the CPC term alone reaches the encoder
+    assert tok.encoder.input.weight.grad.abs().sum() > 0 and tok.future.predict.weight.grad.abs().sum() > 0
+    tok.save_pretrained(tmp_path / "tok")
+    back = SpeechTokenizer.from_pretrained(tmp_path / "tok")
+    assert back.config == tok.config and back.config.contrastive_steps == 3 and back.config.target_cepstra == 12
+    wave = 0.1 * torch.randn(8000)
+    assert torch.equal(back.encode(wave, 16000).codes, tok.eval().encode(wave, 16000).codes)
+    torch.testing.assert_close(back.future.predict.weight, tok.future.predict.weight)
+    assert make_tokenizer().future is None  # off by default: no context network, older directories still load
+    with pytest.raises(ValueError, match="contrastive_weight"):
+        SpeechTokenizerConfig(contrastive_weight=-1.0)
+
+
+def test_decoder_kernel_one_decodes_each_code_on_its_own(make_tokenizer) -> None:
+    def codes_seen(tok: SpeechTokenizer) -> list[int]:
+        q = torch.zeros(1, 20, 8, requires_grad=True)  # (b, n, d) code vectors
+        tok._decode_vectors(q, torch.tensor([0]))[0, :, 20].sum().backward()  # mel frame 20 sits on code 10
+        return (q.grad.abs().sum(dim=-1)[0] > 0).nonzero().flatten().tolist()
+
+    assert codes_seen(make_tokenizer(speakers=["a"], decoder_kernel_size=1)) == [9, 10]  # the upsampling's overlap
+    assert len(codes_seen(make_tokenizer(speakers=["a"]))) > 4
+    with pytest.raises(ValueError, match="decoder_kernel_size"):
+        SpeechTokenizerConfig(decoder_kernel_size=2)

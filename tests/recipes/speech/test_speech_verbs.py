@@ -110,7 +110,7 @@ def test_phones_reports_codes_and_baselines(speech_corpus: Path, speech_run: Pat
     assert result.code == 0, result.err
     figures = result.json()
     assert 0.0 <= figures["mapping_accuracy"] <= 1.0 and 0.0 <= figures["pnmi"] <= 1.0
-    assert set(figures["baselines"]) == {"kmeans_mfcc", "random"}
+    assert set(figures["baselines"]) == {"kmeans_mfcc", "kmeans_mfcc_raw", "random"}
     assert figures["baselines"]["random"]["chance_accuracy"] == figures["chance_accuracy"]  # same frames
     assert figures["baselines"]["random"]["score_frames"] == figures["score_frames"]
     assert (tmp_path / "confusion.png").is_file() and (tmp_path / "figures.json").is_file()
