@@ -93,7 +93,7 @@ def encode_codes(
     if labels is not None:
         encoder.encode_uniform(labels, prior.layout.num_classes)
     flat = [g.flatten(1).long().cpu() for g in levels]
-    done = _ended_after_end_code(flat, end_code) if end_code is not None else None
+    done = past_end_code(flat, end_code) if end_code is not None else None
 
     def choose(level: int, position: int, logits: torch.Tensor) -> torch.Tensor:
         codes = flat[level][:, position]
@@ -105,8 +105,8 @@ def encode_codes(
     sequential_pass(prior, batch, labels, choose)
 
 
-def _ended_after_end_code(flat: list[torch.Tensor], end_code: int) -> np.ndarray:
-    """``(b, n)`` bool: whether an item's end code came before each position; raises if codes follow it."""
+def past_end_code(flat: Sequence[torch.Tensor], end_code: int) -> np.ndarray:
+    """``(b, n)`` bool: whether an item's end code came before each position (not coded); raises if codes follow it."""
     if len(flat) != 1:
         raise ValueError("end codes are for single-level sequences; this layout has several levels.")
     codes = flat[0].numpy()

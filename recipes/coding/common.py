@@ -16,8 +16,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from priors import CodePrior
-from priors.coding import decode_codes, encode_codes
+from priors import CodeLayout, CodePrior
+from priors.coding import decode_codes, encode_codes, past_end_code
+from recipes.image.tokenize_corpus import read_meta
+from recipes.priors.common import training_config
 from recipes.storage import sha256_file
 from tokenizers_vq.entropy import CodeDecoder, CodeEncoder, CodeFileHeader, codes_digest
 from tokenizers_vq.io import atomic_write_bytes, atomic_write_json
@@ -61,6 +63,17 @@ def model_digest(directory: str | Path) -> str:
     return digest.hexdigest()
 
 
+def prior_tokenizer_hash(prior_dir: Path) -> str:
+    """SHA-256 of the tokenizer weights whose codes trained the prior (from its training corpus's meta.json)."""
+    trained = training_config(prior_dir)
+    if trained is None or trained.corpus is None:
+        raise ValueError(
+            f"cannot tell which tokenizer the prior {prior_dir} belongs to: its run's config.yaml (with the "
+            "training corpus) is missing. Pass priors that `vqtok train-prior` wrote."
+        )
+    return str(read_meta(trained.corpus)["tokenizer"]["sha256"])
+
+
 def check_layout(prior: CodePrior, shapes: list[tuple[int, ...]], sizes: list[int], what: str) -> None:
     """Raise ``ValueError`` unless ``prior`` models codes of these grid ``shapes`` and codebook ``sizes``."""
     layout = prior.layout
@@ -78,9 +91,10 @@ class CodedChunks:
 
     payload: bytes
     coded_bits: float  # sum of -log2 p under the tables the coder used (sequential pass), labels included
-    nll_bits: float  # the prior's NLL of the codes from its teacher-forced forward pass (what `evaluate` reports)
+    nll_bits: float  # the prior's NLL of the coded positions from its teacher-forced forward pass
     label_bits: float  # the class labels' share (log2 C per item for a conditional prior)
     seconds: float
+    padding_nll_bits: float = 0.0  # sequences: the NLL of the positions after each end code, which are not stored
 
 
 def chunks(n: int, size: int) -> list[slice]:
@@ -96,17 +110,20 @@ def encode_levels(
 ) -> CodedChunks:
     """Range-code codes (one ``(n, *grid_l)`` tensor per level) with ``prior``, ``chunk_size`` items at a time."""
     encoder = CodeEncoder()
-    nll = 0.0
+    nll = padding = 0.0
     start = time.perf_counter()
     for part in chunks(levels[0].shape[0], chunk_size):
         grids = [g[part] for g in levels]
         chunk_labels = None if labels is None else labels[part]
         encode_codes(prior, grids, chunk_labels, encoder, end_code)
         with torch.no_grad():
-            nll += float(prior(grids, chunk_labels).nll.double().sum()) / LN2
+            bits = prior(grids, chunk_labels).nll.double().cpu().numpy() / LN2  # (b, n)
+        skipped = past_end_code([g.flatten(1).cpu() for g in grids], end_code) if end_code is not None else False
+        nll += float(np.where(skipped, 0.0, bits).sum())
+        padding += float(np.where(skipped, bits, 0.0).sum())
     seconds = time.perf_counter() - start
     label_bits = 0.0 if labels is None else labels.numel() * math.log2(prior.layout.num_classes)
-    return CodedChunks(encoder.finish(), encoder.information_bits, nll, label_bits, seconds)
+    return CodedChunks(encoder.finish(), encoder.information_bits, nll, label_bits, seconds, padding)
 
 
 def decode_levels(
@@ -119,47 +136,62 @@ def decode_levels(
     decoder.finish()
     levels = [torch.cat([p[0][lvl] for p in parts]) for lvl in range(len(header.shapes))]
     labels = torch.cat([p[1] for p in parts]) if prior.layout.num_classes else None
+    check_digest(header, levels, labels, "the prior computed different probabilities here")
+    return levels, labels
+
+
+def check_digest(header: CodeFileHeader, levels: list[torch.Tensor], labels: torch.Tensor | None, why: str) -> None:
+    """Raise ``ValueError`` unless the decoded codes are the ones the header's digest names."""
     if codes_digest(levels, labels) != header.codes_digest:
         raise ValueError(
-            "the decoded codes do not match the codes that were compressed (digest mismatch): the prior computed "
-            "different probabilities here (another library version, device or thread count), or the file is damaged."
+            f"the decoded codes do not match the codes that were compressed (digest mismatch): {why} "
+            "(another library version, device or thread count), or the file is damaged."
         )
-    return levels, labels
 
 
 def make_header(
     tokenizer_dir: Path,
-    prior_dir: Path,
-    prior: CodePrior,
+    model_sha256: str,
+    layout: CodeLayout,
     levels: list[torch.Tensor],
     labels: torch.Tensor | None,
     chunk_size: int,
     extra: dict,
     end_code: int | None = None,
 ) -> CodeFileHeader:
-    """The header of a code file holding ``levels`` coded by the prior at ``prior_dir``."""
+    """The header of a code file holding ``levels`` of ``layout``, coded by the entropy model ``model_sha256``."""
     return CodeFileHeader(
         tokenizer_sha256=model_digest(tokenizer_dir),
-        model_sha256=model_digest(prior_dir),
-        shapes=list(prior.layout.shapes),
-        codebook_sizes=list(prior.layout.codebook_sizes),
+        model_sha256=model_sha256,
+        shapes=list(layout.shapes),
+        codebook_sizes=list(layout.codebook_sizes),
         num_items=int(levels[0].shape[0]),
         chunk_size=chunk_size,
-        num_classes=prior.layout.num_classes,
+        num_classes=layout.num_classes,
         end_code=end_code,
         extra=extra,
         codes_digest=codes_digest(levels, labels),
     )
 
 
-def unigram_tables(levels: list[np.ndarray | torch.Tensor], sizes: list[int]) -> list[np.ndarray]:
-    """Per-level code frequencies with add-one smoothing: the entropy model of a tokenizer without a prior."""
-    tables = []
+def unigram_counts(levels: list[np.ndarray | torch.Tensor], sizes: list[int]) -> list[np.ndarray]:
+    """Per-level code counts plus one (add-one smoothing), int64: what :func:`unigram_tables` normalises."""
+    counts = []
     for grid, k in zip(levels, sizes, strict=True):
         values = grid.numpy() if isinstance(grid, torch.Tensor) else np.asarray(grid)
-        counts = np.bincount(values.reshape(-1).astype(np.int64), minlength=k).astype(np.float64) + 1.0
-        tables.append(counts / counts.sum())
-    return tables
+        counts.append(np.bincount(values.reshape(-1).astype(np.int64), minlength=k) + 1)
+    return counts
+
+
+def unigram_tables(levels: list[np.ndarray | torch.Tensor], sizes: list[int]) -> list[np.ndarray]:
+    """Per-level code frequencies with add-one smoothing: the entropy model of a tokenizer without a prior."""
+    return [table_of(c) for c in unigram_counts(levels, sizes)]
+
+
+def table_of(counts: np.ndarray | list[int]) -> np.ndarray:
+    """Counts → a float64 probability table; the same counts give the same table in every bit (what decoding needs)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    return counts / counts.sum()
 
 
 def encode_unigram(levels: list[torch.Tensor], tables: list[np.ndarray]) -> bytes:

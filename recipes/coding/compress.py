@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from modalities.image import ImageArrays
-from recipes.coding.common import CodedChunks, RateResult, check_layout, encode_levels, make_header
+from recipes.coding.common import CodedChunks, RateResult, check_layout, encode_levels, make_header, model_digest
 from recipes.coding.config import FILE_SUFFIX, ImageCodingConfig
 from recipes.image.common import check_fits, load_split, open_tokenizer, setup_runtime
 from recipes.priors.common import open_prior
@@ -45,17 +45,23 @@ class CompressResult(RateResult):
         return format_figures(self.to_dict(), title="compress")
 
 
-def read_image_files(path: str, channels: int) -> tuple[torch.Tensor, list[str]]:
-    """An image file, or every image file of a folder (sorted), as uint8 ``(n, c, h, w)``, and their names."""
+def input_files(path: str, suffixes: tuple[str, ...], kind: str) -> list[Path]:
+    """``compress.input``: the file ``path``, or every file of the folder ``path`` with one of ``suffixes`` (sorted)."""
     source = Path(path).expanduser()
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in suffixes)
     elif source.is_file():
         files = [source]
     else:
-        raise FileNotFoundError(f"compress.input {path} does not exist; pass an image file or a folder of them.")
+        raise FileNotFoundError(f"compress.input {path} does not exist; pass an {kind} file or a folder of them.")
     if not files:
-        raise ValueError(f"{path} holds no image files ({', '.join(IMAGE_SUFFIXES)}).")
+        raise ValueError(f"{path} holds no {kind} files ({', '.join(suffixes)}).")
+    return files
+
+
+def read_image_files(path: str, channels: int) -> tuple[torch.Tensor, list[str]]:
+    """An image file, or every image file of a folder (sorted), as uint8 ``(n, c, h, w)``, and their names."""
+    files = input_files(path, IMAGE_SUFFIXES, "image")
     arrays = []
     for file in files:
         with Image.open(file) as image:
@@ -108,16 +114,18 @@ def run(cfg: ImageCodingConfig) -> CompressResult:
     labels = data.labels.long() if prior.layout.num_classes else None
     coded = encode_levels(prior, levels, labels, cfg.compress.chunk_size)
     extra = {"modality": "image", "image_shape": [c, h, w]}
-    header = make_header(tokenizer_dir, prior_dir, prior, levels, labels, cfg.compress.chunk_size, extra)
+    header = make_header(
+        tokenizer_dir, model_digest(prior_dir), prior.layout, levels, labels, cfg.compress.chunk_size, extra
+    )
     out = Path(cfg.out).expanduser() if cfg.out else tokenizer_dir.resolve().parent / f"{stem}{FILE_SUFFIX}"
     file_bytes = write_code_file(out, header, coded.payload)
-    figures = rate_figures(coded, file_bytes, len(data), prior.layout.codes_per_item)
+    figures = rate_figures(coded, file_bytes, len(data), len(data) * prior.layout.codes_per_item)
     figures["bits_per_pixel"] = 8 * file_bytes / (len(data) * h * w)
     return CompressResult(str(out), figures)
 
 
-def rate_figures(coded: CodedChunks, file_bytes: int, items: int, codes_per_item: int) -> dict[str, Any]:
-    """The size accounting of a code file (see the module docstring)."""
+def rate_figures(coded: CodedChunks, file_bytes: int, items: int, codes: int) -> dict[str, Any]:
+    """The size accounting of a code file of ``items`` items and ``codes`` coded codes (see the module docstring)."""
     payload_bits = 8 * len(coded.payload)
     ideal = coded.nll_bits + coded.label_bits
     return {
@@ -131,7 +139,7 @@ def rate_figures(coded: CodedChunks, file_bytes: int, items: int, codes_per_item
         "coded_information_bits": coded.coded_bits,
         "overhead_percent": 100.0 * (payload_bits - ideal) / ideal if ideal > 0 else 0.0,
         "bits_per_item": 8 * file_bytes / items,
-        "payload_bits_per_code": payload_bits / (items * codes_per_item),
-        "nll_bits_per_code": coded.nll_bits / (items * codes_per_item),
+        "payload_bits_per_code": payload_bits / codes,
+        "nll_bits_per_code": coded.nll_bits / codes,
         "seconds": coded.seconds,
     }

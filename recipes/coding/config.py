@@ -1,8 +1,9 @@
-"""The config of the rate verbs (compress, decompress, rd): the image recipes' schema plus three sections.
+"""The config of the rate verbs (compress, decompress, rd): the image and speech recipes' schemas plus their sections.
 
 ``ImageCodingConfig`` extends :class:`recipes.image.config.ImageRecipeConfig`, so every image preset
 (``tiny``, ``fashion_mnist_vqvae``, ...) also configures these verbs: ``data`` says which images,
 ``tokenizer`` which tokenizer, and the new ``prior``, ``compress``, ``decompress`` and ``rd`` the rest.
+``SpeechCodingConfig`` does the same for the speech presets (``speech_tiny``, ``speech_fsdd``, ...).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from recipes.image.config import ImageRecipeConfig
-from recipes.speech.config import SpeechRecipeConfig
+from recipes.speech.config import SPLITS, SpeechRecipeConfig
 
 FILE_SUFFIX = ".vqc"
 
@@ -102,8 +103,39 @@ class SpeechRDConfig:
 
 
 @dataclass
+class SpeechCompressConfig:
+    """The ``compress`` verb for speech: which utterances go into one code file, and how they are coded."""
+
+    input: str | None = None  # a WAV/FLAC file or a folder of them; null: a split of data
+    split: str = "eval"  # train (data.train) or eval (data.eval) when input is null
+    max_items: int | None = None  # the first N utterances of the split; null: all
+    label: int | None = None  # class label of input files for a class-conditional prior (FSDD: the digit)
+    chunk_size: int = 64  # utterances coded together (one sequential pass of the prior per chunk)
+    # without a prior: training utterances (data.train) whose code frequencies code the file, as `rd` does; null: all
+    fit_items: int | None = 500
+
+    def __post_init__(self) -> None:
+        _positive("compress", self, "chunk_size")
+        _positive("compress", self, "max_items", "fit_items", optional=True)
+        if self.split not in SPLITS:
+            raise ValueError(f"compress.split must be one of {SPLITS} (data.train or data.eval); got {self.split!r}.")
+
+
+@dataclass
+class SpeechDecompressConfig:
+    """The ``decompress`` verb for speech: the code file to read and whether to write waveforms."""
+
+    input: str | None = None  # a file written by `vqtok compress` with a speech preset
+    wav: bool = False  # also decode each utterance to a WAV file (implied by speaker)
+    speaker: str | None = None  # the training speaker whose voice the WAVs take (required when the tokenizer has some)
+
+
+@dataclass
 class SpeechCodingConfig(SpeechRecipeConfig):
-    """Speech recipes' config plus the ``rd`` section (speech preset names work for ``vqtok rd``)."""
+    """Speech recipes' config plus the prior and the compress, decompress and rd sections."""
 
     threads: int | None = 1  # CPU threads for torch; null: torch's default
+    prior: str | None = None  # prior directory trained on this tokenizer's codes; null: code frequencies (compress)
+    compress: SpeechCompressConfig = field(default_factory=SpeechCompressConfig)
+    decompress: SpeechDecompressConfig = field(default_factory=SpeechDecompressConfig)
     rd: SpeechRDConfig = field(default_factory=SpeechRDConfig)

@@ -35,7 +35,7 @@ class DecompressResult(RateResult):
         return format_figures(self.to_dict(), title="decompress")
 
 
-def _save(path: Path, array: np.ndarray) -> None:
+def save_array(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as f:
         np.save(f, array)
 
@@ -64,10 +64,10 @@ def run(cfg: ImageCodingConfig) -> DecompressResult:
     out = Path(cfg.out).expanduser() if cfg.out else source.with_suffix("")
     with atomic_directory(out) as tmp:
         for i, grid in enumerate(levels):
-            _save(tmp / f"codes_level{i}.npy", grid.numpy())
+            save_array(tmp / f"codes_level{i}.npy", grid.numpy())
         if labels is not None:
-            _save(tmp / "labels.npy", labels.numpy())
-        _save(tmp / "images.npy", array)
+            save_array(tmp / "labels.npy", labels.numpy())
+        save_array(tmp / "images.npy", array)
         if cfg.decompress.png:
             width = len(str(max(len(array) - 1, 0)))
             for i, image in enumerate(array):

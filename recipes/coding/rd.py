@@ -24,13 +24,22 @@ import torch
 
 from modalities.image import ImageArrays, ImageCodes, ImageTokenizer, reconstruction_metrics, to_uint8
 from recipes.coding.classic import at_rate, codec_points
-from recipes.coding.common import RateResult, encode_levels, encode_unigram, make_header, unigram_tables, write_rd
+from recipes.coding.common import (
+    RateResult,
+    encode_levels,
+    encode_unigram,
+    make_header,
+    model_digest,
+    prior_tokenizer_hash,
+    unigram_tables,
+    write_rd,
+)
 from recipes.coding.compress import encode_images
 from recipes.coding.config import ImageCodingConfig
 from recipes.coding.plot import rd_plot
 from recipes.image.common import check_fits, load_split, open_tokenizer, setup_runtime
-from recipes.image.tokenize_corpus import WEIGHTS_NAME, read_meta
-from recipes.priors.common import open_prior, training_config
+from recipes.image.tokenize_corpus import WEIGHTS_NAME
+from recipes.priors.common import open_prior
 from recipes.report import format_table
 from recipes.runtime import evaluation_mode
 from recipes.storage import sha256_file
@@ -66,17 +75,6 @@ class RDResult(RateResult):
         return "\n".join(lines)
 
 
-def prior_tokenizer_hash(prior_dir: Path) -> str:
-    """SHA-256 of the tokenizer weights whose codes trained the prior (from its training corpus's meta.json)."""
-    trained = training_config(prior_dir)
-    if trained is None or trained.corpus is None:
-        raise ValueError(
-            f"cannot tell which tokenizer the prior {prior_dir} belongs to: its run's config.yaml (with the "
-            "training corpus) is missing. Pass priors that `vqtok train-prior` wrote."
-        )
-    return str(read_meta(trained.corpus)["tokenizer"]["sha256"])
-
-
 def _label(tokenizer_dir: Path, model: ImageTokenizer, shapes: list[tuple[int, int]]) -> str:
     grids = "+".join(f"{h}x{w}" for h, w in shapes)
     return f"{tokenizer_dir.resolve().parent.name} ({model.config.kind}, K={model.config.codebook_size}, {grids})"
@@ -105,7 +103,7 @@ def tokenizer_point(
         prior, prior_dir = open_prior(replace(cfg, prior=str(prior_dir)), device, "rd")  # type: ignore[arg-type]
         cond = labels.long() if prior.layout.num_classes else None
         coded = encode_levels(prior, levels, cond, cfg.rd.chunk_size)
-        header = make_header(tokenizer_dir, prior_dir, prior, levels, cond, cfg.rd.chunk_size, {})
+        header = make_header(tokenizer_dir, model_digest(prior_dir), prior.layout, levels, cond, cfg.rd.chunk_size, {})
         payload_bits = 8 * len(coded.payload)
         point.update(rate_model="prior", prior=str(prior_dir), nll_bits_per_pixel=coded.nll_bits / (n * h * w),
                      label_bits_per_pixel=coded.label_bits / (n * h * w), header_bytes=len(header.pack()))  # fmt: skip

@@ -45,3 +45,22 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny") / "run"
     assert main(["train-tokenizer", "--config", "tiny", "--out", str(root)]) == 0
     return root
+
+
+@pytest.fixture(scope="session")
+def speech_corpora(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Train and eval code corpora (``train``, ``eval``) of a synthetic speech folder (``data``) through the
+    ``speech_tiny`` tokenizer (``tokenizer``)."""
+    from modalities.speech import write_synthetic_corpus
+
+    root = tmp_path_factory.mktemp("speech_prior")
+    data = write_synthetic_corpus(root / "data")
+    run = root / "tok"
+    assert main(["train-tokenizer", "--config", "speech_tiny", "--out", str(run), f"data.root={data}"]) == 0
+    out = {}
+    for split in ("train", "eval"):
+        out[split] = root / f"codes_{split}"
+        assert main(["tokenize", "--config", "speech_tiny", "--tokenizer", str(run / "tokenizer"),
+                     "--out", str(out[split]), f"tokenize.split={split}", f"data.root={data}"]) == 0  # fmt: skip
+    out.update(data=data, tokenizer=run / "tokenizer")
+    return out

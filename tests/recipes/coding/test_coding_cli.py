@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import numpy as np
@@ -12,24 +10,10 @@ import torch
 from PIL import Image
 
 from modalities.image import ImageTokenizer, load_image_dataset
-from recipes.cli import main
 
 
 def _models(m: dict, tokenizer: str = "tokenizer", prior: str = "prior") -> list[str]:
     return ["--config", "tiny", "--tokenizer", str(m[tokenizer]), "--prior", str(m[prior])]
-
-
-@pytest.fixture(scope="module")
-def vqtok_module():
-    """``vqtok ARGS...`` in this process for module-scoped fixtures (capsys is per test)."""
-
-    def call(*args) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main([str(a) for a in args])
-        return code, out.getvalue(), err.getvalue()
-
-    return call
 
 
 @pytest.fixture(scope="module")
