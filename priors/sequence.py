@@ -69,11 +69,23 @@ def token_nll(
     return torch.where(mask[:, 1:].bool(), nll, torch.zeros_like(nll))
 
 
-def lm_loss(model: LlamaForCausalLM, sequences: Sequence[Sequence[int]], pad: int) -> torch.Tensor:
-    """Mean NLL in nats per predicted token of a batch of id lists (the training objective, full softmax)."""
+def lm_nll_sum(
+    model: LlamaForCausalLM, sequences: Sequence[Sequence[int]], pad: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed NLL in nats of a batch of id lists, and the number of tokens it predicts (both 0-d, on the model's device).
+
+    The parts of :func:`lm_loss`, for callers that divide by another count, e.g. the predicted tokens of
+    a whole global batch of which ``sequences`` is one rank's share.
+    """
     ids, mask = pad_sequences(sequences, pad)
     nll = token_nll(model, ids, mask)
-    return nll.sum() / mask[:, 1:].sum().to(nll.device)
+    return nll.sum(), mask[:, 1:].sum().to(nll.device)
+
+
+def lm_loss(model: LlamaForCausalLM, sequences: Sequence[Sequence[int]], pad: int) -> torch.Tensor:
+    """Mean NLL in nats per predicted token of a batch of id lists (the training objective, full softmax)."""
+    total, tokens = lm_nll_sum(model, sequences, pad)
+    return total / tokens
 
 
 @torch.no_grad()

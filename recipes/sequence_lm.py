@@ -9,11 +9,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from transformers import LlamaForCausalLM
 
-from priors.sequence import lm_loss
+from priors.sequence import lm_nll_sum
 from recipes.image.config import TrainConfig
+from recipes.parallel import Ranks
 from recipes.priors.corpus import CodeCorpus
+from recipes.runtime import optimizer_step
+from tokenizers_vq import distributed
 
 
 def item_codes(corpus: CodeCorpus, index: int) -> list[np.ndarray]:
@@ -31,22 +33,34 @@ def code_sequences(corpus: CodeCorpus, limit: int | None = None) -> list[np.ndar
 
 
 def fit_step(
-    model: LlamaForCausalLM,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     sequences: Sequence[Sequence[int]],
     pad: int,
     train: TrainConfig,
     step: int,
+    ranks: Ranks | None = None,
 ) -> float:
-    """One Adam step on the mean NLL per token of ``sequences`` at ``train.lr_at(step)``; returns the loss in nats."""
+    """One Adam step on the mean NLL per token of the global batch at ``train.lr_at(step)``; returns that mean in nats.
+
+    With several ``ranks``, ``sequences`` is this rank's share of the global batch and ``model`` the
+    DistributedDataParallel wrapper (:meth:`recipes.parallel.Ranks.wrap`); the step is the one a
+    single process takes over the whole batch, whatever each share's length and padding.
+    """
     for group in optimizer.param_groups:
         group["lr"] = train.lr_at(step)
-    loss = lm_loss(model, sequences, pad)
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"the loss became {float(loss)} at step {step + 1}; lower train.lr.")
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if train.grad_clip is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
-    optimizer.step()
-    return float(loss.detach())
+    world = 1 if ranks is None else ranks.world
+    total, tokens = lm_nll_sum(model, sequences, pad)
+    # The shares predict different numbers of tokens, so each rank divides its NLL sum by the global
+    # count (not its own), times ``world`` because DDP averages the ranks' gradients: the average is
+    # then the gradient of the global batch's mean NLL per token.
+    if world > 1:
+        tokens = distributed.all_reduce_sum(tokens.float())
+    loss = total * world / tokens
+    mean = loss.detach().clone()
+    if world > 1:  # the global batch's mean, which every rank logs and raises on alike
+        mean = distributed.all_reduce_sum(mean) / world
+    if not torch.isfinite(mean):
+        raise FloatingPointError(f"the loss became {float(mean)} at step {step + 1}; lower train.lr.")
+    optimizer_step(loss, optimizer, model, train.grad_clip, step, "lower train.lr")
+    return float(mean)

@@ -3,9 +3,10 @@
 A run directory (``out``, default ``runs/<name>``) holds ``config.yaml``, ``metrics.jsonl`` (training
 rows in nats and bits per token; held-out rows per modality), ``checkpoint/state.pt`` and ``prior/``:
 the model with its token space, which ``AutoModelForCausalLM`` and ``AutoTokenizer.from_pretrained``
-read as they are. Training minimises the mean NLL per token over whole streams (prompt, markers and
-codes); batches mix the modalities at random, audio about ``data.audio_share`` of them. Resuming and
-the refusal to clobber a run are :mod:`recipes.checkpoint`'s.
+read as they are; ``tensorboard/`` holds the rows as TensorBoard scalars. Training minimises the mean
+NLL per token over whole streams (prompt, markers and codes); batches mix the modalities at random,
+audio about ``data.audio_share`` of them. Resuming and the refusal to clobber a run are
+:mod:`recipes.checkpoint`'s; many processes (``torchrun``) are :mod:`recipes.parallel`'s.
 """
 
 from __future__ import annotations
@@ -20,23 +21,17 @@ import torch
 from tqdm.auto import tqdm
 
 from priors.mixed import MixedPrior
-from recipes.checkpoint import (
-    check_run_dir,
-    check_same_run,
-    prepare_run_dir,
-    run_dir,
-    save_checkpoint,
-    start_training,
-)
-from recipes.config import save_config
+from recipes import parallel
+from recipes.checkpoint import check_run_dir, check_same_run, run_dir, start_training
 from recipes.mixed.config import MixedRecipeConfig
-from recipes.mixed.data import open_mixed_data
+from recipes.mixed.data import MixedData, open_mixed_data
 from recipes.mixed.evaluate import held_out_figures
+from recipes.parallel import Ranks
 from recipes.priors.train_prior import PriorRunPaths
 from recipes.report import format_figures
+from recipes.runlog import RunLog, after_step
 from recipes.runtime import resolve_device, seed_everything, set_threads
 from recipes.sequence_lm import fit_step
-from recipes.storage import write_jsonl
 from tokenizers_vq.token_space import TokenSpace
 
 LN2 = math.log(2.0)
@@ -58,6 +53,7 @@ class TrainMixedResult:
     seconds: float
     train_bits_per_token: float | None  # mean over the last log interval
     figures: dict[str, Any] = field(default_factory=dict)
+    world_size: int = 1  # processes that trained (torchrun)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,64 +66,84 @@ class TrainMixedResult:
 
 
 def run(cfg: MixedRecipeConfig, *, resume: bool = False, overwrite: bool = False) -> TrainMixedResult:
-    """Fit one causal transformer to the mixed streams of ``cfg.data`` for ``cfg.train.steps`` steps."""
+    """Fit one causal transformer to the mixed streams of ``cfg.data`` for ``cfg.train.steps`` steps.
+
+    Under ``torchrun`` every rank takes its contiguous share of each batch with
+    DistributedDataParallel and rank 0 alone evaluates and writes (:mod:`recipes.parallel`).
+    """
     paths = PriorRunPaths(run_dir(cfg))
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    tc = cfg.train
+    # Checked before the corpora are opened: a resumed run keeps its token space (the published one),
+    # so its ids mean what they meant.
     has_state = check_run_dir(paths, resume, overwrite)
     if has_state:
         check_same_run(paths, cfg, RESUME_FIXED)
     seed_everything(cfg.seed)  # the text model and the weights are drawn from it
-    # A resumed run keeps its token space (the published one), so its ids mean what they meant.
     saved_space = paths.prior / "token_space.json"
     data = open_mixed_data(cfg.data, TokenSpace.load(paths.prior) if has_state and saved_space.is_file() else None)
+    with parallel.joined(device) as ranks:
+        return _train(cfg, ranks, paths, data, resume, overwrite)
+
+
+def _train(
+    cfg: MixedRecipeConfig, ranks: Ranks, paths: PriorRunPaths, data: MixedData, resume: bool, overwrite: bool
+) -> TrainMixedResult:
+    tc, device = cfg.train, ranks.device
+    has_state = ranks.open_run(paths, cfg, tc.batch_size, resume, overwrite, RESUME_FIXED)
     has_eval = data.image_eval is not None or data.audio_eval is not None
-    prepare_run_dir(paths, overwrite)
-    save_config(cfg, paths.config)
 
     prior = MixedPrior(data.space, data.lengths, cfg.model).to(device).train()
     optimizer = torch.optim.Adam(prior.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     total = data.training_index()[2]
-    begin = start_training(paths, prior, optimizer, total, tc.batch_size, cfg.seed, has_state)
-    order, step, rows, seconds_before = begin.order, begin.step, begin.rows, begin.seconds_before
+    start = start_training(paths, prior, optimizer, total, tc.batch_size, cfg.seed, has_state)
+    order, step = start.order, start.step
+    log = RunLog(paths, start.rows, start.resumed_from, enabled=ranks.is_main)
+    net = ranks.wrap(prior.model)
 
     figures: dict[str, Any] = {}
     interval, interval_steps, train_bits = 0.0, 0, None
-    start = time.monotonic()
+    began = time.monotonic()
     stopped_by_budget = False
     bar = tqdm(total=tc.steps, initial=step, desc=f"train-mixed {cfg.name}", unit="step", dynamic_ncols=True,
-               file=sys.stderr, disable=None)  # fmt: skip
+               file=sys.stderr, disable=None if ranks.is_main else True)  # fmt: skip
+
+    def train_row() -> dict[str, Any]:
+        nonlocal interval, interval_steps, train_bits
+        train_bits = interval / interval_steps / LN2
+        row = {"kind": "train", "step": step, "lr": tc.lr_at(step - 1), "bits_per_token": train_bits,
+               "seconds": round(start.seconds_before + elapsed, 3)}  # fmt: skip
+        interval, interval_steps = 0.0, 0
+        bar.set_postfix(bits_per_token=f"{train_bits:.3f}", refresh=False)
+        return row
+
+    def evaluation() -> dict[str, Any]:
+        return held_out_figures(prior, data, cfg.eval.batch_size, tc.eval_images)
+
     try:
         while step < tc.steps:
-            batch = [data.training_sequence(i) for i in order.next().tolist()]
-            interval += fit_step(prior.model, optimizer, batch, 0, tc, step)
+            # This rank's contiguous share of the global batch; fit_step weighs it by the batch's token count.
+            batch = [data.training_sequence(i) for i in ranks.share(order.next()).tolist()]
+            interval += fit_step(net, optimizer, batch, 0, tc, step, ranks)
             step, interval_steps = step + 1, interval_steps + 1
             bar.update(1)
-            elapsed = time.monotonic() - start
-            stopped_by_budget = tc.max_minutes is not None and elapsed >= 60.0 * tc.max_minutes and step < tc.steps
+
+            elapsed = time.monotonic() - began
+            stopped_by_budget = ranks.out_of_time(elapsed, tc.max_minutes, step, tc.steps)
             last = step == tc.steps or stopped_by_budget
-            if step % tc.log_every == 0 or last:
-                train_bits = interval / interval_steps / LN2
-                rows.append({"kind": "train", "step": step, "lr": tc.lr_at(step - 1), "bits_per_token": train_bits,
-                             "seconds": round(seconds_before + elapsed, 3)})  # fmt: skip
-                interval, interval_steps = 0.0, 0
-                bar.set_postfix(bits_per_token=f"{train_bits:.3f}", refresh=False)
-            if has_eval and (step % tc.eval_every == 0 or last):
-                figures = held_out_figures(prior, data, cfg.eval.batch_size, tc.eval_images)
-                rows.append({"kind": "eval", "step": step, **figures})
-            if step % tc.checkpoint_every == 0 or last:
-                save_checkpoint(paths, prior, optimizer, step, order, seconds_before + elapsed, rows)
-            elif step % tc.log_every == 0:
-                write_jsonl(paths.metrics, rows)
+            figures = after_step(log, tc, step, last, train_row=train_row, evaluate=evaluation if has_eval else None,
+                                 codebooks=None, model=prior, optimizer=optimizer, order=order,
+                                 seconds=start.seconds_before + elapsed) or figures  # fmt: skip
             if stopped_by_budget:
                 break
     finally:
         bar.close()
-    if not paths.prior.exists():  # a resumed run that had nothing left to train
+        log.close()
+
+    if ranks.is_main and not paths.prior.exists():  # a resumed run that had nothing left to train
         prior.save_pretrained(paths.prior)
-    if has_eval and not figures:
-        figures = held_out_figures(prior, data, cfg.eval.batch_size, tc.eval_images)
+    if ranks.is_main and has_eval and not figures:
+        figures = evaluation()
     return TrainMixedResult(
         run_dir=str(paths.root),
         prior_dir=str(paths.prior),
@@ -137,7 +153,8 @@ def run(cfg: MixedRecipeConfig, *, resume: bool = False, overwrite: bool = False
         steps=tc.steps,
         training_sequences=total,
         stopped_by_budget=stopped_by_budget,
-        seconds=round(time.monotonic() - start, 3),
+        seconds=round(time.monotonic() - began, 3),
         train_bits_per_token=train_bits,
         figures=figures,
+        world_size=ranks.world,
     )

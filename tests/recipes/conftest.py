@@ -1,8 +1,9 @@
-"""Shared fixtures: the ``vqtok`` entry point in-process, and one tiny trained tokenizer per session."""
+"""Shared fixtures: the ``vqtok`` entry point in-process, and tiny trained tokenizers and their codes per session."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from recipes.cli import main
 
 # Tiny models gain nothing from a second thread, and on a shared machine spare threads only spin.
 torch.set_num_threads(1)
+
+SPOKEN_DIGITS = 3  # labelled_speech's "spoken digits": utterance index modulo 3
 
 
 @dataclass
@@ -63,4 +66,27 @@ def speech_corpora(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         assert main(["tokenize", "--config", "speech_tiny", "--tokenizer", str(run / "tokenizer"),
                      "--out", str(out[split]), f"tokenize.split={split}", f"data.root={data}"]) == 0  # fmt: skip
     out.update(data=data, tokenizer=run / "tokenizer")
+    return out
+
+
+@pytest.fixture(scope="session")
+def labelled_speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Synthetic speech renamed to FSDD's digit_speaker_index layout, through the speech_tiny tokenizer."""
+    from modalities.speech import write_synthetic_corpus
+
+    root = tmp_path_factory.mktemp("mixed_speech")
+    synthetic = write_synthetic_corpus(root / "synthetic", num_speakers=2, utterances_per_speaker=6)
+    data = root / "digits"
+    data.mkdir()
+    for wav in sorted(synthetic.glob("*/*.wav")):
+        index = int(wav.stem[1:]) - 1
+        shutil.copy(wav, data / f"{index % SPOKEN_DIGITS}_{wav.parent.name}_{index}.wav")
+    run = root / "tok"
+    flags = [f"data.root={data}", "data.layout=fsdd"]
+    assert main(["train-tokenizer", "--config", "speech_tiny", "--out", str(run), *flags]) == 0
+    out = {}
+    for split in ("train", "eval"):
+        out[split] = root / f"codes_{split}"
+        assert main(["tokenize", "--config", "speech_tiny", "--tokenizer", str(run / "tokenizer"),
+                     "--out", str(out[split]), f"tokenize.split={split}", *flags]) == 0  # fmt: skip
     return out

@@ -20,6 +20,8 @@ from recipes.cli import main
 from recipes.config import load_config
 from recipes.image import tokenize_corpus, train_tokenizer
 from recipes.image.config import ImageRecipeConfig
+from recipes.mixed import train as train_mixed
+from recipes.mixed.config import MixedRecipeConfig
 from recipes.parallel import CodebookMismatchError, Ranks, codebook_check, raise_if_disagree
 from recipes.priors import train_prior
 from recipes.priors.config import PriorRecipeConfig
@@ -36,6 +38,7 @@ RECIPES: dict[str, tuple[Callable[..., Any], type, str, list[str]]] = {
     "image": (train_tokenizer.run, ImageRecipeConfig, "tiny", SCHEDULE),
     "speech": (train_speech.run, SpeechRecipeConfig, "speech_tiny", SCHEDULE),
     "prior": (train_prior.run, PriorRecipeConfig, "prior_tiny", SCHEDULE),
+    "mixed": (train_mixed.run, MixedRecipeConfig, "mixed_tiny", SCHEDULE),
 }
 
 
@@ -77,7 +80,9 @@ def _train_worker(rank: int, world: int, port: int, runs: dict[str, list[str]], 
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+def trained(
+    tiny_run: Path, labelled_speech: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[Path, Path]]:
     """Each recipe trained by two processes and by one: ``{name: (two-process run, one-process run)}``.
 
     One spawn trains them all, so the two workers pay their start-up once.
@@ -96,6 +101,12 @@ def trained(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
         # shift shared by all keys), and Adam turns rounding noise of either sign into steps of size lr.
         "prior:pixelcnn": [f"corpus={codes}", "model.kind=pixelcnn", "model.pixelcnn.attention_every=0"],
         "prior:transformer": [f"corpus={codes}", "model.kind=transformer"],
+        # Image and audio streams of different lengths: the two shares of a batch predict unequal token counts.
+        "mixed": [
+            f"data.image_corpus={codes}",
+            f"data.audio_corpus={labelled_speech['train']}",
+            "data.image_items=200",
+        ],
     }
     runs = {name: (root / name.replace(":", "_") / "ddp", root / name.replace(":", "_") / "one") for name in data}
     two = {name: [f"out={runs[name][0]}", *overrides] for name, overrides in data.items()}
@@ -133,11 +144,20 @@ def test_tokenizer_two_processes_equal_one(trained: dict[str, tuple[Path, Path]]
         assert all(r["ranks_agree"] and r["world_size"] == world and len(r["codebook_checksum"]) == 16 for r in rows)
 
 
-@pytest.mark.parametrize("name", ["prior:pixelcnn", "prior:transformer"])
+@pytest.mark.parametrize("name", ["prior:pixelcnn", "prior:transformer", "mixed"])
 def test_prior_two_processes_equal_one(trained: dict[str, tuple[Path, Path]], name: str) -> None:
     ddp, one = trained[name]
     assert_same_checkpoint(ddp, one)
     assert not codebook_rows(ddp)  # a prior has no codebook to check
+
+
+def test_mixed_prior_logs_the_global_batch_loss(trained: dict[str, tuple[Path, Path]]) -> None:
+    # Each rank weighs its share by the whole batch's token count, so rank 0 logs the loss one process does.
+    ddp, one = trained["mixed"]
+    bits = [
+        [r["bits_per_token"] for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "train"] for run in (ddp, one)
+    ]
+    assert bits[0] == pytest.approx(bits[1], rel=1e-5)
 
 
 def _drift(rank: int, world: int, out: str) -> None:

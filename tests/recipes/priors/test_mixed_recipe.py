@@ -3,38 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 from recipes.cli import main
-
-DIGITS = 3  # the synthetic "spoken digits": utterance index modulo 3
-
-
-@pytest.fixture(scope="module")
-def labelled_speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Synthetic speech renamed to FSDD's digit_speaker_index layout, through the speech_tiny tokenizer."""
-    from modalities.speech import write_synthetic_corpus
-
-    root = tmp_path_factory.mktemp("mixed_speech")
-    synthetic = write_synthetic_corpus(root / "synthetic", num_speakers=2, utterances_per_speaker=6)
-    data = root / "digits"
-    data.mkdir()
-    for wav in sorted(synthetic.glob("*/*.wav")):
-        index = int(wav.stem[1:]) - 1
-        shutil.copy(wav, data / f"{index % DIGITS}_{wav.parent.name}_{index}.wav")
-    run = root / "tok"
-    flags = [f"data.root={data}", "data.layout=fsdd"]
-    assert main(["train-tokenizer", "--config", "speech_tiny", "--out", str(run), *flags]) == 0
-    out = {}
-    for split in ("train", "eval"):
-        out[split] = root / f"codes_{split}"
-        assert main(["tokenize", "--config", "speech_tiny", "--tokenizer", str(run / "tokenizer"),
-                     "--out", str(out[split]), f"tokenize.split={split}", *flags]) == 0  # fmt: skip
-    return out
 
 
 @pytest.fixture(scope="module")
