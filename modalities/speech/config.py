@@ -38,6 +38,9 @@ class SpeechTokenizerConfig:
     decoder_kernel_size: int | None = None
     quantizer: str = "vq"  # "vq": one codebook (VQ-VAE); "rvq": residual levels (SoundStream)
     num_quantizers: int = 1  # levels of the residual quantizer; must be 1 for "vq"
+    # Quantizer dropout (SoundStream), "rvq" only: with this probability a training batch uses only the
+    # first n ~ U{1..l} levels, so decoding the first d levels alone (a lower bitrate) stays good.
+    quantizer_dropout: float = 0.0
     codebook_size: int = 128
     code_dim: int = 64
     update: str = "ema"
@@ -103,6 +106,11 @@ class SpeechTokenizerConfig:
             raise ValueError(
                 f"quantizer='vq' has one codebook; got num_quantizers={self.num_quantizers}. Use quantizer='rvq'."
             )
+        if not 0.0 <= self.quantizer_dropout <= 1.0 or (self.quantizer == "vq" and self.quantizer_dropout):
+            raise ValueError(
+                f"SpeechTokenizerConfig.quantizer_dropout must be in [0, 1], and 0 for quantizer='vq'; "
+                f"got {self.quantizer_dropout!r} with quantizer={self.quantizer!r}."
+            )
         if len(set(self.speakers)) != len(self.speakers):
             raise ValueError(f"SpeechTokenizerConfig.speakers must be distinct names; got {self.speakers}.")
         if not 0.0 <= self.jitter < 1.0:
@@ -144,7 +152,9 @@ class SpeechTokenizerConfig:
             decay=self.decay,
             seed=self.seed,
         )
-        return vq if self.quantizer == "vq" else RVQConfig(vq=vq, num_levels=self.num_quantizers)
+        if self.quantizer == "vq":
+            return vq
+        return RVQConfig(vq=vq, num_levels=self.num_quantizers, dropout_prob=self.quantizer_dropout)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

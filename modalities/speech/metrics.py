@@ -62,8 +62,12 @@ def evaluate_reconstruction(
     waveforms: Sequence[torch.Tensor],
     sample_rates: Sequence[int],
     speakers: Sequence[Speaker],
+    num_levels: int | None = None,
 ) -> SpeechReconstruction:
-    """Encode, decode and vocode every utterance ``(t,)`` in its own speaker's voice; average the figures."""
+    """Encode, decode and vocode every utterance ``(t,)`` in its own speaker's voice; average the figures.
+
+    ``num_levels``: decode only the first residual levels (``bitrate`` then counts those); None: all.
+    """
     if not waveforms:
         raise ValueError("evaluate_reconstruction needs at least one utterance.")
     fe = tokenizer.frontend
@@ -81,7 +85,7 @@ def evaluate_reconstruction(
         codes = tokenizer.encode_features(x)
         level0 = codes.codes[0]
         all_codes.append(level0[:, 0] if level0.ndim == 2 else level0)  # (n,): the first level's codes
-        decoded = tokenizer.decode_features(codes, speaker)[..., : x.shape[-1]]
+        decoded = tokenizer.decode_features(codes, speaker, num_levels)[..., : x.shape[-1]]
         decoded_log_mel = (decoded[0] * tokenizer.mel_std[:, None] + tokenizer.mel_mean[:, None]).float()
         length = w.shape[-1]
         wave_codes = tokenizer.features_to_waveform(decoded, length=length)[0]
@@ -93,6 +97,7 @@ def evaluate_reconstruction(
         from_vocoder.append(wave_vocoder.cpu())
         seconds += length / sr
     stats = code_stats(torch.cat(all_codes), tokenizer.config.codebook_size)
+    levels = num_levels or tokenizer.config.num_quantizers  # the levels decoded: what the bitrate counts
     return SpeechReconstruction(
         log_mel_distance=float(np.mean(figures["lmd"])),
         log_mel_distance_vocoder=float(np.mean(figures["lmd_voc"])),
@@ -100,7 +105,7 @@ def evaluate_reconstruction(
         # measured once over all utterances end to end rather than averaged over utterances.
         stoi=stoi_score(torch.cat(references), torch.cat(from_codes), sr),
         stoi_vocoder=stoi_score(torch.cat(references), torch.cat(from_vocoder), sr),
-        bitrate=tokenizer.config.bitrate,
+        bitrate=tokenizer.config.bitrate * levels / tokenizer.config.num_quantizers,
         code_rate=tokenizer.frame_rate,
         usage=stats.usage,
         perplexity=stats.perplexity,

@@ -328,10 +328,34 @@ class SpeechTokenizer(nn.Module):
             )
         return tensor
 
+    def first_levels(self, codes: torch.Tensor, num_levels: int | None) -> torch.Tensor:
+        """Checked ``codes`` cut to their first ``num_levels`` residual levels (None: all they hold).
+
+        E.g. ``(1, 51, 4)`` with ``num_levels=2`` → ``(1, 51, 2)``; a one-codebook tokenizer takes only 1.
+        """
+        if num_levels is None:
+            return codes
+        top = self.config.num_quantizers
+        if isinstance(num_levels, bool) or not isinstance(num_levels, int) or not 1 <= num_levels <= top:
+            raise ValueError(
+                f"num_levels must be an integer in 1..{top} (this tokenizer's quantizer levels); got {num_levels!r}."
+            )
+        if codes.ndim == 2:  # one codebook: num_levels is 1
+            return codes
+        if codes.shape[-1] < num_levels:
+            raise ValueError(f"the codes hold {codes.shape[-1]} level(s); cannot decode the first {num_levels}.")
+        return codes[..., :num_levels]
+
     @torch.no_grad()
-    def decode_features(self, codes: SpeechCodes | torch.Tensor, speaker: Speaker = None) -> torch.Tensor:
-        """Standardised log-mel ``(b, m, n * downsample)`` from codes, in the voice of ``speaker``."""
-        tensor = self.check_codes(codes).to(self.mel_mean.device)
+    def decode_features(
+        self, codes: SpeechCodes | torch.Tensor, speaker: Speaker = None, num_levels: int | None = None
+    ) -> torch.Tensor:
+        """Standardised log-mel ``(b, m, n * downsample)`` from codes, in the voice of ``speaker``.
+
+        ``num_levels``: decode only the first ``d`` residual levels (the sum of their code vectors,
+        the lower bitrate that quantizer dropout trains for); None: every level the codes hold.
+        """
+        tensor = self.first_levels(self.check_codes(codes), num_levels).to(self.mel_mean.device)
         q = self.quantizer.decode(tensor).to(self._param().dtype)  # (b, n, d)
         return self.target_to_features(self._decode_vectors(q, self.speaker_ids(speaker, tensor.shape[0])))
 
@@ -342,14 +366,16 @@ class SpeechTokenizer(nn.Module):
         return self.frontend.griffin_lim(log_mel, self.config.griffin_lim_iters, length=length)
 
     @torch.no_grad()
-    def decode(self, codes: SpeechCodes | torch.Tensor, speaker: Speaker = None) -> torch.Tensor:
+    def decode(
+        self, codes: SpeechCodes | torch.Tensor, speaker: Speaker = None, num_levels: int | None = None
+    ) -> torch.Tensor:
         """Waveform ``(b, t)`` at ``sample_rate`` from codes: ``(1, 51)`` → ``(1, 16160)`` for the defaults.
 
         ``speaker``: a training speaker's name or index (or a tensor of ``b`` indices); required
         when the tokenizer has speakers. Decoding with another speaker than the one who spoke
-        converts the voice.
+        converts the voice. ``num_levels``: decode only the first residual levels (see :meth:`decode_features`).
         """
-        return self.features_to_waveform(self.decode_features(codes, speaker))
+        return self.features_to_waveform(self.decode_features(codes, speaker, num_levels))
 
     @torch.no_grad()
     def reconstruct(self, waveform: torch.Tensor, sample_rate: int, speaker: Speaker = None) -> torch.Tensor:

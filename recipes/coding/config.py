@@ -90,6 +90,9 @@ class SpeechRDConfig:
     """The ``rd`` verb for speech: tokenizers against classic audio codecs on the same held-out utterances."""
 
     tokenizers: list[str] = field(default_factory=list)  # speech tokenizer directories, one point each
+    # Residual tokenizers decoded with only their first d levels, one point per depth joined as a curve:
+    # a list such as [1, 2, 4] or "all" (1..levels); null: every level, one point per tokenizer.
+    depths: list[int] | str | None = None
     max_items: int | None = 50  # the first N held-out utterances (data.eval); null: all
     fit_items: int | None = 500  # training utterances (data.train) whose codes fit the unigram model; null: all
     # libsndfile compression levels (0: best quality .. 1: smallest) for Opus, Vorbis and MP3
@@ -98,6 +101,12 @@ class SpeechRDConfig:
 
     def __post_init__(self) -> None:
         _positive("rd", self, "max_items", "fit_items", optional=True)
+        depths = self.depths
+        bad_list = isinstance(depths, list) and (
+            not depths or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in depths)
+        )
+        if bad_list or (isinstance(depths, str) and depths != "all"):
+            raise ValueError(f"rd.depths must be null, 'all' or a list of levels such as [1,2,4]; got {depths!r}.")
         if any(not 0.0 <= level < 1.0 for level in self.codec_levels):
             raise ValueError(f"rd.codec_levels must lie in [0, 1); got {self.codec_levels}.")
 

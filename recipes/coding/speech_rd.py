@@ -2,7 +2,8 @@
 
 Dimension legend: ``t`` samples, ``m`` mel bins, ``f`` mel frames, ``n`` code frames, ``l`` residual levels.
 
-Each tokenizer of ``rd.tokenizers`` gives one point: distortion from
+Each tokenizer of ``rd.tokenizers`` gives one point (with ``rd.depths``, one per residual depth ``d``:
+the first ``d`` levels decoded and coded, named ``run@d``, joined as a curve in the plot): distortion from
 :func:`modalities.speech.evaluate_reconstruction` (each held-out utterance decoded in its own
 speaker's voice, Griffin-Lim to a waveform) and rate in bits per second of real range-coded bytes,
 with per-level code frequencies fitted on the codes of ``rd.fit_items`` training utterances
@@ -62,23 +63,51 @@ def _codes(model: SpeechTokenizer, waveforms: list[torch.Tensor]) -> list[torch.
     return [flat[:, level].contiguous() for level in range(flat.shape[1])]
 
 
-def tokenizer_point(cfg: SpeechCodingConfig, tokenizer: str, held_out, device: torch.device) -> dict[str, Any]:
-    """Distortion and real unigram-coded rate of one speech tokenizer on the held-out utterances."""
+def depths_of(model: SpeechTokenizer, depths: list[int] | str | None) -> list[int | None]:
+    """The residual depths ``rd.depths`` asks of ``model``: ``[None]`` (all levels, one point), 1..l, or the list."""
+    if depths is None:
+        return [None]
+    levels = model.config.num_quantizers
+    chosen = list(range(1, levels + 1)) if depths == "all" else sorted(set(depths))
+    if chosen[-1] > levels:
+        raise ValueError(
+            f"rd.depths={depths} asks for {chosen[-1]} levels, but a tokenizer in rd.tokenizers has {levels}; "
+            "pass depths up to its quantizer levels, or rd.depths=all."
+        )
+    return chosen
+
+
+def tokenizer_points(cfg: SpeechCodingConfig, tokenizer: str, held_out, device: torch.device) -> list[dict[str, Any]]:
+    """Distortion and real unigram-coded rate of one speech tokenizer on the held-out utterances, per depth.
+
+    At depth ``d`` the decoder sees the sum of the first ``d`` levels' vectors and the rate is the
+    range-coded bytes of those ``d`` levels alone (each level's own code frequencies).
+    """
     model, tokenizer_dir = open_tokenizer(tokenizer, device, "rd")
+    depths = depths_of(model, cfg.rd.depths)
     known = set(model.speakers)
     speakers = [u.speaker if u.speaker in known else None for u in held_out.utterances]
-    with evaluation_mode(model):
-        quality = evaluate_reconstruction(model, held_out.waveforms, [model.sample_rate] * len(held_out), speakers)
     train = load_split(cfg, cfg.data.train, model.sample_rate, cfg.rd.fit_items)
-    sizes = [model.config.codebook_size] * len(_codes(model, held_out.waveforms[:1]))
-    tables = unigram_tables(_codes(model, train.waveforms), sizes)
-    payload = encode_unigram(_codes(model, held_out.waveforms), tables)
+    codes = _codes(model, held_out.waveforms)
+    tables = unigram_tables(_codes(model, train.waveforms), [model.config.codebook_size] * len(codes))
     seconds = sum(w.shape[-1] for w in held_out.waveforms) / model.sample_rate
-    name = f"{tokenizer_dir.resolve().parent.name} (K={model.config.codebook_size}, {len(sizes)} level(s))"
-    return {"name": name, "tokenizer": str(tokenizer_dir), "rate_model": "unigram", "fit_items": len(train),
-            _X: 8 * len(payload) / seconds, "uniform_bits_per_second": model.config.bitrate,
-            _Y: quality.log_mel_distance, "stoi": quality.stoi,
-            "log_mel_distance_vocoder": quality.log_mel_distance_vocoder, "stoi_vocoder": quality.stoi_vocoder}  # fmt: skip
+    run, k = tokenizer_dir.resolve().parent.name, model.config.codebook_size
+    points = []
+    for depth in depths:
+        with evaluation_mode(model):
+            quality = evaluate_reconstruction(
+                model, held_out.waveforms, [model.sample_rate] * len(held_out), speakers, depth
+            )
+        used = len(codes) if depth is None else depth
+        payload = encode_unigram(codes[:used], tables[:used])
+        name = f"{run} (K={k}, {used} level(s))" if depth is None else f"{run}@{depth} (K={k}, {depth} of {len(codes)})"
+        points.append({"name": name, "tokenizer": str(tokenizer_dir), "depth": used,
+                       **({} if depth is None else {"curve": run}), "rate_model": "unigram", "fit_items": len(train),
+                       _X: 8 * len(payload) / seconds, "uniform_bits_per_second": quality.bitrate,
+                       _Y: quality.log_mel_distance, "stoi": quality.stoi,
+                       "log_mel_distance_vocoder": quality.log_mel_distance_vocoder,
+                       "stoi_vocoder": quality.stoi_vocoder})  # fmt: skip
+    return points
 
 
 def codec_points(model: SpeechTokenizer, waveforms: list[torch.Tensor], levels: list[float]) -> list[dict[str, Any]]:
@@ -109,7 +138,8 @@ def codec_points(model: SpeechTokenizer, waveforms: list[torch.Tensor], levels: 
 
 
 def plot(figures: dict[str, Any]) -> bytes:
-    """Log-mel distance and STOI against bits per second: tokenizers as points, the audio codecs as curves."""
+    """Log-mel distance and STOI against bits per second: tokenizers as points (a residual tokenizer's depths
+    joined), the audio codecs as curves."""
     curves = {name: [p for p in figures["codecs"] if p["codec"] == name] for name, *_ in AUDIO_CODECS}
     panels = [(_Y, "log-mel distance (nats, lower is better)"), ("stoi", "STOI")]
     title = f"{figures['data']}, {figures['num_utterances']} utterances"
@@ -124,7 +154,7 @@ def run(cfg: SpeechCodingConfig) -> SpeechRDResult:
     device = resolve_device(cfg.device)
     first, _ = open_tokenizer(cfg.rd.tokenizers[0], device, "rd")
     held_out = load_split(cfg, cfg.data.eval, first.sample_rate, cfg.rd.max_items)
-    points = [tokenizer_point(cfg, t, held_out, device) for t in cfg.rd.tokenizers]
+    points = [p for t in cfg.rd.tokenizers for p in tokenizer_points(cfg, t, held_out, device)]
     codecs = codec_points(first, held_out.waveforms, cfg.rd.codec_levels)
     for point in points:
         for name, *_ in AUDIO_CODECS:

@@ -75,6 +75,40 @@ def test_residual_codes(make_tokenizer) -> None:
         tok.decode(torch.zeros(1, 26, dtype=torch.long))
 
 
+def test_decoding_the_first_levels_sums_only_their_vectors(make_tokenizer) -> None:
+    tok = make_tokenizer(quantizer="rvq", num_quantizers=3, speakers=["a"]).eval()
+    codes = tok.encode(0.1 * torch.randn(8000), 16000).codes  # (1, 26, 3)
+    for depth in (1, 2, 3):
+        q = sum(tok.quantizer.levels[i].decode(codes[..., i]) for i in range(depth))  # (1, 26, d) by hand
+        by_hand = tok.target_to_features(tok._decode_vectors(q, tok.speaker_ids("a", 1)))
+        assert torch.equal(tok.decode_features(codes, "a", num_levels=depth), by_hand)
+        assert torch.equal(tok.decode_features(codes[..., :depth], "a"), by_hand)
+    assert not torch.equal(tok.decode_features(codes, "a", num_levels=1), tok.decode_features(codes, "a"))
+    assert tok.decode(codes, "a", num_levels=2).shape == tok.decode(codes, "a").shape
+    for bad in (0, 4, True, 1.0):
+        with pytest.raises(ValueError, match=r"num_levels must be an integer in 1\.\.3"):
+            tok.decode(codes, "a", num_levels=bad)
+    with pytest.raises(ValueError, match="hold 2 level"):
+        tok.decode(codes[..., :2], "a", num_levels=3)
+    plain = make_tokenizer().eval()
+    one = plain.encode(0.1 * torch.randn(4000), 16000)
+    assert torch.equal(plain.decode_features(one, num_levels=1), plain.decode_features(one))
+    with pytest.raises(ValueError, match=r"1\.\.1"):
+        plain.decode(one, num_levels=2)
+
+
+def test_quantizer_dropout_reaches_the_residual_quantizer(make_tokenizer) -> None:
+    tok = make_tokenizer(quantizer="rvq", num_quantizers=3, quantizer_dropout=1.0).train()
+    x = tok.features(tok.preprocess(0.1 * torch.randn(1, 4000), 16000))
+    depths = {tok(x).codes.shape[-1] for _ in range(20)}  # every batch drops levels: depth ~ U{1..3}
+    assert depths == {1, 2, 3}
+    assert tok.eval()(x).codes.shape[-1] == 3
+    with pytest.raises(ValueError, match="quantizer_dropout"):
+        SpeechTokenizerConfig(quantizer_dropout=0.5)  # one codebook: nothing to drop
+    with pytest.raises(ValueError, match="quantizer_dropout"):
+        SpeechTokenizerConfig(quantizer="rvq", num_quantizers=2, quantizer_dropout=1.5)
+
+
 def test_encode_never_changes_the_model(make_tokenizer) -> None:
     tok = make_tokenizer().train()
     before = {k: v.clone() for k, v in tok.state_dict().items()}
