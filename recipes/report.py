@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import asdict
+from typing import Any, ClassVar
 
 
 def format_value(value: Any) -> str:
@@ -67,3 +68,23 @@ def format_figures(figures: Mapping[str, Any], title: str | None = None) -> str:
 
 def _is_shape(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, int) for v in value)
+
+
+class TrainingResultFigures:
+    """``to_dict`` and ``format`` of a training recipe's result dataclass.
+
+    The dataclass has ``step``, ``steps``, ``stopped_by_budget`` and ``figures`` (the last held-out
+    evaluation) among its fields, and names its verb in ``title``.
+    """
+
+    title: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    def format(self) -> str:
+        d = self.to_dict()
+        status = "stopped by train.max_minutes, resume with --resume" if d["stopped_by_budget"] else "done"
+        head = {k: v for k, v in d.items() if k not in ("figures", "stopped_by_budget", "step", "steps")}
+        head["steps"] = f"{d['step']}/{d['steps']} ({status})"
+        return format_figures({**head, **d["figures"]}, title=self.title)

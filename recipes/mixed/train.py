@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from tqdm.auto import tqdm
@@ -28,7 +28,7 @@ from recipes.mixed.data import MixedData, open_mixed_data
 from recipes.mixed.evaluate import held_out_figures
 from recipes.parallel import Ranks
 from recipes.priors.train_prior import PriorRunPaths
-from recipes.report import format_figures
+from recipes.report import TrainingResultFigures
 from recipes.runlog import RunLog, after_step
 from recipes.runtime import resolve_device, seed_everything, set_threads
 from recipes.sequence_lm import fit_step
@@ -39,8 +39,10 @@ RESUME_FIXED = ("seed", "data.", "model.")
 
 
 @dataclass
-class TrainMixedResult:
+class TrainMixedResult(TrainingResultFigures):
     """What a training run did, and its last held-out figures."""
+
+    title: ClassVar[str] = "train-mixed"
 
     run_dir: str
     prior_dir: str
@@ -54,15 +56,6 @@ class TrainMixedResult:
     train_bits_per_token: float | None  # mean over the last log interval
     figures: dict[str, Any] = field(default_factory=dict)
     world_size: int = 1  # processes that trained (torchrun)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def format(self) -> str:
-        status = "stopped by train.max_minutes, resume with --resume" if self.stopped_by_budget else "done"
-        head = {k: v for k, v in self.to_dict().items() if k not in ("figures", "stopped_by_budget", "step", "steps")}
-        head["steps"] = f"{self.step}/{self.steps} ({status})"
-        return format_figures({**head, **self.figures}, title="train-mixed")
 
 
 def run(cfg: MixedRecipeConfig, *, resume: bool = False, overwrite: bool = False) -> TrainMixedResult:

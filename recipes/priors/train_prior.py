@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from tqdm.auto import tqdm
@@ -33,7 +33,7 @@ from recipes.parallel import Ranks
 from recipes.priors.common import setup
 from recipes.priors.config import PriorRecipeConfig
 from recipes.priors.corpus import CodeCorpus, open_corpus
-from recipes.report import format_figures
+from recipes.report import TrainingResultFigures
 from recipes.runlog import RunLog, after_step
 from recipes.runtime import evaluation_mode, optimizer_step, seed_everything
 
@@ -89,8 +89,10 @@ def held_out_figures(
 
 
 @dataclass
-class TrainPriorResult:
+class TrainPriorResult(TrainingResultFigures):
     """What a training run did, and its last held-out figures."""
+
+    title: ClassVar[str] = "train-prior"
 
     run_dir: str
     prior_dir: str
@@ -104,15 +106,6 @@ class TrainPriorResult:
     train_bits_per_code: float | None  # mean over the last log interval
     figures: dict[str, Any] = field(default_factory=dict)  # last held-out evaluation (empty without eval_corpus)
     world_size: int = 1  # processes that trained (torchrun)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def format(self) -> str:
-        status = "stopped by train.max_minutes, resume with --resume" if self.stopped_by_budget else "done"
-        head = {k: v for k, v in self.to_dict().items() if k not in ("figures", "stopped_by_budget", "step", "steps")}
-        head["steps"] = f"{self.step}/{self.steps} ({status})"
-        return format_figures({**head, **self.figures}, title="train-prior")
 
 
 def run(cfg: PriorRecipeConfig, *, resume: bool = False, overwrite: bool = False) -> TrainPriorResult:
