@@ -37,6 +37,14 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def setup_runtime(cfg: Any) -> torch.device:
+    """Apply a recipe config's run-time choices (``threads``, a ``precision`` the device can take); return its device."""
+    device = resolve_device(cfg.device)
+    check_precision(getattr(cfg, "precision", "fp32"), device)
+    set_threads(getattr(cfg, "threads", None))
+    return device
+
+
 def check_precision(precision: str, device: torch.device) -> None:
     """Raise ``ValueError`` for a precision this device cannot autocast to."""
     if precision == "bf16" and device.type != "cuda":

@@ -52,7 +52,7 @@ from recipes.coding.compress import CompressResult, input_files, rate_figures
 from recipes.coding.config import FILE_SUFFIX, SpeechCodingConfig
 from recipes.image.tokenize_corpus import WEIGHTS_NAME
 from recipes.priors.common import open_prior
-from recipes.runtime import evaluation_mode, resolve_device, set_threads
+from recipes.runtime import evaluation_mode, set_threads, setup_runtime
 from recipes.speech.common import encode_waveforms, load_split, open_tokenizer, selection_of
 from recipes.storage import sha256_file
 from tokenizers_vq.entropy import write_code_file
@@ -73,7 +73,7 @@ class Utterances:
 def open_speech_tokenizer(cfg: SpeechCodingConfig, verb: str) -> tuple[SpeechTokenizer, Path, torch.device]:
     """The tokenizer at ``cfg.tokenizer`` on ``cfg.device`` with ``cfg.threads``; refuses residual codes."""
     set_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    device = setup_runtime(cfg)
     model, directory = open_tokenizer(cfg.tokenizer, device, verb)
     if model.config.quantizer != "vq":
         raise ValueError(

@@ -31,7 +31,7 @@ from recipes.coding.common import RateResult, encode_unigram, unigram_tables, wr
 from recipes.coding.config import SpeechCodingConfig
 from recipes.coding.plot import rd_plot
 from recipes.report import format_table
-from recipes.runtime import evaluation_mode, resolve_device, set_threads
+from recipes.runtime import evaluation_mode, set_threads, setup_runtime
 from recipes.speech.common import load_split, open_tokenizer
 
 # libsndfile's lossy formats: (name, container, subtype)
@@ -151,7 +151,7 @@ def run(cfg: SpeechCodingConfig) -> SpeechRDResult:
     if not cfg.rd.tokenizers:
         raise ValueError("rd needs tokenizers: pass rd.tokenizers=[DIR,DIR,...] (tokenizer folders of training runs).")
     set_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    device = setup_runtime(cfg)
     first, _ = open_tokenizer(cfg.rd.tokenizers[0], device, "rd")
     held_out = load_split(cfg, cfg.data.eval, first.sample_rate, cfg.rd.max_items)
     points = [p for t in cfg.rd.tokenizers for p in tokenizer_points(cfg, t, held_out, device)]

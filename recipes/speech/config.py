@@ -149,6 +149,7 @@ class SpeechRecipeConfig:
     seed: int = 0
     device: str = "cpu"  # cpu, cuda, cuda:N, or auto
     precision: str = "fp32"  # fp32, or bf16 autocast (CUDA only; codebooks stay fp32)
+    threads: int | None = None  # CPU threads for torch; null: torch's default (1 is fastest on a busy machine)
     out: str | None = None  # output: run dir, corpus dir, WAV dir, JSON file or WAV file (per verb)
     tokenizer: str | None = None  # tokenizer directory read by every verb but train-tokenizer
     data: SpeechDataConfig = field(default_factory=SpeechDataConfig)
@@ -167,5 +168,7 @@ class SpeechRecipeConfig:
             raise ValueError(f"device must be cpu, cuda, cuda:N or auto; got {self.device!r}.")
         if self.precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {_PRECISIONS}; got {self.precision!r}.")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be a positive integer or null; got {self.threads}.")
         if not self.name or "/" in self.name:
             raise ValueError(f"name must be a non-empty run name without '/'; got {self.name!r}.")

@@ -11,7 +11,7 @@ from typing import Any
 
 from modalities.speech import convert_voice, load_audio, save_audio
 from recipes.report import format_figures
-from recipes.runtime import check_precision, evaluation_mode, resolve_device
+from recipes.runtime import evaluation_mode, setup_runtime
 from recipes.speech.common import open_tokenizer
 from recipes.speech.config import SpeechRecipeConfig
 
@@ -33,8 +33,7 @@ class ConvertResult:
 
 def run(cfg: SpeechRecipeConfig) -> ConvertResult:
     """Convert ``cfg.convert.input`` to the voice of ``cfg.convert.speaker``; see the module docstring."""
-    device = resolve_device(cfg.device)
-    check_precision(cfg.precision, device)
+    device = setup_runtime(cfg)
     model, _ = open_tokenizer(cfg.tokenizer, device, "convert")
     if cfg.convert.input is None:
         raise ValueError("convert needs an input: pass --input FILE (or convert.input=FILE).")

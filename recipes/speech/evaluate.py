@@ -14,7 +14,7 @@ from typing import Any
 
 from modalities.speech import evaluate_reconstruction
 from recipes.report import format_figures
-from recipes.runtime import check_precision, evaluation_mode, resolve_device
+from recipes.runtime import evaluation_mode, setup_runtime
 from recipes.speech.common import load_split, open_tokenizer, selection_of
 from recipes.speech.config import SpeechRecipeConfig
 from tokenizers_vq.io import atomic_write_json
@@ -38,8 +38,7 @@ class SpeechEvaluateResult:
 
 def run(cfg: SpeechRecipeConfig) -> SpeechEvaluateResult:
     """Evaluate the tokenizer at ``cfg.tokenizer`` on the first ``eval.max_utterances`` of ``eval.split``."""
-    device = resolve_device(cfg.device)
-    check_precision(cfg.precision, device)
+    device = setup_runtime(cfg)
     model, tokenizer_dir = open_tokenizer(cfg.tokenizer, device, "evaluate")
     split = load_split(cfg, selection_of(cfg, cfg.eval.split), model.sample_rate, cfg.eval.max_utterances)
     known = set(model.speakers)

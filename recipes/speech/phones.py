@@ -18,7 +18,7 @@ import numpy as np
 
 from modalities.speech import SpeechTokenizer, confusion_png, kmeans_codes, mfcc_frames, random_codes
 from recipes.report import format_figures, format_table
-from recipes.runtime import check_precision, evaluation_mode, resolve_device
+from recipes.runtime import evaluation_mode, setup_runtime
 from recipes.speech.common import (
     SpeechSplit,
     analyse,
@@ -88,8 +88,7 @@ def _mfcc(model: SpeechTokenizer, split: SpeechSplit, lengths: list[int]) -> lis
 
 def run(cfg: SpeechRecipeConfig) -> PhonesResult:
     """Analyse the codes of the tokenizer at ``cfg.tokenizer`` against phone labels; see the module docstring."""
-    device = resolve_device(cfg.device)
-    check_precision(cfg.precision, device)
+    device = setup_runtime(cfg)
     model, tokenizer_dir = open_tokenizer(cfg.tokenizer, device, "phones")
     fit = load_split(cfg, cfg.phones.fit or cfg.data.train, model.sample_rate)
     score = load_split(cfg, cfg.phones.score or cfg.data.eval, model.sample_rate)

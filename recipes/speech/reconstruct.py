@@ -20,7 +20,7 @@ import torch
 
 from modalities.speech import log_mel_distance, save_audio, stoi_score
 from recipes.report import format_figures
-from recipes.runtime import check_precision, evaluation_mode, resolve_device
+from recipes.runtime import evaluation_mode, setup_runtime
 from recipes.speech.common import load_split, open_tokenizer, selection_of
 from recipes.speech.config import SpeechRecipeConfig
 from tokenizers_vq.io import atomic_write_json
@@ -45,8 +45,7 @@ class SpeechReconstructResult:
 
 def run(cfg: SpeechRecipeConfig) -> SpeechReconstructResult:
     """Write the listening samples described in the module docstring."""
-    device = resolve_device(cfg.device)
-    check_precision(cfg.precision, device)
+    device = setup_runtime(cfg)
     model, tokenizer_dir = open_tokenizer(cfg.tokenizer, device, "reconstruct")
     split = load_split(cfg, selection_of(cfg, cfg.reconstruct.split), model.sample_rate)
     known = model.speakers

@@ -37,7 +37,7 @@ from recipes.config import save_config
 from recipes.image.tokenize_corpus import FORMAT, FORMAT_VERSION, WEIGHTS_NAME, code_dtype
 from recipes.parallel import Ranks
 from recipes.report import format_figures
-from recipes.runtime import check_precision, evaluation_mode, resolve_device
+from recipes.runtime import evaluation_mode, setup_runtime
 from recipes.shards import ChunkStore, ShardProgress, tokenize_sharded
 from recipes.speech.common import find_utterances, open_tokenizer, phone_inventory, phone_segments, selection_of
 from recipes.speech.config import SpeechRecipeConfig
@@ -147,8 +147,7 @@ def run(cfg: SpeechRecipeConfig) -> SpeechTokenizeResult:
     ``tokenize.shard`` (or torchrun's ranks) encodes a share of the chunks and ``tokenize.merge`` only
     merges; a killed run resumes from its written chunks (:mod:`recipes.shards`).
     """
-    device = resolve_device(cfg.device)
-    check_precision(cfg.precision, device)
+    device = setup_runtime(cfg)
     with parallel.joined(device) as ranks:
         return _tokenize(cfg, ranks)
 

@@ -26,7 +26,13 @@ from recipes.checkpoint import RunPaths, run_dir, start_training
 from recipes.image.train_tokenizer import TrainResult
 from recipes.parallel import Ranks, codebook_check, raise_if_disagree
 from recipes.runlog import RunLog, after_step, due
-from recipes.runtime import autocast, check_precision, evaluation_mode, optimizer_step, resolve_device, seed_everything
+from recipes.runtime import (
+    autocast,
+    evaluation_mode,
+    optimizer_step,
+    seed_everything,
+    setup_runtime,
+)
 from recipes.speech.common import SpeechSplit, analyse, encode_waveforms, load_split, phone_inventory, phone_segments
 from recipes.speech.config import SpeechRecipeConfig
 from tokenizers_vq.metrics import code_stats
@@ -139,8 +145,7 @@ def run(cfg: SpeechRecipeConfig, *, resume: bool = False, overwrite: bool = Fals
     DistributedDataParallel, codebooks stay identical across ranks (checked at every checkpoint) and
     rank 0 alone evaluates and writes (:mod:`recipes.parallel`).
     """
-    device = resolve_device(cfg.device)
-    check_precision(cfg.precision, device)
+    device = setup_runtime(cfg)
     rate = cfg.model.frontend.sample_rate
     train = load_split(cfg, cfg.data.train, rate)
     held_out = load_split(cfg, cfg.data.eval, rate)

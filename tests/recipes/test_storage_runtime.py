@@ -11,7 +11,16 @@ import pytest
 import torch
 
 from recipes.report import format_figures, format_table
-from recipes.runtime import autocast, check_precision, resolve_device, rng_state, seed_everything, set_rng_state
+from recipes.runtime import (
+    autocast,
+    check_precision,
+    resolve_device,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    setup_runtime,
+)
+from recipes.speech.config import SpeechRecipeConfig
 from recipes.storage import atomic_directory, read_jsonl, remove_stale_temporaries, sha256_file, write_jsonl
 
 
@@ -88,6 +97,20 @@ def test_devices_and_precision() -> None:
         check_precision("bf16", torch.device("cpu"))
     with autocast("fp32", torch.device("cpu")):
         assert not torch.is_autocast_enabled()
+
+
+def test_setup_runtime_applies_a_speech_configs_threads() -> None:
+    before = torch.get_num_threads()
+    try:
+        target = 1 if before != 1 else 2
+        assert setup_runtime(SpeechRecipeConfig(threads=target)) == torch.device("cpu")
+        assert torch.get_num_threads() == target
+        with pytest.raises(ValueError, match="bf16"):
+            setup_runtime(SpeechRecipeConfig(precision="bf16"))
+        with pytest.raises(ValueError, match="threads"):
+            SpeechRecipeConfig(threads=0)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_format_table_aligns_columns() -> None:
