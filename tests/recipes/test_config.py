@@ -175,6 +175,7 @@ def test_the_expected_presets_ship() -> None:
         "image_vqvae",
         "image_vqvae2",
         "fashion_mnist_vqvae",
+        "fashion_mnist_15min",
         "cifar10_vqvae",
         "cifar10_vqvae2",
     }
