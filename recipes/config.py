@@ -270,3 +270,25 @@ def _first_key(cfg: DictConfig, prefix: str = "") -> str:
 
 def _first_line(err: BaseException) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+_DEVICE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_run_fields(cfg: Any, modality: str) -> None:
+    """The checks of the top-level fields every recipe config has: modality, device, precision, threads, name.
+
+    ``precision`` is checked only on configs that have it.
+    """
+    if cfg.modality != modality:
+        raise ValueError(f"modality must be {modality!r} for the {modality} recipes; got {cfg.modality!r}.")
+    if not _DEVICE.match(cfg.device):
+        raise ValueError(f"device must be cpu, cuda, cuda:N or auto; got {cfg.device!r}.")
+    precision = getattr(cfg, "precision", "fp32")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}.")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ValueError(f"threads must be a positive integer or null; got {cfg.threads}.")
+    if not cfg.name or "/" in cfg.name:
+        raise ValueError(f"name must be a non-empty run name without '/'; got {cfg.name!r}.")

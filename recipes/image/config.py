@@ -8,14 +8,11 @@ itself, so its fields and checks are defined once.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
 from modalities.image import ImageTokenizerConfig
+from recipes.config import check_run_fields
 from recipes.shards import parse_shard
-
-_DEVICE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
-_PRECISIONS = ("fp32", "bf16")
 
 
 def _check_positive(section: str, obj: object, *names: str, optional: bool = False) -> None:
@@ -140,13 +137,4 @@ class ImageRecipeConfig:
     reconstruct: ReconstructConfig = field(default_factory=ReconstructConfig)
 
     def __post_init__(self) -> None:
-        if self.modality != "image":
-            raise ValueError(f"modality must be 'image' for the image recipes; got {self.modality!r}.")
-        if not _DEVICE.match(self.device):
-            raise ValueError(f"device must be cpu, cuda, cuda:N or auto; got {self.device!r}.")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be a positive integer or null; got {self.threads}.")
-        if self.precision not in _PRECISIONS:
-            raise ValueError(f"precision must be one of {_PRECISIONS}; got {self.precision!r}.")
-        if not self.name or "/" in self.name:
-            raise ValueError(f"name must be a non-empty run name without '/'; got {self.name!r}.")
+        check_run_fields(self, "image")

@@ -9,13 +9,12 @@ the sampling controls and the CAS classifier, so their fields and checks are def
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from priors import ClassifierConfig, ConvNetConfig, SamplingConfig, TransformerConfig
+from recipes.config import check_run_fields
 from recipes.image.config import TrainConfig
 
-_DEVICE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
 _KINDS = ("pixelcnn", "transformer")
 
 
@@ -114,11 +113,4 @@ class PriorRecipeConfig:
     cas: CASConfig = field(default_factory=CASConfig)
 
     def __post_init__(self) -> None:
-        if self.modality != "prior":
-            raise ValueError(f"modality must be 'prior' for the prior recipes; got {self.modality!r}.")
-        if not _DEVICE.match(self.device):
-            raise ValueError(f"device must be cpu, cuda, cuda:N or auto; got {self.device!r}.")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be a positive integer or null; got {self.threads}.")
-        if not self.name or "/" in self.name:
-            raise ValueError(f"name must be a non-empty run name without '/'; got {self.name!r}.")
+        check_run_fields(self, "prior")

@@ -8,16 +8,14 @@ serves them all; each recipe reads the sections it needs. ``model`` is
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from modalities.speech import Selection, SpeechTokenizerConfig
 from modalities.speech.data import LAYOUTS
 from modalities.speech.labels import PHONE_MAPS
+from recipes.config import check_run_fields
 from recipes.shards import parse_shard
 
-_DEVICE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
-_PRECISIONS = ("fp32", "bf16")
 SPLITS = ("train", "eval")
 
 
@@ -162,13 +160,4 @@ class SpeechRecipeConfig:
     convert: ConvertConfig = field(default_factory=ConvertConfig)
 
     def __post_init__(self) -> None:
-        if self.modality != "speech":
-            raise ValueError(f"modality must be 'speech' for the speech recipes; got {self.modality!r}.")
-        if not _DEVICE.match(self.device):
-            raise ValueError(f"device must be cpu, cuda, cuda:N or auto; got {self.device!r}.")
-        if self.precision not in _PRECISIONS:
-            raise ValueError(f"precision must be one of {_PRECISIONS}; got {self.precision!r}.")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be a positive integer or null; got {self.threads}.")
-        if not self.name or "/" in self.name:
-            raise ValueError(f"name must be a non-empty run name without '/'; got {self.name!r}.")
+        check_run_fields(self, "speech")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from priors import TransformerConfig
+from recipes.config import check_run_fields
 from recipes.image.config import TrainConfig
 
-_DEVICE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
 _MODEL_TYPES = ("bpe", "unigram")
 
 
@@ -54,15 +52,3 @@ class BPERecipeConfig:
                 raise ValueError(f"{key} must be positive or null; got {getattr(self, key)}.")
         if self.eval_batch_size < 1:
             raise ValueError(f"eval_batch_size must be positive; got {self.eval_batch_size}.")
-
-
-def check_run_fields(cfg: Any, modality: str) -> None:
-    """The checks of the top-level fields every run config has: modality, device, threads, name."""
-    if cfg.modality != modality:
-        raise ValueError(f"modality must be {modality!r} for this recipe; got {cfg.modality!r}.")
-    if not _DEVICE.match(cfg.device):
-        raise ValueError(f"device must be cpu, cuda, cuda:N or auto; got {cfg.device!r}.")
-    if cfg.threads is not None and cfg.threads < 1:
-        raise ValueError(f"threads must be a positive integer or null; got {cfg.threads}.")
-    if not cfg.name or "/" in cfg.name:
-        raise ValueError(f"name must be a non-empty run name without '/'; got {cfg.name!r}.")
