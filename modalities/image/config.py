@@ -14,6 +14,7 @@ _CHOICES = {
     "update": ("ema", "loss"),
     "init": ("kmeans", "random"),
     "dead_code": ("restart", "none"),
+    "activation": ("relu", "silu", "gelu"),
 }
 
 
@@ -33,6 +34,7 @@ class ImageTokenizerConfig:
     hidden_channels: int = 128  # width of encoders and decoders (the papers use 128-256)
     res_channels: int = 32  # bottleneck width inside each residual block
     num_res_blocks: int = 2
+    activation: str = "relu"  # of encoders and decoders: "relu" (the papers'), "silu" or "gelu"
     downsample: int = 4  # bottom level factor, a power of two >= 2 (one strided 4×4 conv per factor 2)
     num_levels: int = 1  # vqvae: 1; vqvae2: >= 2, each upper level downsampled by a further 2
     codebook_size: int = 512  # entries per level; every level has its own codebook

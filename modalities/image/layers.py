@@ -9,16 +9,25 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
+
+
+def activation(name: str) -> nn.Module:
+    """A fresh activation module by name: ``"relu"`` (the papers'), ``"silu"`` or ``"gelu"``."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}; got {name!r}.")
+    return ACTIVATIONS[name]()
+
 
 class ResidualBlock(nn.Module):
-    """``x + conv1x1(relu(conv3x3(relu(x))))``, the paper's residual block; keeps the shape."""
+    """``x + conv1x1(act(conv3x3(act(x))))``, the paper's residual block (act = ReLU there); keeps the shape."""
 
-    def __init__(self, channels: int, res_channels: int) -> None:
+    def __init__(self, channels: int, res_channels: int, act: str = "relu") -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.ReLU(),
+            activation(act),
             nn.Conv2d(channels, res_channels, kernel_size=3, padding=1),
-            nn.ReLU(),
+            activation(act),
             nn.Conv2d(res_channels, channels, kernel_size=1),
         )
 
@@ -27,10 +36,10 @@ class ResidualBlock(nn.Module):
 
 
 class ResidualStack(nn.Sequential):
-    """``num_blocks`` residual blocks followed by a ReLU (the blocks leave their sum unrectified)."""
+    """``num_blocks`` residual blocks followed by an activation (the blocks leave their sum unrectified)."""
 
-    def __init__(self, channels: int, res_channels: int, num_blocks: int) -> None:
-        super().__init__(*(ResidualBlock(channels, res_channels) for _ in range(num_blocks)), nn.ReLU())
+    def __init__(self, channels: int, res_channels: int, num_blocks: int, act: str = "relu") -> None:
+        super().__init__(*(ResidualBlock(channels, res_channels, act) for _ in range(num_blocks)), activation(act))
 
 
 class Encoder(nn.Module):
@@ -39,10 +48,17 @@ class Encoder(nn.Module):
     Halves height and width ``num_downsamples`` times: ``(b, in_channels, h, w)`` →
     ``(b, hidden_channels, h / 2^n, w / 2^n)``, e.g. ``(8, 3, 32, 32)`` → ``(8, 128, 8, 8)`` for n = 2.
     The first strided convolutions are half as wide as the last one, as in the paper's code.
+    ``act`` names every activation (:data:`ACTIVATIONS`; the paper's is ReLU).
     """
 
     def __init__(
-        self, in_channels: int, hidden_channels: int, res_channels: int, num_res_blocks: int, num_downsamples: int
+        self,
+        in_channels: int,
+        hidden_channels: int,
+        res_channels: int,
+        num_res_blocks: int,
+        num_downsamples: int,
+        act: str = "relu",
     ) -> None:
         super().__init__()
         if num_downsamples < 1:
@@ -51,10 +67,10 @@ class Encoder(nn.Module):
         channels = in_channels
         for i in range(num_downsamples):
             out = hidden_channels if i == num_downsamples - 1 else hidden_channels // 2
-            layers += [nn.Conv2d(channels, out, kernel_size=4, stride=2, padding=1), nn.ReLU()]
+            layers += [nn.Conv2d(channels, out, kernel_size=4, stride=2, padding=1), activation(act)]
             channels = out
         layers.append(nn.Conv2d(hidden_channels, hidden_channels, kernel_size=3, padding=1))
-        layers.append(ResidualStack(hidden_channels, res_channels, num_res_blocks))
+        layers.append(ResidualStack(hidden_channels, res_channels, num_res_blocks, act))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -77,13 +93,14 @@ class Decoder(nn.Module):
         res_channels: int,
         num_res_blocks: int,
         num_upsamples: int,
+        act: str = "relu",
     ) -> None:
         super().__init__()
         if num_upsamples < 1:
             raise ValueError(f"Decoder needs num_upsamples >= 1; got {num_upsamples}")
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, hidden_channels, kernel_size=3, padding=1),
-            ResidualStack(hidden_channels, res_channels, num_res_blocks),
+            ResidualStack(hidden_channels, res_channels, num_res_blocks, act),
         ]
         channels = hidden_channels
         for i in range(num_upsamples):
@@ -91,7 +108,7 @@ class Decoder(nn.Module):
             out = out_channels if last else hidden_channels // 2
             layers.append(nn.ConvTranspose2d(channels, out, kernel_size=4, stride=2, padding=1))
             if not last:
-                layers.append(nn.ReLU())
+                layers.append(activation(act))
             channels = out
         self.net = nn.Sequential(*layers)
 
@@ -99,7 +116,7 @@ class Decoder(nn.Module):
         return self.net(x)
 
 
-def upsampler(channels: int, num_upsamples: int) -> nn.Module:
+def upsampler(channels: int, num_upsamples: int, act: str = "relu") -> nn.Module:
     """Transposed 4×4 convolutions that bring an upper level's codes to the bottom grid (VQ-VAE-2).
 
     ``(b, channels, h, w)`` → ``(b, channels, h * 2^n, w * 2^n)``; ``n = 0`` is the identity.
@@ -107,6 +124,6 @@ def upsampler(channels: int, num_upsamples: int) -> nn.Module:
     layers: list[nn.Module] = []
     for i in range(num_upsamples):
         if i:
-            layers.append(nn.ReLU())
+            layers.append(activation(act))
         layers.append(nn.ConvTranspose2d(channels, channels, kernel_size=4, stride=2, padding=1))
     return nn.Sequential(*layers)

@@ -78,21 +78,24 @@ class ImageTokenizer(nn.Module):
         cfg = config
         num_levels, k, d = cfg.num_levels, cfg.hidden_channels, cfg.code_dim
         blocks = (cfg.res_channels, cfg.num_res_blocks)
+        act = cfg.activation
         bottom_steps = cfg.downsample.bit_length() - 1  # log2(downsample) strided convs
         # encoders[l] makes level l's features: the bottom one from the image, each upper one from the
         # features of the level below it, halving the grid once more.
         self.encoders = nn.ModuleList(
-            [Encoder(k, k, *blocks, num_downsamples=1) for _ in range(num_levels - 1)]
-            + [Encoder(cfg.in_channels, k, *blocks, num_downsamples=bottom_steps)]
+            [Encoder(k, k, *blocks, num_downsamples=1, act=act) for _ in range(num_levels - 1)]
+            + [Encoder(cfg.in_channels, k, *blocks, num_downsamples=bottom_steps, act=act)]
         )
         # conditioners[l - 1] decodes level l-1's quantized vectors to level l's grid (VQ-VAE-2's top decoder).
-        self.conditioners = nn.ModuleList(Decoder(d, d, k, *blocks, num_upsamples=1) for _ in range(num_levels - 1))
+        self.conditioners = nn.ModuleList(
+            Decoder(d, d, k, *blocks, num_upsamples=1, act=act) for _ in range(num_levels - 1)
+        )
         self.pre_quantize = nn.ModuleList(
             nn.Conv2d(k if level == 0 else k + d, d, kernel_size=1) for level in range(num_levels)
         )
         self.quantizers = nn.ModuleList(VectorQuantizer(cfg.quantizer_config(level)) for level in range(num_levels))
-        self.upsamplers = nn.ModuleList(upsampler(d, num_levels - 1 - level) for level in range(num_levels - 1))
-        self.decoder = Decoder(d * num_levels, cfg.in_channels, k, *blocks, num_upsamples=bottom_steps)
+        self.upsamplers = nn.ModuleList(upsampler(d, num_levels - 1 - level, act) for level in range(num_levels - 1))
+        self.decoder = Decoder(d * num_levels, cfg.in_channels, k, *blocks, num_upsamples=bottom_steps, act=act)
 
     # ---- layout ---------------------------------------------------------------------------------
     @property

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from modalities.image import ImageCodes, ImageTokenizer, ImageTokenizerConfig
+from modalities.image.layers import activation
 
 H, W = 16, 24  # a multiple of every test architecture's total downsampling (at most 8), not square
 
@@ -194,6 +195,7 @@ def test_decode_checks_codes(make_tokenizer):
         ({"distance": "manhattan"}, "distance"),
         ({"codebook_dim": 0}, "codebook_dim"),
         ({"code_dim": 16, "codebook_dim": 32}, "codebook_dim"),
+        ({"activation": "tanh"}, "activation"),
     ],
 )
 def test_config_rejects_bad_values(overrides, match):
@@ -216,6 +218,19 @@ def test_factorised_cosine_codes_reach_the_quantizers(make_tokenizer):
     images = torch.rand(2, 1, 16, 16)
     codes = tok.encode(images)
     assert tok.decode(codes).shape == images.shape
+
+
+@pytest.mark.parametrize("name", ["silu", "gelu"])
+def test_activation_reaches_every_layer_and_survives_saving(make_tokenizer, tmp_path, name):
+    tok = make_tokenizer(kind="vqvae2", num_levels=2, downsample=2, activation=name).eval()
+    kinds = {type(m) for m in tok.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.SiLU, torch.nn.GELU))}
+    assert kinds == {type(activation(name))}
+    images = torch.rand(2, 1, 16, 16)
+    tok.save_pretrained(tmp_path / "tok")
+    loaded = ImageTokenizer.from_pretrained(tmp_path / "tok")
+    assert loaded.config.activation == name
+    assert torch.equal(loaded.encode(images).levels[0], tok.encode(images).levels[0])
+    assert torch.equal(loaded.decode(tok.encode(images)), tok.decode(tok.encode(images)))
 
 
 def test_levels_have_their_own_codebooks(make_tokenizer):
