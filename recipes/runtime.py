@@ -45,21 +45,36 @@ def setup_runtime(cfg: Any) -> torch.device:
     return device
 
 
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN on this CPU runs bf16 natively (AVX512-BF16 or AMX); without it bf16 is emulated and slower."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
 def check_precision(precision: str, device: torch.device) -> None:
-    """Raise ``ValueError`` for a precision this device cannot autocast to."""
-    if precision == "bf16" and device.type != "cuda":
-        raise ValueError("precision=bf16 is autocast on CUDA only; use precision=fp32 on the CPU.")
+    """Raise ``ValueError`` for a precision this device cannot autocast to at speed."""
+    if precision != "bf16":
+        return
+    if device.type == "cpu" and not cpu_has_bf16():
+        raise ValueError(
+            "precision=bf16 needs a CPU with native bf16 (AVX512-BF16 or AMX) or a CUDA device; "
+            "this CPU would emulate it, slower than fp32. Use precision=fp32."
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"precision=bf16 is autocast on CPU or CUDA; got device {device}. Use precision=fp32.")
 
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """The forward pass's autocast context: bf16 on CUDA when asked, otherwise nothing.
+    """The forward pass's autocast context: bf16 on CUDA or a bf16-capable CPU when asked, otherwise nothing.
 
     The quantizers force their distances and EMA statistics to fp32 inside, so only the encoder and
-    decoder convolutions run in bf16.
+    decoder layers run in bf16.
     """
     if precision == "bf16":
         check_precision(precision, device)
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

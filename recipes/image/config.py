@@ -126,7 +126,7 @@ class ImageRecipeConfig:
     device: str = "cpu"  # cpu, cuda, cuda:N, or auto (CUDA when available)
     threads: int | None = None  # CPU threads for torch; null: torch's default. Small models on a busy
     # machine run much faster on 1 thread: a second one mostly waits at every parallel region.
-    precision: str = "fp32"  # fp32, or bf16 autocast (CUDA only; codebooks stay fp32)
+    precision: str = "fp32"  # fp32, or bf16 autocast (CUDA, or a CPU with native bf16; codebooks stay fp32)
     out: str | None = None  # output: a run dir, corpus dir, reconstruction dir or JSON file (per verb)
     tokenizer: str | None = None  # tokenizer directory read by tokenize, reconstruct and evaluate
     data: DataConfig = field(default_factory=DataConfig)

@@ -146,7 +146,7 @@ class SpeechRecipeConfig:
     name: str = "speech"  # run name; train-tokenizer writes to runs/<name> unless out is set
     seed: int = 0
     device: str = "cpu"  # cpu, cuda, cuda:N, or auto
-    precision: str = "fp32"  # fp32, or bf16 autocast (CUDA only; codebooks stay fp32)
+    precision: str = "fp32"  # fp32, or bf16 autocast (CUDA, or a CPU with native bf16; codebooks stay fp32)
     threads: int | None = None  # CPU threads for torch; null: torch's default (1 is fastest on a busy machine)
     out: str | None = None  # output: run dir, corpus dir, WAV dir, JSON file or WAV file (per verb)
     tokenizer: str | None = None  # tokenizer directory read by every verb but train-tokenizer
