@@ -50,6 +50,7 @@ class TrainConfig:
     schedule: str = "constant"  # "constant", or "cosine": decays to 0 at train.steps (set steps to fit the budget)
     warmup_steps: int = 0  # linear warm-up from 0 to lr over these first steps
     weight_decay: float = 0.0
+    adam_beta2: float = 0.999  # Adam's second-moment decay; 0.99 adapts faster, which helps small batches
     grad_clip: float | None = 1.0  # max global gradient norm; null: no clipping
     max_minutes: float | None = None  # wall-clock budget per invocation; stops early with a checkpoint
     log_every: int = 25  # steps between training rows of metrics.jsonl (means over the interval)
@@ -66,6 +67,8 @@ class TrainConfig:
             raise ValueError(f"train.schedule must be 'constant' or 'cosine'; got {self.schedule!r}.")
         if self.warmup_steps < 0:
             raise ValueError(f"train.warmup_steps must be >= 0; got {self.warmup_steps}.")
+        if not 0.0 < self.adam_beta2 < 1.0:
+            raise ValueError(f"train.adam_beta2 must be in (0, 1); got {self.adam_beta2}.")
 
     def lr_at(self, step: int) -> float:
         """Learning rate for optimizer step ``step`` (0-based); a function of the step alone, so resumes match."""

@@ -151,7 +151,7 @@ def _train(
 
     seed_everything(cfg.seed)
     model = ImageTokenizer(cfg.model).to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(0.9, tc.adam_beta2), weight_decay=tc.weight_decay)
     start = start_training(paths, model, optimizer, len(train_data), tc.batch_size, cfg.seed, has_state)
     order, step, resumed_from = start.order, start.step, start.resumed_from
     log = RunLog(paths, start.rows, resumed_from, enabled=ranks.is_main)

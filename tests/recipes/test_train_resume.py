@@ -172,3 +172,12 @@ def test_batch_order_is_a_permutation_per_epoch_and_resumable() -> None:
     assert torch.equal(restored.next(), order.next())
     with pytest.raises(ValueError, match=r"train\.batch_size=11 is larger than the 10"):
         BatchOrder(n=10, batch_size=11, seed=0)
+
+
+def test_adam_beta2_reaches_the_optimizer_and_is_checked(tmp_path: Path) -> None:
+    out = tmp_path / "beta2"
+    train_tokenizer.run(tiny(out, "train.steps=2", "train.adam_beta2=0.95"))
+    groups = load_checkpoint(out / "checkpoint" / "state.pt")["optimizer"]["param_groups"]
+    assert [tuple(g["betas"]) for g in groups] == [(0.9, 0.95)]
+    with pytest.raises(ValueError, match=r"train\.adam_beta2"):
+        tiny(out, "train.adam_beta2=1.0")
