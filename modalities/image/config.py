@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from modalities.image.layers import ACTIVATIONS
 from modalities.pretrained import check_known_fields
 from tokenizers_vq import VQConfig
 
@@ -14,7 +15,7 @@ _CHOICES = {
     "update": ("ema", "loss"),
     "init": ("kmeans", "random"),
     "dead_code": ("restart", "none"),
-    "activation": ("relu", "silu", "gelu"),
+    "activation": tuple(ACTIVATIONS),
 }
 
 
