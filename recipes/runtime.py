@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 from collections.abc import Iterator
@@ -45,6 +46,7 @@ def setup_runtime(cfg: Any) -> torch.device:
     return device
 
 
+@functools.cache
 def cpu_has_bf16() -> bool:
     """Whether oneDNN on this CPU runs bf16 natively (AVX512-BF16 or AMX); without it bf16 is emulated and slower."""
     try:
