@@ -111,6 +111,24 @@ class ResidualVectorQuantizer(Quantizer):
             codes.append(c)
         return torch.stack(codes, dim=-1)
 
+    @torch.no_grad()
+    def encode_sequence(
+        self, x: torch.Tensor, duration_penalty: float = 0.0, num_levels: int | None = None
+    ) -> torch.Tensor:
+        """Codes ``(b, n, levels)`` of sequences ``(b, n, dim)``: the first level duration-penalised
+        (:meth:`VectorQuantizer.encode_sequence`), each further level the nearest code to what is left."""
+        check_vectors(x, self.dim)
+        n = num_levels if num_levels is not None else self.num_levels
+        self._active_levels(n)
+        first = self.levels[0].encode_sequence(x, duration_penalty)
+        residual = x - self.levels[0].decode(first).to(x.dtype)
+        codes = [first]
+        for level in self.levels[1:n]:
+            c = level.encode(residual)
+            residual = residual - level.decode(c).to(residual.dtype)
+            codes.append(c)
+        return torch.stack(codes, dim=-1)
+
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         check_codes(codes, self.codebook_size)
         if codes.ndim == 0 or not 1 <= codes.shape[-1] <= self.num_levels:

@@ -120,3 +120,50 @@ def kmeans(
         new = torch.where(filled[:, None], sums / counts.clamp_min(1)[:, None], centroids)
         centroids = torch.nn.functional.normalize(new, dim=-1) if cosine else new
     return centroids, counts
+
+
+@torch.no_grad()
+def penalized_codes(distances: torch.Tensor, penalty: float | torch.Tensor, relative: bool = False) -> torch.Tensor:
+    """Code sequences that trade distance against code changes, by dynamic programming (Viterbi).
+
+    For each row ``b`` returns the ``c_1..c_n`` minimising ``Σ_t distances[b, t, c_t] + penalty_b ×
+    #{t : c_t ≠ c_{t-1}}``: a duration-penalised segmentation of a sequence into runs of one code, as
+    Kamper & van Niekerk (2021) use on VQ-VAE and VQ-CPC codes to find phone-like segments. With
+    ``penalty = 0`` it is the nearest code of every frame. ``relative``: ``penalty`` is in units of the
+    row's mean distance to its nearest codes (its mean quantization error), so one value suits any
+    feature scale; e.g. 2 on squared distances makes a code change cost twice an average frame's error.
+
+    Shapes: ``distances`` ``(b, n, k)`` (e.g. squared Euclidean distances to the codebook),
+    ``penalty`` a number or ``(b,)``, one per sequence; returns ``(b, n)`` int64. Time is ``O(n·k)``
+    per row, memory ``b·n·k`` int32 back-pointers.
+    """
+    if distances.ndim != 3 or distances.shape[-1] < 1:
+        raise ValueError(f"distances must be (b, n, k) with k >= 1; got shape {tuple(distances.shape)}.")
+    b, n, k = distances.shape
+    penalty = torch.as_tensor(penalty, dtype=torch.float32, device=distances.device).reshape(-1)
+    if penalty.numel() == 1:
+        penalty = penalty.expand(b)
+    if penalty.numel() != b or not bool(torch.isfinite(penalty).all()) or bool((penalty < 0).any()):
+        raise ValueError(f"penalty must be one finite value >= 0 or {b} of them; got {penalty.tolist()}.")
+    codes = torch.empty(b, n, dtype=torch.int64, device=distances.device)
+    if n == 0:
+        return codes
+    distances = distances.float()
+    if relative:
+        penalty = penalty * distances.min(dim=2).values.mean(dim=1)
+    keep = torch.arange(k, dtype=torch.int32, device=distances.device).expand(b, k)
+    back = torch.empty(b, n, k, dtype=torch.int32, device=distances.device)
+    cost = distances[:, 0].clone()
+    for t in range(1, n):
+        best, arg = cost.min(dim=1)  # (b,)
+        switch = best + penalty  # enter any code from the cheapest one
+        stay = cost <= switch[:, None]  # (b, k); ties keep the code
+        back[:, t] = torch.where(stay, keep, arg.to(torch.int32)[:, None])
+        cost = torch.minimum(cost, switch[:, None]) + distances[:, t]
+    current = cost.argmin(dim=1)
+    rows = torch.arange(b, device=distances.device)
+    for t in range(n - 1, -1, -1):
+        codes[:, t] = current
+        if t:
+            current = back[rows, t, current].long()
+    return codes

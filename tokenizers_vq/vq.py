@@ -15,7 +15,7 @@ from torch import nn
 from tokenizers_vq import distributed
 from tokenizers_vq.base import Quantizer, QuantizerOutput, check_codes, check_vectors
 from tokenizers_vq.metrics import perplexity_from_counts
-from tokenizers_vq.search import DEFAULT_CHUNK_BYTES, kmeans, nearest_codes
+from tokenizers_vq.search import DEFAULT_CHUNK_BYTES, kmeans, nearest_codes, penalized_codes
 
 _CHOICES = {
     "distance": ("euclidean", "cosine"),
@@ -240,6 +240,27 @@ class VectorQuantizer(Quantizer):
         check_vectors(x, self.dim)
         with torch.autocast(device_type=x.device.type, enabled=False):
             return self._search(self._to_code_space(x), self.codebook()).reshape(x.shape[:-1])
+
+    @torch.no_grad()
+    def encode_sequence(self, x: torch.Tensor, duration_penalty: float = 0.0) -> torch.Tensor:
+        """Codes ``(b, n)`` of sequences ``(b, n, dim)`` where changing code costs ``duration_penalty``.
+
+        The penalty is in units of each sequence's mean squared quantization error; the codes are the
+        best trade of distance against code changes (:func:`~tokenizers_vq.search.penalized_codes`), so
+        runs of one code grow longer and follow segments such as phones. 0 gives :meth:`encode`.
+        """
+        check_vectors(x, self.dim)
+        if x.ndim != 3:
+            raise ValueError(f"encode_sequence takes sequences (b, n, {self.dim}); got shape {tuple(x.shape)}.")
+        if not duration_penalty > 0:
+            if duration_penalty == 0:
+                return self.encode(x)
+            raise ValueError(f"duration_penalty must be >= 0; got {duration_penalty!r}.")
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            z = self._to_code_space(x).reshape(*x.shape[:2], -1)  # (b, n, c)
+            codebook = self.codebook().detach()
+            distances = torch.cdist(z, codebook[None].expand(x.shape[0], -1, -1)).square()  # (b, n, k)
+            return penalized_codes(distances, duration_penalty, relative=True)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         check_codes(codes, self.codebook_size)

@@ -12,7 +12,7 @@ import torch
 from einops import rearrange
 
 from modalities.speech.frontend import mfcc_features
-from tokenizers_vq.search import kmeans, nearest_codes
+from tokenizers_vq.search import kmeans, nearest_codes, penalized_codes
 
 
 def mfcc_frames(
@@ -43,13 +43,16 @@ def kmeans_codes(
     codebook_size: int,
     seed: int = 0,
     standardize: bool = True,
+    duration_penalty: float = 0.0,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """k-means with ``K = codebook_size`` fitted on the fitting frames, then every frame's nearest centroid.
 
     With ``standardize`` (the default) features ``(n, e)`` per utterance are standardised with the
     fitting set's mean and deviation first, so no MFCC dimension dominates the distances; without,
     k-means sees the raw features, where c0 (the frame's level) and the low cepstra weigh most.
-    Returns code arrays per utterance, fitting then scoring.
+    ``duration_penalty`` > 0 assigns codes as a duration-penalised tokenizer does (a change of code
+    costs that many times the utterance's mean squared distance to its nearest centroids), so such
+    codes meet the same smoothing in their baseline. Returns code arrays per utterance, fitting then scoring.
     """
     train = torch.cat(list(fit_features)).float()
     mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
@@ -59,6 +62,14 @@ def kmeans_codes(
     norms = (centroids * centroids).sum(1)
 
     def assign(features: Sequence[torch.Tensor]) -> list[np.ndarray]:
-        return [nearest_codes((f.float() - mean) / std, centroids, norms).numpy() for f in features]
+        codes = []
+        for f in features:
+            x = (f.float() - mean) / std
+            if duration_penalty > 0:
+                distances = torch.cdist(x, centroids).square()[None]  # (1, n, K)
+                codes.append(penalized_codes(distances, duration_penalty, relative=True)[0].numpy())
+            else:
+                codes.append(nearest_codes(x, centroids, norms).numpy())
+        return codes
 
     return assign(fit_features), assign(score_features)

@@ -67,6 +67,11 @@ class SpeechTokenizerConfig:
     contrastive_weight: float = 0.0
     contrastive_steps: int = 6  # future code frames each context predicts (6 at 50 codes/s: 120 ms)
     griffin_lim_iters: int = 32  # iterations of the Griffin-Lim vocoder in decode
+    # Encoding only (training never uses it): a change of code costs this many times the utterance's mean
+    # squared quantization error, and encode picks the codes with the least total cost by dynamic programming
+    # (duration-penalised segmentation, Kamper & van Niekerk 2021). Runs of one code grow longer and follow
+    # phones more closely; 0: each frame's nearest code. With "rvq" it applies to the first level.
+    duration_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.frontend, dict):  # from_dict / JSON gives the nested section as a dict
@@ -122,6 +127,13 @@ class SpeechTokenizerConfig:
             )
         if not self.contrastive_weight >= 0.0:
             raise ValueError(f"SpeechTokenizerConfig.contrastive_weight must be >= 0; got {self.contrastive_weight}.")
+        if isinstance(self.duration_penalty, bool) or not (
+            isinstance(self.duration_penalty, int | float) and 0.0 <= self.duration_penalty < math.inf
+        ):
+            raise ValueError(
+                f"SpeechTokenizerConfig.duration_penalty must be a finite number >= 0 (0: off); "
+                f"got {self.duration_penalty!r}."
+            )
         if not 0.0 <= self.decay < 1.0:
             raise ValueError(f"SpeechTokenizerConfig.decay must be in [0, 1); got {self.decay}.")
 

@@ -298,18 +298,28 @@ class SpeechTokenizer(nn.Module):
         return SpeechCodes(codes, self.frame_rate, self.config.first_code_time)
 
     @torch.no_grad()
-    def encode_features(self, x: torch.Tensor) -> SpeechCodes:
-        """Codes of standardised log-mel ``(b, m, f)``; never trains the codebook."""
+    def encode_features(self, x: torch.Tensor, duration_penalty: float | None = None) -> SpeechCodes:
+        """Codes of standardised log-mel ``(b, m, f)``; never trains the codebook.
+
+        ``duration_penalty``: what a change of code costs, in units of the utterance's mean squared
+        quantization error (see ``SpeechTokenizerConfig.duration_penalty``); None: the config's value.
+        """
+        penalty = self.config.duration_penalty if duration_penalty is None else duration_penalty
+        if isinstance(penalty, bool) or not isinstance(penalty, int | float) or not 0 <= penalty < float("inf"):
+            raise ValueError(f"duration_penalty must be a finite number >= 0 (0: off); got {penalty!r}.")
         z = rearrange(self.encoder(self._pad_to_codes(self._encoder_input(x))), "b d n -> b n d")
+        if penalty > 0:
+            return self._codes(self.quantizer.encode_sequence(z, float(penalty)))
         return self._codes(self.quantizer.encode(z))
 
     @torch.no_grad()
-    def encode(self, waveform: torch.Tensor, sample_rate: int) -> SpeechCodes:
+    def encode(self, waveform: torch.Tensor, sample_rate: int, duration_penalty: float | None = None) -> SpeechCodes:
         """Codes of ``waveform`` (any shape and rate that :meth:`preprocess` takes), with their frame rate.
 
         E.g. ``(16000,)`` at 16 kHz → codes ``(1, 51)`` at 50 codes/s for the default config.
+        ``duration_penalty``: see :meth:`encode_features`; None: the config's value.
         """
-        return self.encode_features(self.features(self.preprocess(waveform, sample_rate)))
+        return self.encode_features(self.features(self.preprocess(waveform, sample_rate)), duration_penalty)
 
     def check_codes(self, codes: SpeechCodes | torch.Tensor) -> torch.Tensor:
         """The code tensor of ``codes``, checked against this tokenizer's levels and codebook size."""

@@ -5,7 +5,7 @@ Dimension legend: ``t`` samples, ``m`` mel bins, ``f`` mel frames, ``n`` code fr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +67,13 @@ def load_split(
     return SpeechSplit(utterances, [load_audio(u.path, sample_rate)[0] for u in utterances])
 
 
-def open_tokenizer(path: str | None, device: torch.device, verb: str) -> tuple[SpeechTokenizer, Path]:
-    """Load the speech tokenizer directory ``path`` in eval mode on ``device``; clear errors when it is missing."""
+def open_tokenizer(
+    path: str | None, device: torch.device, verb: str, duration_penalty: float | None = None
+) -> tuple[SpeechTokenizer, Path]:
+    """Load the speech tokenizer directory ``path`` in eval mode on ``device``; clear errors when it is missing.
+
+    ``duration_penalty``: encode with it instead of the tokenizer's own (None: keep the tokenizer's).
+    """
     if path is None:
         raise ValueError(
             f"{verb} needs a tokenizer: pass --tokenizer DIR (or tokenizer=DIR), the 'tokenizer' folder "
@@ -77,7 +82,10 @@ def open_tokenizer(path: str | None, device: torch.device, verb: str) -> tuple[S
     directory = Path(path).expanduser()
     if not directory.is_dir():
         raise FileNotFoundError(f"tokenizer directory {path} does not exist; train one with `vqtok train-tokenizer`.")
-    return SpeechTokenizer.from_pretrained(directory, map_location=device), directory
+    model = SpeechTokenizer.from_pretrained(directory, map_location=device)
+    if duration_penalty is not None:
+        model.config = replace(model.config, duration_penalty=duration_penalty)  # checked by the config
+    return model, directory
 
 
 @torch.no_grad()

@@ -150,6 +150,9 @@ class SpeechRecipeConfig:
     threads: int | None = None  # CPU threads for torch; null: torch's default (1 is fastest on a busy machine)
     out: str | None = None  # output: run dir, corpus dir, WAV dir, JSON file or WAV file (per verb)
     tokenizer: str | None = None  # tokenizer directory read by every verb but train-tokenizer
+    # Encode with this duration penalty instead of the tokenizer's own model.duration_penalty (tokenize,
+    # phones, evaluate, reconstruct, convert); null: the tokenizer's.
+    duration_penalty: float | None = None
     data: SpeechDataConfig = field(default_factory=SpeechDataConfig)
     model: SpeechTokenizerConfig = field(default_factory=SpeechTokenizerConfig)
     train: SpeechTrainConfig = field(default_factory=SpeechTrainConfig)

@@ -34,7 +34,7 @@ class ConvertResult:
 def run(cfg: SpeechRecipeConfig) -> ConvertResult:
     """Convert ``cfg.convert.input`` to the voice of ``cfg.convert.speaker``; see the module docstring."""
     device = setup_runtime(cfg)
-    model, _ = open_tokenizer(cfg.tokenizer, device, "convert")
+    model, _ = open_tokenizer(cfg.tokenizer, device, "convert", cfg.duration_penalty)
     if cfg.convert.input is None:
         raise ValueError("convert needs an input: pass --input FILE (or convert.input=FILE).")
     if cfg.convert.speaker is None:

@@ -39,7 +39,7 @@ class SpeechEvaluateResult:
 def run(cfg: SpeechRecipeConfig) -> SpeechEvaluateResult:
     """Evaluate the tokenizer at ``cfg.tokenizer`` on the first ``eval.max_utterances`` of ``eval.split``."""
     device = setup_runtime(cfg)
-    model, tokenizer_dir = open_tokenizer(cfg.tokenizer, device, "evaluate")
+    model, tokenizer_dir = open_tokenizer(cfg.tokenizer, device, "evaluate", cfg.duration_penalty)
     split = load_split(cfg, selection_of(cfg, cfg.eval.split), model.sample_rate, cfg.eval.max_utterances)
     known = set(model.speakers)
     keep = [i for i, u in enumerate(split.utterances) if not known or u.speaker in known]

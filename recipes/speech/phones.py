@@ -4,7 +4,9 @@ The code→phone map is fitted on ``phones.fit`` (default ``data.train``) and sc
 ``phones.score`` (default ``data.eval``); for a cross-speaker test fit on one voice and score on
 another. Baselines use the same utterances and exactly the same frames (the code frames' centres):
 k-means with the same K on 39-dim MFCC+Δ+ΔΔ, once standardised per dimension (``kmeans_mfcc``) and
-once on the raw MFCCs (``kmeans_mfcc_raw``), and uniformly random codes. The output directory
+once on the raw MFCCs (``kmeans_mfcc_raw``), and uniformly random codes; when the codes are
+duration-penalised (``duration_penalty``), also k-means with the same penalty (``kmeans_mfcc_penalized``),
+so the smoothing is credited to neither side. The output directory
 (``out``, default ``<tokenizer dir>/../phones``) gets ``figures.json`` and ``confusion.png``.
 """
 
@@ -42,12 +44,14 @@ class PhonesResult:
     phones: list[str]
     figures: dict[str, Any]
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    duration_penalty: float = 0.0  # the penalty the codes were encoded with (0: nearest codes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "tokenizer": self.tokenizer,
             "out_dir": self.out_dir,
             "frame_rate": self.frame_rate,
+            "duration_penalty": self.duration_penalty,
             "phones": self.phones,
             **self.figures,
             "baselines": self.baselines,
@@ -61,6 +65,7 @@ class PhonesResult:
             "tokenizer": self.tokenizer,
             "out_dir": self.out_dir,
             "frame_rate": self.frame_rate,
+            "duration_penalty": self.duration_penalty,
             "codebook_size": self.figures["codebook_size"],
             "phones": len(self.phones),
             "fit_frames": self.figures["fit_frames"],
@@ -89,7 +94,7 @@ def _mfcc(model: SpeechTokenizer, split: SpeechSplit, lengths: list[int]) -> lis
 def run(cfg: SpeechRecipeConfig) -> PhonesResult:
     """Analyse the codes of the tokenizer at ``cfg.tokenizer`` against phone labels; see the module docstring."""
     device = setup_runtime(cfg)
-    model, tokenizer_dir = open_tokenizer(cfg.tokenizer, device, "phones")
+    model, tokenizer_dir = open_tokenizer(cfg.tokenizer, device, "phones", cfg.duration_penalty)
     fit = load_split(cfg, cfg.phones.fit or cfg.data.train, model.sample_rate)
     score = load_split(cfg, cfg.phones.score or cfg.data.eval, model.sample_rate)
     for name, split in (("fitting", fit), ("scoring", score)):
@@ -117,11 +122,18 @@ def run(cfg: SpeechRecipeConfig) -> PhonesResult:
         for name, standardize in (("kmeans_mfcc", True), ("kmeans_mfcc_raw", False)):
             km_fit, km_score = kmeans_codes(fit_mfcc, score_mfcc, k, seed=cfg.seed, standardize=standardize)
             baselines[name] = figures_of(km_fit, km_score)[0]
+        if model.config.duration_penalty > 0:  # the codes' smoothing on the baseline too
+            km_fit, km_score = kmeans_codes(
+                fit_mfcc, score_mfcc, k, seed=cfg.seed, duration_penalty=model.config.duration_penalty
+            )
+            baselines["kmeans_mfcc_penalized"] = figures_of(km_fit, km_score)[0]
         baselines["random"] = figures_of(
             random_codes(fit_lengths, k, cfg.seed), random_codes(score_lengths, k, cfg.seed + 1)
         )[0]
     out_dir = Path(cfg.out).expanduser() if cfg.out else tokenizer_dir.parent / "phones"
-    result = PhonesResult(str(tokenizer_dir), str(out_dir), model.frame_rate, phones, figures, baselines)
+    result = PhonesResult(
+        str(tokenizer_dir), str(out_dir), model.frame_rate, phones, figures, baselines, model.config.duration_penalty
+    )
     if cfg.phones.plot:
         title = f"codes -> phones: {figures['mapping_accuracy']:.1%} mapping accuracy (rows: true phone)"
         confusion_png(confusion, phones, out_dir / "confusion.png", title=title)

@@ -46,7 +46,7 @@ class SpeechReconstructResult:
 def run(cfg: SpeechRecipeConfig) -> SpeechReconstructResult:
     """Write the listening samples described in the module docstring."""
     device = setup_runtime(cfg)
-    model, tokenizer_dir = open_tokenizer(cfg.tokenizer, device, "reconstruct")
+    model, tokenizer_dir = open_tokenizer(cfg.tokenizer, device, "reconstruct", cfg.duration_penalty)
     split = load_split(cfg, selection_of(cfg, cfg.reconstruct.split), model.sample_rate)
     known = model.speakers
     candidates = [i for i, u in enumerate(split.utterances) if not known or u.speaker in known]

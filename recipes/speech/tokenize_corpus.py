@@ -154,7 +154,7 @@ def run(cfg: SpeechRecipeConfig) -> SpeechTokenizeResult:
 
 def _tokenize(cfg: SpeechRecipeConfig, ranks: Ranks) -> SpeechTokenizeResult:
     shard, merge_only = cfg.tokenize.shard, cfg.tokenize.merge
-    model, tokenizer_dir = open_tokenizer(cfg.tokenizer, ranks.device, "tokenize")
+    model, tokenizer_dir = open_tokenizer(cfg.tokenizer, ranks.device, "tokenize", cfg.duration_penalty)
     # The saved config records the tokenizer's model, not the preset's, and the corpus, not one shard.
     cfg = replace(cfg, model=model.config, tokenize=replace(cfg.tokenize, shard=None, merge=False))
     utterances = find_utterances(cfg, selection_of(cfg, cfg.tokenize.split))
@@ -171,7 +171,7 @@ def _tokenize(cfg: SpeechRecipeConfig, ranks: Ranks) -> SpeechTokenizeResult:
     tokenizer = {"path": str(tokenizer_dir.resolve()), "sha256": sha256_file(tokenizer_dir / WEIGHTS_NAME)}
     listing = hashlib.sha256("\n".join(f"{u.id}\t{u.path}" for u in utterances).encode()).hexdigest()
     identity = {"tokenizer_sha256": tokenizer["sha256"], "dataset": name, "split": cfg.tokenize.split,
-                "utterances_sha256": listing}  # fmt: skip
+                "utterances_sha256": listing, "duration_penalty": model.config.duration_penalty}  # fmt: skip
     store = ChunkStore(out, identity, len(utterances), cfg.tokenize.chunk_size)
 
     def encode(start: int, stop: int) -> dict[str, np.ndarray]:

@@ -59,6 +59,7 @@ def test_peer_matches_the_original_size_and_shapes(bench_path: Path) -> None:
 def test_peer_quantizer_is_nearest_neighbour_with_ema_in_training_only(bench_path: Path) -> None:
     from peers.rosinality_vqvae import Quantize
 
+    torch.manual_seed(0)  # unseeded draws can hold a near-tie that the peer's expanded distance breaks otherwise
     q = Quantize(dim=4, n_embed=8)
     x = torch.randn(3, 5, 4)
     q.eval()

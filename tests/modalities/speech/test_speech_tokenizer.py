@@ -168,8 +168,31 @@ def test_config_checks() -> None:
         SpeechTokenizerConfig.from_dict({"frontend": {"hop": 3}})
     with pytest.raises(ValueError, match="win_length"):
         FrontEndConfig(n_fft=256, win_length=400)
-    cfg = SpeechTokenizerConfig(speakers=["x"])
+    for bad in (-1.0, float("nan"), float("inf"), True, "2"):
+        with pytest.raises(ValueError, match="duration_penalty"):
+            SpeechTokenizerConfig(duration_penalty=bad)
+    cfg = SpeechTokenizerConfig(speakers=["x"], duration_penalty=1.5)
     assert SpeechTokenizerConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_duration_penalty_lengthens_code_runs_at_encode_only(make_tokenizer, tmp_path: Path) -> None:
+    tok = make_tokenizer(speakers=["a"]).eval()
+    wave = 0.1 * torch.randn(2, 16000)
+    changes = lambda c: int((c.codes[:, 1:] != c.codes[:, :-1]).sum())  # noqa: E731
+    plain = tok.encode(wave, 16000)
+    smooth = tok.encode(wave, 16000, duration_penalty=3.0)
+    assert smooth.codes.shape == plain.codes.shape and changes(smooth) < changes(plain)
+    assert tok.decode(smooth, speaker="a").shape == tok.decode(plain, speaker="a").shape
+    # the config's penalty is the default, kept by save/load; an explicit 0 turns it off
+    penalised = make_tokenizer(speakers=["a"], duration_penalty=3.0).eval()
+    assert torch.equal(penalised.encode(wave, 16000).codes, smooth.codes)
+    assert torch.equal(penalised.encode(wave, 16000, duration_penalty=0).codes, plain.codes)
+    penalised.save_pretrained(tmp_path / "tok")
+    assert torch.equal(SpeechTokenizer.from_pretrained(tmp_path / "tok").encode(wave, 16000).codes, smooth.codes)
+    with pytest.raises(ValueError, match="duration_penalty"):
+        tok.encode(wave, 16000, duration_penalty=-1.0)
+    rvq = make_tokenizer(quantizer="rvq", num_quantizers=2).eval()
+    assert rvq.encode(wave, 16000, duration_penalty=3.0).codes.shape == (2, 51, 2)
 
 
 def test_conversion_and_reconstruction_figures(make_tokenizer, corpus: Path) -> None:

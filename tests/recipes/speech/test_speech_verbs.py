@@ -118,6 +118,32 @@ def test_phones_reports_codes_and_baselines(speech_corpus: Path, speech_run: Pat
     assert "kmeans_mfcc" in table.out and "mapping_accuracy" in table.out
 
 
+def test_phones_with_a_duration_penalty(speech_corpus: Path, speech_run: Path, tmp_path: Path, vqtok) -> None:
+    args = [*data_args(speech_corpus), "--tokenizer", speech_run / "tokenizer", "--out", tmp_path, "--json"]
+    plain = vqtok("phones", *args, "phones.plot=false")
+    smooth = vqtok("phones", *args, "phones.plot=false", "duration_penalty=4")
+    assert plain.code == 0 and smooth.code == 0, smooth.err
+    assert plain.json()["duration_penalty"] == 0.0 and smooth.json()["duration_penalty"] == 4.0
+    assert "kmeans_mfcc_penalized" not in plain.json()["baselines"]
+    penalized = smooth.json()["baselines"]["kmeans_mfcc_penalized"]
+    assert penalized["score_frames"] == smooth.json()["score_frames"]
+    bad = vqtok("phones", *args, "duration_penalty=-1")
+    assert bad.code == 2 and "duration_penalty" in bad.err
+
+
+def test_tokenize_with_a_duration_penalty(speech_corpus: Path, speech_run: Path, tmp_path: Path, vqtok) -> None:
+    runs = []
+    for penalty in ("0", "4"):
+        out = tmp_path / f"codes{penalty}"
+        args = ["--tokenizer", speech_run / "tokenizer", "--out", out, f"duration_penalty={penalty}"]
+        assert vqtok("tokenize", *data_args(speech_corpus), *args).code == 0
+        codes = np.load(out / "codes_level0.npy")
+        runs.append(int((codes[1:] != codes[:-1]).sum()))
+        meta = json.loads((out / "meta.json").read_text())
+        assert meta["tokenizer"]["config"]["duration_penalty"] == float(penalty)
+    assert runs[1] < runs[0]
+
+
 def test_phones_needs_labels(speech_run: Path, tmp_path: Path, vqtok) -> None:
     folder = tmp_path / "nolabels" / "spk0"
     folder.mkdir(parents=True)
