@@ -38,6 +38,10 @@ CASES = [
     ),
     ("default 16k 50Hz K128 h256", SpeechTokenizerConfig(speakers=["a"])),
     ("rvq 16k 25Hz 4x K256", SpeechTokenizerConfig(downsample=4, quantizer="rvq", num_quantizers=4, codebook_size=256)),
+    (  # the first row, encoding with the dynamic programme of duration_penalty
+        "festival, duration penalty 2",
+        SpeechTokenizerConfig(hidden_channels=128, num_res_blocks=2, speakers=["a", "b"], duration_penalty=2.0),
+    ),
 ]
 QUICK = {"hidden_channels": 16, "num_res_blocks": 1, "codebook_size": 16, "code_dim": 8, "griffin_lim_iters": 2}
 
@@ -61,6 +65,7 @@ def measure(name: str, tok: SpeechTokenizer, seconds: float, repeats: int, devic
         "parameters": sum(p.numel() for p in tok.parameters()),
         "audio_seconds": seconds,
         "griffin_lim_iters": tok.config.griffin_lim_iters,
+        "duration_penalty": tok.config.duration_penalty,
         "encode_rtf": encode_s / seconds,
         "decode_mel_rtf": mel_s / seconds,
         "decode_wave_rtf": wave_s / seconds,

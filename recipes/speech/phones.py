@@ -59,6 +59,7 @@ class PhonesResult:
 
     def format(self) -> str:
         keys = ["mapping_accuracy", "chance_accuracy", "phone_purity", "code_purity", "pnmi", "code_usage"]
+        keys += ["mean_run_frames"]
         rows = [["codes", *(self.figures[k] for k in keys)]]
         rows += [[name, *(b[k] for k in keys)] for name, b in self.baselines.items()]
         head = {
@@ -72,6 +73,13 @@ class PhonesResult:
             "score_frames": self.figures["score_frames"],
         }
         return format_figures(head, title="phones") + "\n\n" + format_table(["method", *keys], rows)
+
+
+def mean_run_frames(codes: list[np.ndarray]) -> float:
+    """Average length in frames of the runs of one repeated code in each sequence (1.0: a new code every frame)."""
+    frames = sum(len(c) for c in codes)
+    runs = sum(1 + int(np.count_nonzero(c[1:] != c[:-1])) for c in codes if len(c))
+    return frames / runs if runs else 0.0
 
 
 def _level(codes: list[np.ndarray], level: int) -> list[np.ndarray]:
@@ -112,7 +120,7 @@ def run(cfg: SpeechRecipeConfig) -> PhonesResult:
         metrics, confusion = analyse(
             a, b, fit_segments, score_segments, model.frame_rate, model.config.first_code_time, k, phones
         )
-        return metrics.to_dict(), confusion
+        return {**metrics.to_dict(), "mean_run_frames": mean_run_frames(b)}, confusion
 
     figures, confusion = figures_of(fit_codes, score_codes)
     baselines: dict[str, dict[str, Any]] = {}

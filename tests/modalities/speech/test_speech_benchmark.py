@@ -17,8 +17,8 @@ def test_speech_benchmark_json(capsys, monkeypatch) -> None:
     module.main(["--quick", "--json", "--seconds", "0.5", "--repeats", "1"])
     result = json.loads(capsys.readouterr().out)
     rows = result["rows"]
-    assert [r["sample_rate"] for r in rows] == [16000, 8000, 16000, 16000]
-    assert [r["code_rate"] for r in rows] == [50.0, 50.0, 50.0, 25.0]
-    assert rows[-1]["levels"] == 4
+    assert [r["sample_rate"] for r in rows] == [16000, 8000, 16000, 16000, 16000]
+    assert [r["code_rate"] for r in rows] == [50.0, 50.0, 50.0, 25.0, 50.0]
+    assert rows[3]["levels"] == 4 and rows[4]["duration_penalty"] == 2.0
     for r in rows:
         assert r["encode_rtf"] > 0 and r["decode_mel_rtf"] > 0 and r["decode_wave_rtf"] > 0

@@ -125,6 +125,7 @@ def test_phones_with_a_duration_penalty(speech_corpus: Path, speech_run: Path, t
     assert plain.code == 0 and smooth.code == 0, smooth.err
     assert plain.json()["duration_penalty"] == 0.0 and smooth.json()["duration_penalty"] == 4.0
     assert "kmeans_mfcc_penalized" not in plain.json()["baselines"]
+    assert smooth.json()["mean_run_frames"] > plain.json()["mean_run_frames"] >= 1.0  # longer runs of one code
     penalized = smooth.json()["baselines"]["kmeans_mfcc_penalized"]
     assert penalized["score_frames"] == smooth.json()["score_frames"]
     bad = vqtok("phones", *args, "duration_penalty=-1")
@@ -182,3 +183,10 @@ def test_tokenize_in_shards_equals_one_run(speech_corpus: Path, speech_run: Path
     assert (tmp_path / "whole" / "utterances.jsonl").read_text() == (
         tmp_path / "sharded" / "utterances.jsonl"
     ).read_text()
+
+
+def test_mean_run_frames() -> None:
+    from recipes.speech.phones import mean_run_frames
+
+    assert mean_run_frames([np.array([1, 1, 2, 2, 2, 3]), np.array([4])]) == pytest.approx(7 / 4)
+    assert mean_run_frames([np.arange(5)]) == 1.0 and mean_run_frames([np.zeros(0, int)]) == 0.0
