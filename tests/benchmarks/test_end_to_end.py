@@ -85,7 +85,7 @@ def test_end_to_end_quick_json(bench_path: Path, capsys: pytest.CaptureFixture[s
     assert rows["rosinality VQVAE (peer)"]["relative_to_peer"] == 1.0
     for r in rows.values():
         assert r["images_per_second"] > 0 and r["trainable_parameters"] > 0
-    assert len(result["image_tokenizing"]["rows"]) == 4 and len(result["speech_tokenizing"]["rows"]) == 4
+    assert len(result["image_tokenizing"]["rows"]) == 4 and len(result["speech_tokenizing"]["rows"]) == 5
     assert all(r["encode_images_per_s"] > 0 for r in result["image_tokenizing"]["rows"])
     assert [r["naive_seconds"] for r in result["sampling"]["rows"]] == [None, None]
     assert all(r["codes_per_second"] > 0 for r in result["sampling"]["rows"])
