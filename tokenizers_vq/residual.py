@@ -101,15 +101,7 @@ class ResidualVectorQuantizer(Quantizer):
     @torch.no_grad()
     def encode(self, x: torch.Tensor, num_levels: int | None = None) -> torch.Tensor:
         check_vectors(x, self.dim)
-        n = num_levels if num_levels is not None else self.num_levels
-        self._active_levels(n)
-        residual = x
-        codes = []
-        for level in self.levels[:n]:
-            c = level.encode(residual)
-            residual = residual - level.decode(c).to(residual.dtype)
-            codes.append(c)
-        return torch.stack(codes, dim=-1)
+        return self._residual_codes(x, num_levels, lambda level, residual: level.encode(residual))
 
     @torch.no_grad()
     def encode_sequence(
@@ -118,13 +110,19 @@ class ResidualVectorQuantizer(Quantizer):
         """Codes ``(b, n, levels)`` of sequences ``(b, n, dim)``: the first level duration-penalised
         (:meth:`VectorQuantizer.encode_sequence`), each further level the nearest code to what is left."""
         check_vectors(x, self.dim)
+        return self._residual_codes(
+            x, num_levels, lambda level, residual: level.encode_sequence(residual, duration_penalty)
+        )
+
+    def _residual_codes(self, x: torch.Tensor, num_levels: int | None, first_level) -> torch.Tensor:
+        """Codes of the first ``num_levels`` levels: ``first_level(level, x)`` picks level 0's, each
+        further level takes the nearest code to what the earlier levels left."""
         n = num_levels if num_levels is not None else self.num_levels
         self._active_levels(n)
-        first = self.levels[0].encode_sequence(x, duration_penalty)
-        residual = x - self.levels[0].decode(first).to(x.dtype)
-        codes = [first]
-        for level in self.levels[1:n]:
-            c = level.encode(residual)
+        residual = x
+        codes = []
+        for i, level in enumerate(self.levels[:n]):
+            c = first_level(level, residual) if i == 0 else level.encode(residual)
             residual = residual - level.decode(c).to(residual.dtype)
             codes.append(c)
         return torch.stack(codes, dim=-1)

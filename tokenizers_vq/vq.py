@@ -252,10 +252,8 @@ class VectorQuantizer(Quantizer):
         check_vectors(x, self.dim)
         if x.ndim != 3:
             raise ValueError(f"encode_sequence takes sequences (b, n, {self.dim}); got shape {tuple(x.shape)}.")
-        if not duration_penalty > 0:
-            if duration_penalty == 0:
-                return self.encode(x)
-            raise ValueError(f"duration_penalty must be >= 0; got {duration_penalty!r}.")
+        if duration_penalty == 0:
+            return self.encode(x)  # penalized_codes refuses negative and non-finite penalties
         with torch.autocast(device_type=x.device.type, enabled=False):
             z = self._to_code_space(x).reshape(*x.shape[:2], -1)  # (b, n, c)
             codebook = self.codebook().detach()

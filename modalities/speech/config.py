@@ -19,6 +19,12 @@ _CHOICES = {
 }
 
 
+def check_duration_penalty(value: Any, name: str = "duration_penalty") -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite number >= 0 (the encode-time duration penalty)."""
+    if isinstance(value, bool) or not (isinstance(value, int | float) and 0.0 <= value < math.inf):
+        raise ValueError(f"{name} must be a finite number >= 0 (0: off); got {value!r}.")
+
+
 @dataclass
 class SpeechTokenizerConfig:
     """Architecture, code rate and codebooks of a :class:`~modalities.speech.SpeechTokenizer`.
@@ -127,13 +133,7 @@ class SpeechTokenizerConfig:
             )
         if not self.contrastive_weight >= 0.0:
             raise ValueError(f"SpeechTokenizerConfig.contrastive_weight must be >= 0; got {self.contrastive_weight}.")
-        if isinstance(self.duration_penalty, bool) or not (
-            isinstance(self.duration_penalty, int | float) and 0.0 <= self.duration_penalty < math.inf
-        ):
-            raise ValueError(
-                f"SpeechTokenizerConfig.duration_penalty must be a finite number >= 0 (0: off); "
-                f"got {self.duration_penalty!r}."
-            )
+        check_duration_penalty(self.duration_penalty, "SpeechTokenizerConfig.duration_penalty")
         if not 0.0 <= self.decay < 1.0:
             raise ValueError(f"SpeechTokenizerConfig.decay must be in [0, 1); got {self.decay}.")
 

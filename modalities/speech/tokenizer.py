@@ -26,7 +26,7 @@ from torch import nn
 
 from modalities.pretrained import load_model_directory, save_model_directory
 from modalities.speech.audio import check_waveform, resample, to_mono
-from modalities.speech.config import SpeechTokenizerConfig
+from modalities.speech.config import SpeechTokenizerConfig, check_duration_penalty
 from modalities.speech.contrastive import FuturePrediction
 from modalities.speech.frontend import FrontEnd
 from modalities.speech.layers import Decoder1d, Encoder1d
@@ -305,8 +305,7 @@ class SpeechTokenizer(nn.Module):
         quantization error (see ``SpeechTokenizerConfig.duration_penalty``); None: the config's value.
         """
         penalty = self.config.duration_penalty if duration_penalty is None else duration_penalty
-        if isinstance(penalty, bool) or not isinstance(penalty, int | float) or not 0 <= penalty < float("inf"):
-            raise ValueError(f"duration_penalty must be a finite number >= 0 (0: off); got {penalty!r}.")
+        check_duration_penalty(penalty)
         z = rearrange(self.encoder(self._pad_to_codes(self._encoder_input(x))), "b d n -> b n d")
         if penalty > 0:
             return self._codes(self.quantizer.encode_sequence(z, float(penalty)))
