@@ -38,7 +38,7 @@ from _timing import interleaved_medians, machine
 from peers.rosinality_vqvae import VQVAE, training_loss
 
 from modalities.image import ImageTokenizer, ImageTokenizerConfig
-from recipes.report import format_table
+from recipes.engine.results import format_table
 
 # rosinality's VQVAE defaults (its keyword names), and a small version of them for --quick
 PEER_ARCH = {"channel": 128, "n_res_block": 2, "n_res_channel": 32, "embed_dim": 64, "n_embed": 512, "decay": 0.99}

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from modalities.pretrained import load_model_directory, save_model_directory
 from priors.base import CodeLayout, CodePrior, PriorOutput, SampleResult, nll_from_logits
 from priors.pixelcnn import ConvLevelNet, ConvNetConfig, GatedPixelCNN, WaveNetPrior
 from priors.sampling import SamplingConfig, draw
+from tokenizers_vq.pretrained import load_model_directory, save_model_directory
 
 KIND = "pixelcnn-prior"
 

@@ -3,7 +3,7 @@
 Each recipe is a small importable module with ``run(cfg) -> result``; ``cfg`` is a dataclass
 schema filled from a preset in ``recipes/configs`` (or a YAML file) and dotted overrides::
 
-    >>> from recipes.config import load_config                      # doctest: +SKIP
+    >>> from recipes.engine.config import load_config                      # doctest: +SKIP
     >>> from recipes.image.config import ImageRecipeConfig             # doctest: +SKIP
     >>> cfg = load_config(ImageRecipeConfig, "tiny", ["train.steps=20"])  # doctest: +SKIP
     >>> from recipes.image import train_tokenizer                      # doctest: +SKIP

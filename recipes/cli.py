@@ -24,7 +24,7 @@ from pathlib import Path
 
 from recipes import registry
 from recipes.coding import verbs as _coding_verbs  # noqa: F401  (registers compress, decompress, rd)
-from recipes.config import ConfigError, config_to_yaml, load_config, peek, preset_description, preset_names
+from recipes.engine.config import ConfigError, config_to_yaml, load_config, peek, preset_description, preset_names
 from recipes.priors import verbs as _prior_verbs  # noqa: F401  (registers train-prior, sample, cas, prior evaluate)
 
 # Bad input: reported in one line with exit status 2 (argparse's own status for usage errors).

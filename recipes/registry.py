@@ -190,7 +190,7 @@ register(
             rest_key="include",
         ),
     ),
-    Recipe("report", "report", "recipes.html_report:run", "recipes.html_report:ReportConfig"),
+    Recipe("report", "report", "recipes.report.html:run", "recipes.report.html:ReportConfig"),
 )
 
 # Speech: the shared verbs with modality "speech" (presets speech_*), then the speech-only verbs.

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from priors.sequence import lm_nll_sum
+from recipes.engine.parallel import Ranks
+from recipes.engine.runtime import optimizer_step
 from recipes.image.config import TrainConfig
-from recipes.parallel import Ranks
 from recipes.priors.corpus import CodeCorpus
-from recipes.runtime import optimizer_step
 from tokenizers_vq import distributed
 
 
@@ -44,7 +44,7 @@ def fit_step(
     """One Adam step on the mean NLL per token of the global batch at ``train.lr_at(step)``; returns that mean in nats.
 
     With several ``ranks``, ``sequences`` is this rank's share of the global batch and ``model`` the
-    DistributedDataParallel wrapper (:meth:`recipes.parallel.Ranks.wrap`); the step is the one a
+    DistributedDataParallel wrapper (:meth:`recipes.engine.parallel.Ranks.wrap`); the step is the one a
     single process takes over the whole batch, whatever each share's length and padding.
     """
     for group in optimizer.param_groups:

@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from modalities.image.layers import ACTIVATIONS
-from modalities.pretrained import check_known_fields
 from tokenizers_vq import VQConfig
+from tokenizers_vq.pretrained import check_known_fields
 
 _KINDS = ("vqvae", "vqvae2")
 _CHOICES = {

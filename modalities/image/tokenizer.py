@@ -30,8 +30,8 @@ from modalities.image.codes import ImageCodes
 from modalities.image.config import ImageTokenizerConfig
 from modalities.image.layers import Decoder, Encoder, upsampler
 from modalities.image.preprocess import as_image_batch, check_layout, from_signed_unit, to_signed_unit
-from modalities.pretrained import load_model_directory, save_model_directory
 from tokenizers_vq import QuantizerOutput, VectorQuantizer
+from tokenizers_vq.pretrained import load_model_directory, save_model_directory
 
 KIND = "image-tokenizer"
 

@@ -6,9 +6,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from modalities.pretrained import check_known_fields
 from modalities.speech.frontend import FrontEndConfig
 from tokenizers_vq import RVQConfig, VQConfig
+from tokenizers_vq.pretrained import check_known_fields
 
 _CHOICES = {
     "quantizer": ("vq", "rvq"),

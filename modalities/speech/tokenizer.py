@@ -24,13 +24,13 @@ import torchaudio.functional as AF
 from einops import einsum, rearrange
 from torch import nn
 
-from modalities.pretrained import load_model_directory, save_model_directory
 from modalities.speech.audio import check_waveform, resample, to_mono
 from modalities.speech.config import SpeechTokenizerConfig, check_duration_penalty
 from modalities.speech.contrastive import FuturePrediction
 from modalities.speech.frontend import FrontEnd
 from modalities.speech.layers import Decoder1d, Encoder1d
 from tokenizers_vq import QuantizerOutput, ResidualVectorQuantizer, VectorQuantizer
+from tokenizers_vq.pretrained import load_model_directory, save_model_directory
 
 KIND = "speech-tokenizer"
 Speaker = int | str | torch.Tensor | None

@@ -20,9 +20,8 @@ from priors import CodeLayout, CodePrior
 from priors.coding import decode_codes, encode_codes, past_end_code
 from recipes.image.tokenize_corpus import read_meta
 from recipes.priors.common import training_config
-from recipes.storage import sha256_file
 from tokenizers_vq.entropy import CodeDecoder, CodeEncoder, CodeFileHeader, codes_digest
-from tokenizers_vq.io import atomic_write_bytes, atomic_write_json
+from tokenizers_vq.io import atomic_write_bytes, atomic_write_json, sha256_file
 
 LN2 = math.log(2.0)
 _IDENTITY_FILES = ("config.json", "model.safetensors")  # what a tokenizer or prior is: its config and weights

@@ -27,10 +27,10 @@ from PIL import Image
 from modalities.image import ImageArrays
 from recipes.coding.common import CodedChunks, RateResult, check_layout, encode_levels, make_header, model_digest
 from recipes.coding.config import FILE_SUFFIX, ImageCodingConfig
+from recipes.engine.results import format_figures
+from recipes.engine.runtime import evaluation_mode
 from recipes.image.common import check_fits, load_split, open_tokenizer, setup_runtime
 from recipes.priors.common import open_prior
-from recipes.report import format_figures
-from recipes.runtime import evaluation_mode
 from tokenizers_vq.entropy import write_code_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")

@@ -20,12 +20,12 @@ from PIL import Image
 from modalities.image import ImageCodes, to_uint8
 from recipes.coding.common import RateResult, check_layout, decode_levels, model_digest
 from recipes.coding.config import ImageCodingConfig
+from recipes.engine.results import format_figures
+from recipes.engine.runtime import evaluation_mode
 from recipes.image.common import open_tokenizer, setup_runtime
 from recipes.priors.common import open_prior
-from recipes.report import format_figures
-from recipes.runtime import evaluation_mode
-from recipes.storage import atomic_directory
 from tokenizers_vq.entropy import read_code_file
+from tokenizers_vq.io import atomic_directory
 
 
 class DecompressResult(RateResult):

@@ -37,12 +37,12 @@ from recipes.coding.common import (
 from recipes.coding.compress import encode_images
 from recipes.coding.config import ImageCodingConfig
 from recipes.coding.plot import rd_plot
+from recipes.engine.results import format_table
+from recipes.engine.runtime import evaluation_mode
 from recipes.image.common import check_fits, load_split, open_tokenizer, setup_runtime
 from recipes.image.tokenize_corpus import WEIGHTS_NAME
 from recipes.priors.common import open_prior
-from recipes.report import format_table
-from recipes.runtime import evaluation_mode
-from recipes.storage import sha256_file
+from tokenizers_vq.io import sha256_file
 
 CODECS = ("jpeg", "webp")
 

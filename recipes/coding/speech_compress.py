@@ -50,12 +50,12 @@ from recipes.coding.common import (
 )
 from recipes.coding.compress import CompressResult, input_files, rate_figures
 from recipes.coding.config import FILE_SUFFIX, SpeechCodingConfig
+from recipes.engine.runtime import evaluation_mode, set_threads, setup_runtime
 from recipes.image.tokenize_corpus import WEIGHTS_NAME
 from recipes.priors.common import open_prior
-from recipes.runtime import evaluation_mode, set_threads, setup_runtime
 from recipes.speech.common import encode_waveforms, load_split, open_tokenizer, selection_of
-from recipes.storage import sha256_file
 from tokenizers_vq.entropy import write_code_file
+from tokenizers_vq.io import sha256_file
 
 MAX_ROW = 65535  # a row's length is a u16 in the header
 

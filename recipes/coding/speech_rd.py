@@ -30,8 +30,8 @@ from recipes.coding.classic import at_rate
 from recipes.coding.common import RateResult, encode_unigram, unigram_tables, write_rd
 from recipes.coding.config import SpeechCodingConfig
 from recipes.coding.plot import rd_plot
-from recipes.report import format_table
-from recipes.runtime import evaluation_mode, set_threads, setup_runtime
+from recipes.engine.results import format_table
+from recipes.engine.runtime import evaluation_mode, set_threads, setup_runtime
 from recipes.speech.common import load_split, open_tokenizer
 
 # libsndfile's lossy formats: (name, container, subtype)

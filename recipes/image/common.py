@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from modalities.image import ImageArrays, ImageTokenizer, evaluate_tokenizer, load_image_dataset
+from recipes.engine.runtime import autocast, check_precision, evaluation_mode, resolve_device, set_threads
 from recipes.image.config import ImageRecipeConfig
-from recipes.runtime import autocast, check_precision, evaluation_mode, resolve_device, set_threads
 
 
 def setup_runtime(cfg: ImageRecipeConfig) -> torch.device:

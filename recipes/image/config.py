@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass, field
 
 from modalities.image import ImageTokenizerConfig
-from recipes.config import check_run_fields
-from recipes.shards import parse_shard
+from recipes.engine.config import check_run_fields
+from recipes.engine.shards import parse_shard
 
 
 def _check_positive(section: str, obj: object, *names: str, optional: bool = False) -> None:

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from recipes.engine.results import format_figures
 from recipes.image.common import check_fits, evaluate, load_split, open_tokenizer, setup_runtime
 from recipes.image.config import ImageRecipeConfig
-from recipes.report import format_figures
 from tokenizers_vq.io import atomic_write_json
 
 

@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from recipes.engine.results import format_figures
 from recipes.image import evaluate, reconstruct, train_tokenizer
 from recipes.image.config import ImageRecipeConfig
 from recipes.priors.quickstart import fit_and_sample
-from recipes.report import format_figures
 from tokenizers_vq.io import atomic_write_json
 
 SUMMARY_NAME = "summary.json"

@@ -21,11 +21,11 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from modalities.image import reconstruction_metrics, to_uint8
-from recipes.config import save_config
+from recipes.engine.config import save_config
+from recipes.engine.results import format_figures
+from recipes.engine.runtime import autocast
 from recipes.image.common import check_fits, load_split, open_tokenizer, setup_runtime
 from recipes.image.config import ImageRecipeConfig
-from recipes.report import format_figures
-from recipes.runtime import autocast
 from tokenizers_vq.io import atomic_write_bytes, atomic_write_json
 
 GRID_NAME = "reconstructions.png"

@@ -13,7 +13,7 @@ A corpus directory (``out``, default ``<tokenizer dir>/../codes_<data>_<split>``
 Arrays are plain ``.npy`` files, so ``numpy.load(path, mmap_mode="r")`` maps them without reading
 them. The images are encoded in chunks of ``tokenize.chunk_size`` that wait in ``<out>.parts/`` and
 are merged in order when all are there: a killed run resumes, and ``tokenize.shard=i/n`` (or torchrun)
-splits the work among jobs (:mod:`recipes.shards`). The directory is built under a temporary name
+splits the work among jobs (:mod:`recipes.engine.shards`). The directory is built under a temporary name
 and renamed into place when complete.
 """
 
@@ -29,16 +29,15 @@ import numpy as np
 import torch
 from numpy.lib.format import open_memmap
 
-from recipes import parallel
-from recipes.config import save_config
+from recipes.engine import parallel
+from recipes.engine.config import save_config
+from recipes.engine.parallel import Ranks
+from recipes.engine.results import format_figures
+from recipes.engine.runtime import autocast
+from recipes.engine.shards import ChunkStore, ShardProgress, tokenize_sharded
 from recipes.image.common import check_fits, load_split, open_tokenizer, setup_runtime
 from recipes.image.config import ImageRecipeConfig
-from recipes.parallel import Ranks
-from recipes.report import format_figures
-from recipes.runtime import autocast
-from recipes.shards import ChunkStore, ShardProgress, tokenize_sharded
-from recipes.storage import sha256_file
-from tokenizers_vq.io import atomic_write_json
+from tokenizers_vq.io import atomic_write_json, sha256_file
 
 FORMAT = "tokenizers-vq/code-corpus"
 FORMAT_VERSION = 1
@@ -98,7 +97,7 @@ def run(cfg: ImageRecipeConfig) -> TokenizeResult:
     """Encode every image of split ``cfg.tokenize.split`` with the tokenizer at ``cfg.tokenizer``.
 
     ``tokenize.shard`` (or torchrun's ranks) encodes a share of the chunks and ``tokenize.merge`` only
-    merges; a killed run resumes from its written chunks (:mod:`recipes.shards`).
+    merges; a killed run resumes from its written chunks (:mod:`recipes.engine.shards`).
     """
     device = setup_runtime(cfg)
     with parallel.joined(device) as ranks:

@@ -2,10 +2,10 @@
 
 Dimension legend: ``b`` batch, ``c`` channels, ``h``/``w`` image size, ``n`` training images.
 
-It writes a run directory (``out``, default ``runs/<name>``; layout in :mod:`recipes.checkpoint`)
+It writes a run directory (``out``, default ``runs/<name>``; layout in :mod:`recipes.engine.checkpoint`)
 with ``metrics.jsonl`` rows of kind ``"train"`` (means over each log interval), ``"eval"``
 (figures on the held-out split) and ``"checkpoint"`` (the codebook checksum, equal on every rank),
-and the same rows as TensorBoard scalars under ``tensorboard/`` (:mod:`recipes.runlog`). A run killed at any moment (even by SIGKILL) resumes with
+and the same rows as TensorBoard scalars under ``tensorboard/`` (:mod:`recipes.engine.runlog`). A run killed at any moment (even by SIGKILL) resumes with
 ``resume=True`` from its last checkpoint, losing at most the steps since. Data order, RNG states
 and codebook restarts are all restored, so a resumed run reaches the same weights as one that
 never stopped.
@@ -23,8 +23,8 @@ import torch
 from tqdm.auto import tqdm
 
 from modalities.image import ImageArrays, ImageTokenizer, ImageTokenizerOutput
-from recipes import parallel
-from recipes.checkpoint import (
+from recipes.engine import parallel
+from recipes.engine.checkpoint import (
     BatchOrder,
     RunPaths,
     check_run_dir,
@@ -35,16 +35,16 @@ from recipes.checkpoint import (
     save_checkpoint,
     start_training,
 )
+from recipes.engine.parallel import Ranks, codebook_check, raise_if_disagree
+from recipes.engine.results import format_figures
+from recipes.engine.runlog import RunLog, after_step, due
+from recipes.engine.runtime import autocast, optimizer_step, seed_everything
 from recipes.image.common import check_fits, evaluate, load_split, setup_runtime
 from recipes.image.config import ImageRecipeConfig
-from recipes.parallel import Ranks, codebook_check, raise_if_disagree
-from recipes.report import format_figures
-from recipes.runlog import RunLog, after_step, due
-from recipes.runtime import autocast, optimizer_step, seed_everything
 
 __all__ = ["BatchOrder", "Meter", "RunPaths", "TrainResult", "load_checkpoint", "run", "run_dir"]
 
-# Earlier names of the shared run-directory helpers, now public in recipes.checkpoint.
+# Earlier names of the shared run-directory helpers, now public in recipes.engine.checkpoint.
 _check_run_dir, _prepare_run_dir, _check_same_run, _save_checkpoint = (
     check_run_dir,
     prepare_run_dir,
@@ -127,7 +127,7 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = False, overwrite: bool = False
     Under ``torchrun`` (or inside an initialised process group) every rank trains on its contiguous
     share of each batch of ``train.batch_size`` images with DistributedDataParallel; the quantizers
     keep their codebooks identical across ranks (checked at every checkpoint), and rank 0 alone
-    evaluates and writes files (:mod:`recipes.parallel`).
+    evaluates and writes files (:mod:`recipes.engine.parallel`).
 
     Args:
         cfg: the resolved config (e.g. ``load_config(ImageRecipeConfig, "tiny")``).

@@ -29,13 +29,13 @@ import torch
 
 from modalities.speech import SpeechTokenizer, load_audio
 from priors import accuracy, class_probabilities, classification_accuracy_score, train_classifier
+from recipes.engine.results import format_figures
+from recipes.engine.runtime import resolve_device, seed_everything, set_threads
 from recipes.mixed.config import MixedRecipeConfig
 from recipes.mixed.data import AUDIO, IMAGE, ModalityData, open_prior
 from recipes.mixed.evaluate import write_figures
 from recipes.mixed.sample import sample_images, speech_tokenizer
 from recipes.priors.common import real_images
-from recipes.report import format_figures
-from recipes.runtime import resolve_device, seed_everything, set_threads
 from recipes.sequence_lm import item_codes
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from priors import ClassifierConfig, SamplingConfig, TransformerConfig
-from recipes.config import check_run_fields
+from recipes.engine.config import check_run_fields
 from recipes.image.config import TrainConfig
 
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

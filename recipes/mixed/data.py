@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from priors.mixed import MixedPrior
-from recipes.config import load_config
+from recipes.engine.config import load_config
 from recipes.mixed.config import MixedDataConfig, MixedRecipeConfig
 from recipes.priors.corpus import CodeCorpus, open_corpus
 from recipes.sequence_lm import item_codes

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from priors.mixed import MixedPrior
+from recipes.engine.results import format_figures
+from recipes.engine.runtime import resolve_device, set_threads
 from recipes.mixed.config import MixedRecipeConfig
 from recipes.mixed.data import AUDIO, IMAGE, MixedData, ModalityData, open_prior
-from recipes.report import format_figures
-from recipes.runtime import resolve_device, set_threads
 from tokenizers_vq.io import atomic_write_json
 from tokenizers_vq.text import SPECIAL_TOKENS
 

@@ -18,16 +18,15 @@ from typing import Any
 import torch
 
 from modalities.speech import SpeechTokenizer, save_audio
-from recipes.config import save_config
+from recipes.engine.config import save_config
+from recipes.engine.results import format_figures
+from recipes.engine.runtime import resolve_device, set_threads
 from recipes.image.reconstruct import png_bytes
 from recipes.mixed.config import MixedRecipeConfig
 from recipes.mixed.data import AUDIO, IMAGE, MixedData, open_prior
 from recipes.priors.common import decode_images, image_tokenizer
 from recipes.priors.sample import image_grid
-from recipes.report import format_figures
-from recipes.runtime import resolve_device, set_threads
-from recipes.storage import write_jsonl
-from tokenizers_vq.io import atomic_write_bytes, atomic_write_json
+from tokenizers_vq.io import atomic_write_bytes, atomic_write_json, write_jsonl
 from tokenizers_vq.token_space import CodeSegment
 
 

@@ -6,7 +6,7 @@ the model with its token space, which ``AutoModelForCausalLM`` and ``AutoTokeniz
 read as they are; ``tensorboard/`` holds the rows as TensorBoard scalars. Training minimises the mean
 NLL per token over whole streams (prompt, markers and codes); batches mix the modalities at random,
 audio about ``data.audio_share`` of them. Resuming and the refusal to clobber a run are
-:mod:`recipes.checkpoint`'s; many processes (``torchrun``) are :mod:`recipes.parallel`'s.
+:mod:`recipes.engine.checkpoint`'s; many processes (``torchrun``) are :mod:`recipes.engine.parallel`'s.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ import torch
 from tqdm.auto import tqdm
 
 from priors.mixed import MixedPrior
-from recipes import parallel
-from recipes.checkpoint import check_run_dir, check_same_run, run_dir, start_training
+from recipes.engine import parallel
+from recipes.engine.checkpoint import check_run_dir, check_same_run, run_dir, start_training
+from recipes.engine.parallel import Ranks
+from recipes.engine.results import TrainingResultFigures
+from recipes.engine.runlog import RunLog, after_step
+from recipes.engine.runtime import resolve_device, seed_everything, set_threads
 from recipes.mixed.config import MixedRecipeConfig
 from recipes.mixed.data import MixedData, open_mixed_data
 from recipes.mixed.evaluate import held_out_figures
-from recipes.parallel import Ranks
 from recipes.priors.train_prior import PriorRunPaths
-from recipes.report import TrainingResultFigures
-from recipes.runlog import RunLog, after_step
-from recipes.runtime import resolve_device, seed_everything, set_threads
 from recipes.sequence_lm import fit_step
 from tokenizers_vq.token_space import TokenSpace
 
@@ -62,7 +62,7 @@ def run(cfg: MixedRecipeConfig, *, resume: bool = False, overwrite: bool = False
     """Fit one causal transformer to the mixed streams of ``cfg.data`` for ``cfg.train.steps`` steps.
 
     Under ``torchrun`` every rank takes its contiguous share of each batch with
-    DistributedDataParallel and rank 0 alone evaluates and writes (:mod:`recipes.parallel`).
+    DistributedDataParallel and rank 0 alone evaluates and writes (:mod:`recipes.engine.parallel`).
     """
     paths = PriorRunPaths(run_dir(cfg))
     set_threads(cfg.threads)

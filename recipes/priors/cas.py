@@ -29,6 +29,7 @@ from priors import (
     rejection_mask,
     train_classifier,
 )
+from recipes.engine.results import format_figures
 from recipes.priors.common import (
     class_labels,
     decode_images,
@@ -40,7 +41,6 @@ from recipes.priors.common import (
     setup,
 )
 from recipes.priors.config import PriorRecipeConfig
-from recipes.report import format_figures
 from tokenizers_vq.io import atomic_write_json
 
 

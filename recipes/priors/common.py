@@ -12,10 +12,10 @@ import torch
 
 from modalities.image import ImageCodes, ImageTokenizer, load_image_dataset, to_uint8
 from priors import CodeLayout, CodePrior, SamplingConfig, load_prior
-from recipes.config import load_config
+from recipes.engine.config import load_config
+from recipes.engine.runtime import resolve_device, set_threads
 from recipes.priors.config import PriorRecipeConfig
 from recipes.priors.corpus import CodeCorpus, open_corpus
-from recipes.runtime import resolve_device, set_threads
 
 
 def setup(cfg: PriorRecipeConfig) -> torch.device:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from priors import ClassifierConfig, ConvNetConfig, SamplingConfig, TransformerConfig
-from recipes.config import check_run_fields
+from recipes.engine.config import check_run_fields
 from recipes.image.config import TrainConfig
 
 _KINDS = ("pixelcnn", "transformer")

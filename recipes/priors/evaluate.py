@@ -21,10 +21,10 @@ from typing import Any
 import torch
 
 from priors import discretized_gaussian_bits, evaluate_likelihood
+from recipes.engine.results import format_figures
 from recipes.priors.common import decode_images, find_corpus, image_tokenizer, open_prior, real_images, setup
 from recipes.priors.config import PriorRecipeConfig
 from recipes.priors.corpus import CodeCorpus
-from recipes.report import format_figures
 from tokenizers_vq.io import atomic_write_json
 
 

@@ -18,14 +18,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from recipes.config import load_config
+from recipes.engine.config import load_config
 from recipes.image import tokenize_corpus
 from recipes.image.config import ImageRecipeConfig
 from recipes.image.tokenize_corpus import WEIGHTS_NAME
 from recipes.priors import sample, train_prior
 from recipes.priors.config import PriorRecipeConfig
-from recipes.storage import sha256_file
-from tokenizers_vq.io import atomic_write_text
+from tokenizers_vq.io import atomic_write_text, sha256_file
 
 PRESET = "prior_quickstart"
 STAMP_NAME = "tokenizer.sha256"  # the tokenizer weights the prior was trained on

@@ -21,7 +21,9 @@ import torch.nn.functional as F
 from torchvision.utils import make_grid
 
 from priors import class_probabilities, rejection_mask, train_classifier
-from recipes.config import save_config
+from recipes.engine.config import save_config
+from recipes.engine.results import format_figures
+from recipes.engine.runtime import seed_everything
 from recipes.image.reconstruct import png_bytes
 from recipes.priors.common import (
     class_labels,
@@ -35,8 +37,6 @@ from recipes.priors.common import (
 )
 from recipes.priors.config import PriorRecipeConfig
 from recipes.priors.corpus import CodeCorpus, trim_at_end
-from recipes.report import format_figures
-from recipes.runtime import seed_everything
 from tokenizers_vq.io import atomic_path, atomic_write_bytes, atomic_write_json
 
 GRID_NAME = "samples.png"

@@ -11,7 +11,7 @@ weights under ``prior/``::
     prior/                the published prior (a transformers model directory for the transformer)
     checkpoint/state.pt   training state: model, optimizer, step, RNG states, data-order position
 
-Checkpoints, resume and the refusal to clobber a run are :mod:`recipes.checkpoint`'s.
+Checkpoints, resume and the refusal to clobber a run are :mod:`recipes.engine.checkpoint`'s.
 """
 
 from __future__ import annotations
@@ -27,15 +27,15 @@ import torch
 from tqdm.auto import tqdm
 
 from priors import CodePrior, PixelCNNPrior, TransformerPrior, evaluate_likelihood
-from recipes import parallel
-from recipes.checkpoint import RunPaths, run_dir, start_training
-from recipes.parallel import Ranks
+from recipes.engine import parallel
+from recipes.engine.checkpoint import RunPaths, run_dir, start_training
+from recipes.engine.parallel import Ranks
+from recipes.engine.results import TrainingResultFigures
+from recipes.engine.runlog import RunLog, after_step
+from recipes.engine.runtime import evaluation_mode, optimizer_step, seed_everything
 from recipes.priors.common import setup
 from recipes.priors.config import PriorRecipeConfig
 from recipes.priors.corpus import CodeCorpus, open_corpus
-from recipes.report import TrainingResultFigures
-from recipes.runlog import RunLog, after_step
-from recipes.runtime import evaluation_mode, optimizer_step, seed_everything
 
 LN2 = math.log(2.0)
 # Keys a resumed run must share with the run it continues (the codes it models and the model).
@@ -112,7 +112,7 @@ def run(cfg: PriorRecipeConfig, *, resume: bool = False, overwrite: bool = False
     """Fit ``cfg.model`` to ``cfg.corpus`` for ``cfg.train.steps`` steps of Adam on the mean NLL per code.
 
     Under ``torchrun`` every rank takes its contiguous share of each batch with
-    DistributedDataParallel and rank 0 alone evaluates and writes (:mod:`recipes.parallel`).
+    DistributedDataParallel and rank 0 alone evaluates and writes (:mod:`recipes.engine.parallel`).
     """
     device = setup(cfg)
     corpus, held_out = open_corpora(cfg)

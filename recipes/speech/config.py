@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from modalities.speech import Selection, SpeechTokenizerConfig
 from modalities.speech.data import LAYOUTS
 from modalities.speech.labels import PHONE_MAPS
-from recipes.config import check_run_fields
-from recipes.shards import parse_shard
+from recipes.engine.config import check_run_fields
+from recipes.engine.shards import parse_shard
 
 SPLITS = ("train", "eval")
 

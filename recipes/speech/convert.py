@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from modalities.speech import convert_voice, load_audio, save_audio
-from recipes.report import format_figures
-from recipes.runtime import evaluation_mode, setup_runtime
+from recipes.engine.results import format_figures
+from recipes.engine.runtime import evaluation_mode, setup_runtime
 from recipes.speech.common import open_tokenizer
 from recipes.speech.config import SpeechRecipeConfig
 

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from modalities.speech import SpeechTokenizer, confusion_png, kmeans_codes, mfcc_frames, random_codes
-from recipes.report import format_figures, format_table
-from recipes.runtime import evaluation_mode, setup_runtime
+from recipes.engine.results import format_figures, format_table
+from recipes.engine.runtime import evaluation_mode, setup_runtime
 from recipes.speech.common import (
     SpeechSplit,
     analyse,

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from modalities.speech import log_mel_distance, save_audio, stoi_score
-from recipes.report import format_figures
-from recipes.runtime import evaluation_mode, setup_runtime
+from recipes.engine.results import format_figures
+from recipes.engine.runtime import evaluation_mode, setup_runtime
 from recipes.speech.common import load_split, open_tokenizer, selection_of
 from recipes.speech.config import SpeechRecipeConfig
 from tokenizers_vq.io import atomic_write_json

@@ -18,7 +18,7 @@ A corpus directory (``out``, default ``<tokenizer dir>/../codes_<data>_<split>``
 Plain ``.npy`` files, so ``numpy.load(path, mmap_mode="r")`` maps them. Utterances are encoded in
 chunks of ``tokenize.chunk_size`` that wait in ``<out>.parts/`` and are merged in order when all are
 there: a killed run resumes, and ``tokenize.shard=i/n`` (or torchrun) splits the work among jobs
-(:mod:`recipes.shards`). The directory is built under a temporary name and renamed into place when complete.
+(:mod:`recipes.engine.shards`). The directory is built under a temporary name and renamed into place when complete.
 """
 
 from __future__ import annotations
@@ -32,17 +32,16 @@ from typing import Any
 import numpy as np
 
 from modalities.speech import SpeechTokenizer, Utterance, frame_labels, load_audio, speakers_of
-from recipes import parallel
-from recipes.config import save_config
+from recipes.engine import parallel
+from recipes.engine.config import save_config
+from recipes.engine.parallel import Ranks
+from recipes.engine.results import format_figures
+from recipes.engine.runtime import evaluation_mode, setup_runtime
+from recipes.engine.shards import ChunkStore, ShardProgress, tokenize_sharded
 from recipes.image.tokenize_corpus import FORMAT, FORMAT_VERSION, WEIGHTS_NAME, code_dtype
-from recipes.parallel import Ranks
-from recipes.report import format_figures
-from recipes.runtime import evaluation_mode, setup_runtime
-from recipes.shards import ChunkStore, ShardProgress, tokenize_sharded
 from recipes.speech.common import find_utterances, open_tokenizer, phone_inventory, phone_segments, selection_of
 from recipes.speech.config import SpeechRecipeConfig
-from recipes.storage import sha256_file, write_jsonl
-from tokenizers_vq.io import atomic_write_json
+from tokenizers_vq.io import atomic_write_json, sha256_file, write_jsonl
 
 
 @dataclass
@@ -145,7 +144,7 @@ def run(cfg: SpeechRecipeConfig) -> SpeechTokenizeResult:
     """Encode every utterance of ``cfg.tokenize.split`` with the tokenizer at ``cfg.tokenizer``.
 
     ``tokenize.shard`` (or torchrun's ranks) encodes a share of the chunks and ``tokenize.merge`` only
-    merges; a killed run resumes from its written chunks (:mod:`recipes.shards`).
+    merges; a killed run resumes from its written chunks (:mod:`recipes.engine.shards`).
     """
     device = setup_runtime(cfg)
     with parallel.joined(device) as ranks:

@@ -2,7 +2,7 @@
 
 Dimension legend: ``b`` batch, ``m`` mel bins, ``s`` frames per training segment, ``N`` segments.
 
-The run directory is every training recipe's (:mod:`recipes.checkpoint`):
+The run directory is every training recipe's (:mod:`recipes.engine.checkpoint`):
 ``config.yaml``, ``metrics.jsonl`` (with TensorBoard's copy in ``tensorboard/``), ``tokenizer/`` and
 ``checkpoint/state.pt``, written in the same order and resumed the same way. Training data are the training utterances' standardised log-mel
 cut into segments of ``train.segment_frames`` frames with 50% overlap (shorter utterances padded
@@ -21,18 +21,18 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from modalities.speech import SpeechTokenizer, SpeechTokenizerOutput, speakers_of
-from recipes import parallel
-from recipes.checkpoint import RunPaths, run_dir, start_training
-from recipes.image.train_tokenizer import TrainResult
-from recipes.parallel import Ranks, codebook_check, raise_if_disagree
-from recipes.runlog import RunLog, after_step, due
-from recipes.runtime import (
+from recipes.engine import parallel
+from recipes.engine.checkpoint import RunPaths, run_dir, start_training
+from recipes.engine.parallel import Ranks, codebook_check, raise_if_disagree
+from recipes.engine.runlog import RunLog, after_step, due
+from recipes.engine.runtime import (
     autocast,
     evaluation_mode,
     optimizer_step,
     seed_everything,
     setup_runtime,
 )
+from recipes.image.train_tokenizer import TrainResult
 from recipes.speech.common import SpeechSplit, analyse, encode_waveforms, load_split, phone_inventory, phone_segments
 from recipes.speech.config import SpeechRecipeConfig
 from tokenizers_vq.metrics import code_stats
@@ -143,7 +143,7 @@ def run(cfg: SpeechRecipeConfig, *, resume: bool = False, overwrite: bool = Fals
     ``cfg.model.speakers`` empty (the default) means: one embedding per training speaker. Under
     ``torchrun`` every rank takes its contiguous share of each batch of segments with
     DistributedDataParallel, codebooks stay identical across ranks (checked at every checkpoint) and
-    rank 0 alone evaluates and writes (:mod:`recipes.parallel`).
+    rank 0 alone evaluates and writes (:mod:`recipes.engine.parallel`).
     """
     device = setup_runtime(cfg)
     rate = cfg.model.frontend.sample_rate

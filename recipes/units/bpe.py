@@ -29,11 +29,11 @@ import numpy as np
 import torch
 
 from priors.sequence import build_causal_lm, sequence_nll
-from recipes.checkpoint import BatchOrder, run_dir
-from recipes.config import save_config
+from recipes.engine.checkpoint import BatchOrder, run_dir
+from recipes.engine.config import save_config
+from recipes.engine.results import format_figures
+from recipes.engine.runtime import resolve_device, seed_everything, set_threads
 from recipes.priors.corpus import open_corpus
-from recipes.report import format_figures
-from recipes.runtime import resolve_device, seed_everything, set_threads
 from recipes.sequence_lm import code_sequences, fit_step
 from recipes.units.config import BPERecipeConfig
 from tokenizers_vq.io import atomic_write_json

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from priors import TransformerConfig
-from recipes.config import check_run_fields
+from recipes.engine.config import check_run_fields
 from recipes.image.config import TrainConfig
 
 _MODEL_TYPES = ("bpe", "unigram")

@@ -11,7 +11,7 @@ from PIL import Image
 
 from modalities.image import ImageTokenizer, load_image_dataset
 from recipes import registry
-from recipes.storage import read_jsonl, sha256_file
+from tokenizers_vq.io import read_jsonl, sha256_file
 
 
 def _level_figures(level: dict) -> None:

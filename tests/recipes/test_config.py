@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from modalities.image import ImageTokenizer
-from recipes.config import (
+from recipes.engine.config import (
     ConfigError,
     config_to_yaml,
     flatten,

@@ -15,20 +15,20 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from recipes.checkpoint import load_checkpoint
 from recipes.cli import main
-from recipes.config import load_config
+from recipes.engine.checkpoint import load_checkpoint
+from recipes.engine.config import load_config
+from recipes.engine.parallel import CodebookMismatchError, Ranks, codebook_check, raise_if_disagree
 from recipes.image import tokenize_corpus, train_tokenizer
 from recipes.image.config import ImageRecipeConfig
 from recipes.mixed import train as train_mixed
 from recipes.mixed.config import MixedRecipeConfig
-from recipes.parallel import CodebookMismatchError, Ranks, codebook_check, raise_if_disagree
 from recipes.priors import train_prior
 from recipes.priors.config import PriorRecipeConfig
 from recipes.speech import train_tokenizer as train_speech
 from recipes.speech.config import SpeechRecipeConfig
-from recipes.storage import read_jsonl
 from tokenizers_vq import VectorQuantizer, VQConfig
+from tokenizers_vq.io import read_jsonl
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available in this build")
 

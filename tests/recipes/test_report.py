@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from recipes.html_report import figures_html
-from recipes.report import format_value
-from recipes.report_plots import code_stats
-from recipes.run_contents import section_of
+from recipes.engine.results import format_value
+from recipes.report.contents import section_of
+from recipes.report.html import figures_html
+from recipes.report.plots import code_stats
 
 
 def images_of(page: Path) -> list[str]:

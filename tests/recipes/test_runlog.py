@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from recipes.checkpoint import RunPaths
-from recipes.config import load_config
+from recipes.engine.checkpoint import RunPaths
+from recipes.engine.config import load_config
+from recipes.engine.runlog import RunLog, due, scalars
 from recipes.image import train_tokenizer
 from recipes.image.config import ImageRecipeConfig
-from recipes.runlog import RunLog, due, scalars
-from recipes.storage import read_jsonl
+from tokenizers_vq.io import read_jsonl
 
 
 def events(run: Path) -> EventAccumulator:

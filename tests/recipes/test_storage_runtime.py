@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from recipes import runtime
-from recipes.report import format_figures, format_table
-from recipes.runtime import (
+from recipes.engine import runtime
+from recipes.engine.results import format_figures, format_table
+from recipes.engine.runtime import (
     autocast,
     check_precision,
     resolve_device,
@@ -22,7 +22,7 @@ from recipes.runtime import (
     setup_runtime,
 )
 from recipes.speech.config import SpeechRecipeConfig
-from recipes.storage import atomic_directory, read_jsonl, remove_stale_temporaries, sha256_file, write_jsonl
+from tokenizers_vq.io import atomic_directory, read_jsonl, remove_stale_temporaries, sha256_file, write_jsonl
 
 
 def test_atomic_directory_publishes_only_on_success(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from modalities.image import ImageTokenizer, load_image_dataset
-from recipes import shards
-from recipes.parallel import Ranks
-from recipes.shards import ChunkStore, Shard, choose_shard, parse_shard
+from recipes.engine import shards
+from recipes.engine.parallel import Ranks
+from recipes.engine.shards import ChunkStore, Shard, choose_shard, parse_shard
 
 # The 300 test digits in chunks of 64: five chunks, the last one of 44 images.
 CHUNKS = ["tokenize.chunk_size=64", "tokenize.batch_size=24"]

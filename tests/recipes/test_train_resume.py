@@ -14,11 +14,11 @@ import torch
 from safetensors.torch import load_file
 
 from modalities.image import ImageTokenizer
-from recipes.checkpoint import BatchOrder, load_checkpoint
-from recipes.config import load_config
+from recipes.engine.checkpoint import BatchOrder, load_checkpoint
+from recipes.engine.config import load_config
 from recipes.image import train_tokenizer
 from recipes.image.config import ImageRecipeConfig
-from recipes.storage import read_jsonl
+from tokenizers_vq.io import read_jsonl
 
 # Checkpoints at 4, 8, 12; evaluations at 6 and 12, so they do not line up with the checkpoints.
 SHORT = ["train.steps=12", "train.checkpoint_every=4", "train.eval_every=6", "train.log_every=2"]

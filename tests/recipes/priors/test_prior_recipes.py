@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from priors import PixelCNNPrior, TransformerPrior, load_prior
-from recipes.config import load_config
+from recipes.engine.config import load_config
 from recipes.priors import cas, evaluate, sample, train_prior
 from recipes.priors.config import PriorRecipeConfig
 from recipes.priors.corpus import open_corpus, trim_at_end
-from recipes.storage import read_jsonl
+from tokenizers_vq.io import read_jsonl
 
 
 def _cfg(*overrides: str) -> PriorRecipeConfig:

@@ -21,8 +21,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from recipes.checkpoint import RESUME_FIXED, RunPaths, open_run
-from recipes.runtime import agree, join_process_group
+from recipes.engine.checkpoint import RESUME_FIXED, RunPaths, open_run
+from recipes.engine.runtime import agree, join_process_group
 from tokenizers_vq import distributed
 from tokenizers_vq.vq import VectorQuantizer
 
@@ -83,7 +83,7 @@ class Ranks:
 
     def open_run(self, paths: RunPaths, cfg: Any, batch_size: int, resume: bool, overwrite: bool,
                  fixed: tuple[str, ...] = RESUME_FIXED) -> bool:  # fmt: skip
-        """:func:`recipes.checkpoint.open_run` with rank 0 preparing the directory while the others wait.
+        """:func:`recipes.engine.checkpoint.open_run` with rank 0 preparing the directory while the others wait.
 
         Checks first that ``batch_size`` splits into equal shares; True when there is a checkpoint to resume.
         """

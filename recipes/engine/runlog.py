@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import torch
 
-from recipes.checkpoint import BatchOrder, Publishable, RunPaths, save_checkpoint
-from recipes.storage import write_jsonl
+from recipes.engine.checkpoint import BatchOrder, Publishable, RunPaths, save_checkpoint
+from tokenizers_vq.io import write_jsonl
 
 # Row keys that are not figures.
 _NOT_SCALARS = ("kind", "step")
@@ -95,7 +95,7 @@ class RunLog:
         order: BatchOrder,
         seconds: float,
     ) -> None:
-        """:func:`recipes.checkpoint.save_checkpoint` with these rows, then flush the TensorBoard events."""
+        """:func:`recipes.engine.checkpoint.save_checkpoint` with these rows, then flush the TensorBoard events."""
         if self.enabled:
             save_checkpoint(self.paths, model, optimizer, step, order, seconds, self.rows)
             self._flush()
@@ -135,7 +135,7 @@ def after_step(
     """Rank 0's periodic work after optimizer step ``step``; returns the figures when it evaluated.
 
     A training row every ``log_every`` steps, an evaluation every ``eval_every``, and every
-    ``checkpoint_every`` the codebook row (:func:`recipes.parallel.codebook_check`) and a checkpoint;
+    ``checkpoint_every`` the codebook row (:func:`recipes.engine.parallel.codebook_check`) and a checkpoint;
     metrics.jsonl is rewritten at every log interval. Codebooks that disagree are logged, never
     checkpointed. On other ranks it does nothing.
     """

@@ -31,9 +31,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from recipes.parallel import Ranks
-from recipes.storage import atomic_directory
-from tokenizers_vq.io import atomic_path, atomic_write_json
+from recipes.engine.parallel import Ranks
+from tokenizers_vq.io import atomic_directory, atomic_path, atomic_write_json
 
 PLAN_FORMAT = "tokenizers-vq/code-chunks"
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")

@@ -1,7 +1,7 @@
 """What a run directory (and any folders or files passed beside it) holds, found by name: the input of ``vqtok report``.
 
 A *training run* is a directory with ``config.yaml`` and ``metrics.jsonl`` (every training recipe
-writes one, :mod:`recipes.checkpoint`). Around it the other verbs leave their outputs, by default
+writes one, :mod:`recipes.engine.checkpoint`). Around it the other verbs leave their outputs, by default
 in the run directory or beside the folder they were given:
 
     tokenizer/, prior/                     published models (``model.safetensors`` + ``config.json``)
@@ -31,7 +31,7 @@ import yaml
 from omegaconf import OmegaConf
 from safetensors import safe_open
 
-from recipes.storage import read_jsonl
+from tokenizers_vq.io import read_jsonl
 
 CORPUS_FORMAT = "tokenizers-vq/code-corpus"
 MAX_DEPTH = 4  # folders below a given directory that are searched

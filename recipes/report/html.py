@@ -3,7 +3,7 @@
 Dimension legend: ``K`` codebook size.
 
 The page (``RUN_DIR/report/index.html`` unless ``out`` says otherwise) has, as far as the run and
-the other paths hold the data (:mod:`recipes.run_contents` says where each verb writes):
+the other paths hold the data (:mod:`recipes.report.contents` says where each verb writes):
 
 - a summary and the run's config;
 - training curves from ``metrics.jsonl`` (loss, PSNR / SSIM or bits per code, codebook usage and
@@ -31,9 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recipes.report import format_figures, format_value
-from recipes.report_plots import training_curves_png, usage_histogram_png
-from recipes.run_contents import (
+from recipes.engine.results import format_figures, format_value
+from recipes.report.contents import (
     Output,
     RunContents,
     TrainingRun,
@@ -43,13 +42,13 @@ from recipes.run_contents import (
     scan,
     usage_buffers,
 )
-from recipes.storage import atomic_directory
-from tokenizers_vq.io import atomic_write_bytes, atomic_write_text
+from recipes.report.plots import training_curves_png, usage_histogram_png
+from tokenizers_vq.io import atomic_directory, atomic_write_bytes, atomic_write_text
 
 INDEX = "index.html"
 _LIST_LIMIT = 12  # items of a long list of numbers shown in a table cell
 EMA_MIN_USES = 1.0
-# Sections of other verbs' files: title, section in recipes.run_contents, what to say when there are none.
+# Sections of other verbs' files: title, section in recipes.report.contents, what to say when there are none.
 OUTPUT_SECTIONS = (
     ("Reconstructions", "reconstructions",
      "None found: `vqtok reconstruct --tokenizer RUN_DIR/tokenizer` writes RUN_DIR/reconstructions/."),
@@ -123,7 +122,7 @@ def _is_table(value: Any) -> bool:
 
 
 def figures_html(figures: Mapping[str, Any]) -> str:
-    """A JSON object of figures as HTML, the way :func:`recipes.report.format_figures` lays out text.
+    """A JSON object of figures as HTML, the way :func:`recipes.engine.results.format_figures` lays out text.
 
     Scalars (and short lists) form a two-column table; a list of objects (``levels``,
     ``utterances``) is a table of its own; an object whose values are all objects (``baselines``)

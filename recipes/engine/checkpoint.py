@@ -4,7 +4,7 @@ A run directory holds::
 
     config.yaml           the resolved config of the run
     metrics.jsonl         one JSON row per log interval, per evaluation and per checkpoint
-    tensorboard/          the same rows as TensorBoard scalars (recipes.runlog)
+    tensorboard/          the same rows as TensorBoard scalars (recipes.engine.runlog)
     tokenizer/            the published model (save_pretrained), refreshed at every checkpoint
     checkpoint/state.pt   training state: model, optimizer, step, RNG states, data-order position
 
@@ -22,10 +22,9 @@ from typing import Any, Protocol
 
 import torch
 
-from recipes.config import config_to_dict, flatten, load_config, save_config
-from recipes.runtime import rng_state, set_rng_state
-from recipes.storage import read_jsonl, remove_stale_temporaries, write_jsonl
-from tokenizers_vq.io import atomic_path
+from recipes.engine.config import config_to_dict, flatten, load_config, save_config
+from recipes.engine.runtime import rng_state, set_rng_state
+from tokenizers_vq.io import atomic_path, read_jsonl, remove_stale_temporaries, write_jsonl
 
 CHECKPOINT_VERSION = 1
 # Keys a resumed run must share with the run it continues; the rest (steps, budget, logging) may change.
