@@ -16,9 +16,7 @@ levels above it left out; ``up[l]`` brings level ``l`` to the bottom grid for th
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,7 +29,7 @@ from modalities.image.config import ImageTokenizerConfig
 from modalities.image.layers import Decoder, Encoder, upsampler
 from modalities.image.preprocess import as_image_batch, check_layout, from_signed_unit, to_signed_unit
 from tokenizers_vq import QuantizerOutput, VectorQuantizer
-from tokenizers_vq.pretrained import load_model_directory, save_model_directory
+from tokenizers_vq.tokenizer import Tokenizer
 
 KIND = "image-tokenizer"
 
@@ -55,7 +53,7 @@ class ImageTokenizerOutput:
     quantizer_outputs: list[QuantizerOutput]
 
 
-class ImageTokenizer(nn.Module):
+class ImageTokenizer(Tokenizer):
     """Turns images into grids of discrete codes and back: VQ-VAE or VQ-VAE-2 (see the module docstring).
 
     Shape contract for ``ImageTokenizerConfig(kind="vqvae2", in_channels=3, downsample=4, num_levels=2)``:
@@ -69,6 +67,10 @@ class ImageTokenizer(nn.Module):
     Args:
         config: the architecture and codebooks.
     """
+
+    kind = KIND
+    modality = "image"
+    config_class = ImageTokenizerConfig
 
     def __init__(self, config: ImageTokenizerConfig) -> None:
         super().__init__()
@@ -242,28 +244,3 @@ class ImageTokenizer(nn.Module):
     def reconstruct(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
         """``decode(encode(images))``: float ``(b, c, h, w)`` in ``[0, 1]``."""
         return self.decode(self.encode(images))
-
-    # ---- saving ---------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (each atomically); returns it."""
-        return save_model_directory(directory, KIND, self.config.to_dict(), self.state_dict())
-
-    @classmethod
-    def from_pretrained(
-        cls, directory: str | os.PathLike[str], map_location: str | torch.device = "cpu"
-    ) -> ImageTokenizer:
-        """Load a tokenizer written by :meth:`save_pretrained`, in eval mode, on ``map_location``.
-
-        Codebooks come back exactly as saved (their ``initialized`` flags included), so training
-        on from here never re-runs the k-means initialisation.
-        """
-        config, state = load_model_directory(directory, KIND)
-        model = cls(ImageTokenizerConfig.from_dict(config))
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as err:  # missing, unexpected or misshapen tensors
-            raise ValueError(
-                f"{directory}: the weights do not match its config.json; the directory is damaged or was "
-                f"edited by hand.\n{err}"
-            ) from err
-        return model.to(map_location).eval()

@@ -14,9 +14,7 @@ to leave speaker identity out; decoding one speaker's codes with another's embed
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -30,39 +28,41 @@ from modalities.speech.contrastive import FuturePrediction
 from modalities.speech.frontend import FrontEnd
 from modalities.speech.layers import Decoder1d, Encoder1d
 from tokenizers_vq import QuantizerOutput, ResidualVectorQuantizer, VectorQuantizer
-from tokenizers_vq.pretrained import load_model_directory, save_model_directory
+from tokenizers_vq.tokenizer import Codes, Tokenizer
 
 KIND = "speech-tokenizer"
 Speaker = int | str | torch.Tensor | None
 
 
-@dataclass
-class SpeechCodes:
+class SpeechCodes(Codes):
     """Codes of a batch of utterances and where they sit in time.
 
-    ``codes``: ``(b, n)`` int64 for one codebook, ``(b, n, l)`` for ``l`` residual levels. Code ``i``
-    is centred at ``first_frame_time + i / frame_rate`` seconds (what phone alignment uses).
+    ``codes``: ``(b, n)`` int64 for one codebook, ``(b, n, l)`` for ``l`` residual levels; ``levels``
+    holds the same codes as one ``(b, n)`` tensor per level. Code ``i`` is centred at
+    ``first_frame_time + i / frame_rate`` seconds (what phone alignment uses).
     """
 
-    codes: torch.Tensor
-    frame_rate: float
-    first_frame_time: float = 0.0
+    grid_ndim = 1
+
+    def __init__(self, codes: torch.Tensor, frame_rate: float, first_frame_time: float = 0.0) -> None:
+        if not isinstance(codes, torch.Tensor) or codes.ndim not in (2, 3):
+            shape = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__
+            raise ValueError(f"SpeechCodes need a (b, n) or (b, n, levels) tensor of codes; got {shape}.")
+        super().__init__([codes] if codes.ndim == 2 else list(codes.unbind(-1)), float(frame_rate), first_frame_time)
+        self.codes = codes.long()
+
+    def with_levels(self, levels: list[torch.Tensor]) -> SpeechCodes:
+        codes = levels[0] if self.codes.ndim == 2 else torch.stack(levels, dim=-1)
+        return SpeechCodes(codes, float(self.frame_rate or 0.0), self.first_frame_time)
 
     @property
     def num_frames(self) -> int:
         return int(self.codes.shape[1])
 
     @property
-    def num_levels(self) -> int:
-        return 1 if self.codes.ndim == 2 else int(self.codes.shape[-1])
-
-    @property
     def duration(self) -> float:
         """Seconds covered by the code frames."""
-        return self.num_frames / self.frame_rate
-
-    def to(self, device: torch.device | str) -> SpeechCodes:
-        return SpeechCodes(self.codes.to(device), self.frame_rate, self.first_frame_time)
+        return self.num_frames / float(self.frame_rate or 1.0)
 
 
 @dataclass
@@ -87,7 +87,7 @@ class SpeechTokenizerOutput:
     quantizer_output: QuantizerOutput
 
 
-class SpeechTokenizer(nn.Module):
+class SpeechTokenizer(Tokenizer):
     """Turns speech into a sequence of discrete codes and back (see the module docstring).
 
     Shape contract for the defaults (16 kHz, 100 mel frames/s, ``downsample=2``): a waveform of
@@ -100,6 +100,10 @@ class SpeechTokenizer(nn.Module):
     Args:
         config: architecture, front end, codebooks and speaker names.
     """
+
+    kind = KIND
+    modality = "speech"
+    config_class = SpeechTokenizerConfig
 
     def __init__(self, config: SpeechTokenizerConfig) -> None:
         super().__init__()
@@ -136,6 +140,11 @@ class SpeechTokenizer(nn.Module):
             self.register_buffer("dct", None, persistent=False)
 
     # ---- facts ----------------------------------------------------------------------------------
+    @property
+    def codebook_sizes(self) -> list[int]:
+        """Entries of each residual level's codebook (one entry for plain VQ)."""
+        return [self.config.codebook_size] * self.config.num_quantizers
+
     @property
     def sample_rate(self) -> int:
         return self.config.frontend.sample_rate
@@ -322,7 +331,12 @@ class SpeechTokenizer(nn.Module):
 
     def check_codes(self, codes: SpeechCodes | torch.Tensor) -> torch.Tensor:
         """The code tensor of ``codes``, checked against this tokenizer's levels and codebook size."""
-        tensor = codes.codes if isinstance(codes, SpeechCodes) else codes
+        if isinstance(codes, SpeechCodes):
+            tensor = codes.codes
+        elif isinstance(codes, Codes):  # generic codes: one (b, n) tensor per level
+            tensor = codes.levels[0] if self.config.quantizer == "vq" else torch.stack(codes.levels, dim=-1)
+        else:
+            tensor = codes
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"codes must be SpeechCodes or a tensor of codes; got {type(codes).__name__}.")
         levels = self.config.num_quantizers
@@ -330,7 +344,7 @@ class SpeechTokenizer(nn.Module):
         ok = tensor.ndim == 2 if self.config.quantizer == "vq" else tensor.ndim == 3 and tensor.shape[-1] <= levels
         if not ok:
             raise ValueError(f"this tokenizer's codes have shape {expected}; got {tuple(tensor.shape)}.")
-        if isinstance(codes, SpeechCodes) and abs(codes.frame_rate - self.frame_rate) > 1e-6:
+        if isinstance(codes, Codes) and codes.frame_rate is not None and abs(codes.frame_rate - self.frame_rate) > 1e-6:
             raise ValueError(
                 f"the codes run at {codes.frame_rate} frames/s but this tokenizer at {self.frame_rate}; "
                 "were they made by another tokenizer?"
@@ -393,24 +407,3 @@ class SpeechTokenizer(nn.Module):
         wave_len = (x.shape[-1] - 1) * self.config.frontend.hop_length
         mel = self.decode_features(self.encode_features(x), speaker)[..., : x.shape[-1]]
         return self.features_to_waveform(mel, length=wave_len)
-
-    # ---- saving ---------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (each atomically); returns it."""
-        return save_model_directory(directory, KIND, self.config.to_dict(), self.state_dict())
-
-    @classmethod
-    def from_pretrained(
-        cls, directory: str | os.PathLike[str], map_location: str | torch.device = "cpu"
-    ) -> SpeechTokenizer:
-        """Load a tokenizer written by :meth:`save_pretrained`, in eval mode, on ``map_location``."""
-        config, state = load_model_directory(directory, KIND)
-        model = cls(SpeechTokenizerConfig.from_dict(config))
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            raise ValueError(
-                f"{directory}: the weights do not match its config.json; the directory is damaged or was "
-                f"edited by hand.\n{err}"
-            ) from err
-        return model.to(map_location).eval()
