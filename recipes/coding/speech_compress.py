@@ -6,7 +6,7 @@ The utterances are a split of the preset's data (``compress.split``: ``train`` o
 ``compress.max_items``) or audio files (``compress.input``: a file or a folder of WAV/FLAC). The
 tokenizer encodes each one (as ``vqtok tokenize`` does) to ``n_u`` codes; each becomes one row of
 ``T`` codes followed by the end code ``K``, the convention of the speech priors' corpora
-(:mod:`recipes.priors.corpus`). The file is the image verb's format (:mod:`tokenizers_vq.entropy`)
+(:mod:`tokenizers_vq.corpus`). The file is the image verb's format (:mod:`tokenizers_vq.entropy`)
 with ``end_code = K``: nothing after an utterance's end code is stored. Two rate models:
 
 - ``prior`` (``--prior DIR``): the 1-D prior's sequential pass gives each position's probabilities

@@ -27,7 +27,7 @@ from recipes.coding.config import SpeechCodingConfig
 from recipes.coding.decompress import DecompressResult, save_array
 from recipes.coding.speech_compress import counts_digest, open_speech_tokenizer, row_length, speech_prior
 from recipes.engine.runtime import evaluation_mode
-from recipes.priors.corpus import trim_at_end
+from tokenizers_vq.corpus import trim_at_end
 from tokenizers_vq.entropy import CodeDecoder, CodeFileHeader, read_code_file
 from tokenizers_vq.io import atomic_directory, write_jsonl
 

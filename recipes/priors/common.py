@@ -15,7 +15,7 @@ from priors import CodeLayout, CodePrior, SamplingConfig, load_prior
 from recipes.engine.config import load_config
 from recipes.engine.runtime import resolve_device, set_threads
 from recipes.priors.config import PriorRecipeConfig
-from recipes.priors.corpus import CodeCorpus, open_corpus
+from tokenizers_vq.corpus import CodeCorpus, open_corpus
 
 
 def setup(cfg: PriorRecipeConfig) -> torch.device:

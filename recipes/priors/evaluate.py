@@ -24,7 +24,7 @@ from priors import discretized_gaussian_bits, evaluate_likelihood
 from recipes.engine.results import format_figures
 from recipes.priors.common import decode_images, find_corpus, image_tokenizer, open_prior, real_images, setup
 from recipes.priors.config import PriorRecipeConfig
-from recipes.priors.corpus import CodeCorpus
+from tokenizers_vq.corpus import CodeCorpus
 from tokenizers_vq.io import atomic_write_json
 
 

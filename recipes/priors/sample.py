@@ -36,7 +36,7 @@ from recipes.priors.common import (
     setup,
 )
 from recipes.priors.config import PriorRecipeConfig
-from recipes.priors.corpus import CodeCorpus, trim_at_end
+from tokenizers_vq.corpus import CodeCorpus, trim_at_end
 from tokenizers_vq.io import atomic_path, atomic_write_bytes, atomic_write_json
 
 GRID_NAME = "samples.png"

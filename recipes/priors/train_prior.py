@@ -35,7 +35,7 @@ from recipes.engine.runlog import RunLog, after_step
 from recipes.engine.runtime import evaluation_mode, optimizer_step, seed_everything
 from recipes.priors.common import setup
 from recipes.priors.config import PriorRecipeConfig
-from recipes.priors.corpus import CodeCorpus, open_corpus
+from tokenizers_vq.corpus import CodeCorpus, open_corpus
 
 LN2 = math.log(2.0)
 # Keys a resumed run must share with the run it continues (the codes it models and the model).

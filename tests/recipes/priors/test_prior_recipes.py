@@ -12,7 +12,7 @@ from priors import PixelCNNPrior, TransformerPrior, load_prior
 from recipes.engine.config import load_config
 from recipes.priors import cas, evaluate, sample, train_prior
 from recipes.priors.config import PriorRecipeConfig
-from recipes.priors.corpus import open_corpus, trim_at_end
+from tokenizers_vq.corpus import open_corpus, trim_at_end
 from tokenizers_vq.io import read_jsonl
 
 

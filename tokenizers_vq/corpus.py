@@ -1,16 +1,31 @@
-"""Code corpora (written by ``vqtok tokenize``) as prior training data: level arrays, labels and a layout.
+"""The code corpus: what ``vqtok tokenize`` writes and priors train on, its format, writer helpers and reader.
 
 Dimension legend: ``n`` items (images or utterances), ``h_l``/``w_l`` level ``l``'s grid, ``T`` codes
 per utterance after padding, ``N`` code frames of all utterances end to end, ``K`` codebook size.
 
-Image corpora hold fixed grids and are read through memory maps. Speech corpora hold utterances
-of different lengths end to end; here each becomes one row of ``T`` codes followed by an *end*
-code ``K`` (one past the codebook) up to ``T``, so the prior also learns where utterances stop.
-Samples are cut at their first end code.
+A corpus directory holds::
+
+    codes_level{l}.npy   images: (n, h_l, w_l); speech: (N,) frames of every utterance end to end
+                         (int16 when the codebook fits, else int32)
+    offsets.npy          speech: (U + 1,) int64, utterance u's frames are [offsets[u], offsets[u + 1])
+    labels.npy           (n,) int64 class labels (-1: none)
+    meta.json            format and version, the modality, the tokenizer (its content identity and its
+                         path relative to the corpus), the levels, the data set, and modality extras
+    config.yaml          the resolved config that made it
+
+Arrays are plain ``.npy`` files, so ``numpy.load(path, mmap_mode="r")`` maps them without reading them.
+Image corpora hold fixed grids. Speech corpora hold utterances of different lengths end to end; for a
+prior each becomes one row of ``T`` codes followed by an *end* code ``K`` (one past the codebook) up
+to ``T``, so the prior also learns where utterances stop. Samples are cut at their first end code.
+
+Corpora of format version 1 recorded the tokenizer by an absolute path and the SHA-256 of its weights
+file; they still open (:func:`tokenizer_path`, :func:`tokenizers_vq.pretrained.matches_identity`).
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +34,69 @@ from typing import Any
 import numpy as np
 import torch
 
-from priors import CodeLayout
-from recipes.image.tokenize_corpus import read_meta
+from tokenizers_vq.io import atomic_write_json
+from tokenizers_vq.layout import CodeLayout
+
+FORMAT = "tokenizers-vq/code-corpus"
+FORMAT_VERSION = 2  # 2: the tokenizer by content identity and a path relative to the corpus
+READABLE_VERSIONS = (1, 2)
+
+
+def code_dtype(codebook_size: int) -> np.dtype:
+    """The smallest signed integer type that holds codes ``0 .. codebook_size - 1`` (int16 or int32)."""
+    return np.dtype(np.int16) if codebook_size <= np.iinfo(np.int16).max + 1 else np.dtype(np.int32)
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    """``np.save`` into ``path`` (inside a corpus being built under a temporary name)."""
+    with open(path, "wb") as f:
+        np.save(f, array)
+
+
+def tokenizer_record(
+    tokenizer_dir: str | os.PathLike[str], identity: str, artifact_dir: str | os.PathLike[str]
+) -> dict:
+    """How an artifact at ``artifact_dir`` names its tokenizer: content identity and a path relative to itself.
+
+    The relative path lets a whole run folder be copied elsewhere and still find its tokenizer.
+    """
+    rel = os.path.relpath(Path(tokenizer_dir).resolve(), Path(artifact_dir).resolve())
+    return {"path": rel, "sha256": identity}
+
+
+def tokenizer_path(record: dict[str, Any] | None, artifact_dir: str | os.PathLike[str]) -> Path | None:
+    """The tokenizer directory an artifact's record names (a relative path is relative to the artifact)."""
+    if not isinstance(record, dict) or not record.get("path"):
+        return None
+    path = Path(str(record["path"])).expanduser()
+    return path if path.is_absolute() else Path(os.path.normpath(Path(artifact_dir).resolve() / path))
+
+
+def read_meta(corpus_dir: str | Path) -> dict[str, Any]:
+    """The ``meta.json`` of a corpus; ``FileNotFoundError`` when the directory is not a complete corpus."""
+    path = Path(corpus_dir) / "meta.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{corpus_dir} is not a code corpus: meta.json is missing.")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); the corpus is damaged.") from err
+    if (
+        not isinstance(meta, dict)
+        or meta.get("format") != FORMAT
+        or meta.get("format_version") not in READABLE_VERSIONS
+    ):
+        got = (meta.get("format"), meta.get("format_version")) if isinstance(meta, dict) else (None, None)
+        raise ValueError(
+            f"{path} is format {got[0]!r} version {got[1]!r}; expected {FORMAT!r} version "
+            f"{' or '.join(map(str, READABLE_VERSIONS))}."
+        )
+    return meta
+
+
+def write_meta(tmp: Path, meta: dict[str, Any]) -> None:
+    """``meta.json`` of a corpus being built in ``tmp``, with the format and version filled in."""
+    atomic_write_json(tmp / "meta.json", {"format": FORMAT, "format_version": FORMAT_VERSION, **meta})
 
 
 @dataclass
@@ -38,6 +114,11 @@ class CodeCorpus:
     @property
     def modality(self) -> str:
         return str(self.meta.get("modality", "image"))
+
+    @property
+    def tokenizer_dir(self) -> Path | None:
+        """The tokenizer that made this corpus (its recorded path, relative to the corpus when relative)."""
+        return tokenizer_path(self.meta.get("tokenizer"), self.directory)
 
     def __len__(self) -> int:
         return int(self.levels[0].shape[0])
