@@ -10,7 +10,7 @@
 Every verb takes ``--config PRESET_OR_YAML``, trailing ``key=value`` overrides, ``--out``, ``--json``
 (the result as one JSON object on stdout instead of the table) and ``--print-config``. Bad input
 (an unknown key, a missing tokenizer, an unknown data set) prints one line and exits with status 2;
-set ``VQTOK_DEBUG=1`` for the traceback. Verbs and their recipes live in :mod:`recipes.registry`.
+set ``VQTOK_DEBUG=1`` for the traceback. Verbs and their recipes live in one table, :mod:`recipes.verbs`.
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from recipes import registry
-from recipes.coding import verbs as _coding_verbs  # noqa: F401  (registers compress, decompress, rd)
 from recipes.engine.config import ConfigError, config_to_yaml, load_config, peek, preset_description, preset_names
-from recipes.priors import verbs as _prior_verbs  # noqa: F401  (registers train-prior, sample, cas, prior evaluate)
+from recipes.verbs import VERBS, Shortcut, Verb
 
 # Bad input: reported in one line with exit status 2 (argparse's own status for usage errors).
 USAGE_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)
@@ -33,12 +31,12 @@ EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
 
-def _presets_text(verb: str | None = None) -> str:
+def _presets_text(verb: Verb | None = None) -> str:
     """The presets with their descriptions; for a ``verb``, only those of modalities it has a recipe for."""
     lines = ["presets (--config NAME):"]
     names = preset_names()
     if verb is not None:
-        modalities = {m for v, m in registry.RECIPES if v == verb}
+        modalities = set(verb.modalities)
         names = [n for n in names if peek(n, [], "modality", "image") in modalities]
     width = max((len(n) for n in names), default=0)
     lines += [f"  {name.ljust(width)}  {preset_description(name)}" for name in names]
@@ -46,8 +44,8 @@ def _presets_text(verb: str | None = None) -> str:
 
 
 def _top_help() -> str:
-    width = max(len(v) for v in registry.VERBS)
-    verbs = "\n".join(f"  {name.ljust(width)}  {verb.help}" for name, verb in registry.VERBS.items())
+    width = max(len(v) for v in VERBS)
+    verbs = "\n".join(f"  {name.ljust(width)}  {verb.help}" for name, verb in VERBS.items())
     return (
         "usage: vqtok VERB [--config PRESET_OR_YAML] [options] [key=value ...]\n\n"
         "Discrete VQ tokens for images and speech: train tokenizers, encode data sets into code corpora,\n"
@@ -57,12 +55,12 @@ def _top_help() -> str:
     )
 
 
-def build_parser(verb: registry.Verb) -> argparse.ArgumentParser:
+def build_parser(verb: Verb) -> argparse.ArgumentParser:
     """The argument parser of one verb: common options, the verb's shortcuts, trailing overrides."""
     parser = argparse.ArgumentParser(
         prog=f"vqtok {verb.name}",
         description=verb.help,
-        epilog=_presets_text(verb.name)
+        epilog=_presets_text(verb)
         + "\n\noverrides: dotted config keys, e.g. model.codebook_size=256 train.max_minutes=null",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -99,11 +97,11 @@ def build_parser(verb: registry.Verb) -> argparse.ArgumentParser:
     return parser
 
 
-def _dest(shortcut: registry.Shortcut) -> str:
+def _dest(shortcut: Shortcut) -> str:
     return "shortcut_" + shortcut.flag.lstrip("-").replace("-", "_")
 
 
-def _overrides(verb: registry.Verb, args: argparse.Namespace) -> list[str]:
+def _overrides(verb: Verb, args: argparse.Namespace) -> list[str]:
     """Shortcut options first, then ``--out``, then the trailing overrides (the last word wins)."""
     overrides = [f"{s.key}={getattr(args, _dest(s))}" for s in verb.shortcuts if getattr(args, _dest(s)) is not None]
     if args.out is not None:
@@ -111,7 +109,7 @@ def _overrides(verb: registry.Verb, args: argparse.Namespace) -> list[str]:
     return overrides + _positional_overrides(verb, list(args.overrides))
 
 
-def _positional_overrides(verb: registry.Verb, words: list[str]) -> list[str]:
+def _positional_overrides(verb: Verb, words: list[str]) -> list[str]:
     """For a verb with positional words: the bare words (no ``=``) as overrides of its keys, then the overrides."""
     spec = verb.positional
     if spec is None:
@@ -126,7 +124,7 @@ def _positional_overrides(verb: registry.Verb, words: list[str]) -> list[str]:
     return given + [w for w in words if "=" in w]
 
 
-def _config_source(verb: registry.Verb, args: argparse.Namespace) -> str:
+def _config_source(verb: Verb, args: argparse.Namespace) -> str:
     """``--config``; else, when resuming a run directory given by ``--out``, its saved config; else the default."""
     if args.config is not None:
         return str(args.config)
@@ -137,11 +135,11 @@ def _config_source(verb: registry.Verb, args: argparse.Namespace) -> str:
     return verb.default_config
 
 
-def run_verb(verb: registry.Verb, args: argparse.Namespace) -> int:
+def run_verb(verb: Verb, args: argparse.Namespace) -> int:
     overrides = _overrides(verb, args)
     source = _config_source(verb, args)
     modality = peek(source, overrides, "modality", "image")
-    recipe = registry.find_recipe(verb.name, str(modality))
+    recipe = verb.recipe(str(modality))
     function, schema = recipe.load()
     cfg = load_config(schema, source, overrides)
     if args.print_config:
@@ -170,10 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vqtok {__version__}")
         return 0
     name = argv[0]
-    if name not in registry.VERBS:
-        print(f"vqtok: unknown verb {name!r}; choose one of: {', '.join(registry.VERBS)}.", file=sys.stderr)
+    if name not in VERBS:
+        print(f"vqtok: unknown verb {name!r}; choose one of: {', '.join(VERBS)}.", file=sys.stderr)
         return EXIT_USAGE
-    verb = registry.VERBS[name]
+    verb = VERBS[name]
     try:
         args = build_parser(verb).parse_intermixed_args(argv[1:])
     except SystemExit as stop:  # argparse exits on --help (0) and usage errors (2)

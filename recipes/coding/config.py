@@ -10,21 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from recipes.engine.config import check_positive
 from recipes.image.config import ImageRecipeConfig
 from recipes.speech.config import SPLITS, SpeechRecipeConfig
 
 FILE_SUFFIX = ".vqc"
-
-
-def _positive(section: str, obj: object, *names: str, optional: bool = False) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        if optional and value is None:
-            continue
-        if isinstance(value, bool) or not value > 0:
-            raise ValueError(
-                f"{section}.{name} must be {'positive or null' if optional else 'positive'}; got {value!r}."
-            )
 
 
 @dataclass
@@ -38,8 +28,8 @@ class CompressConfig:
     chunk_size: int = 256  # images coded together (one sequential pass of the prior per chunk)
 
     def __post_init__(self) -> None:
-        _positive("compress", self, "chunk_size")
-        _positive("compress", self, "max_items", optional=True)
+        check_positive("compress", self, "chunk_size")
+        check_positive("compress", self, "max_items", optional=True)
 
 
 @dataclass
@@ -66,8 +56,8 @@ class RDConfig:
     plot: bool = True  # write rd.png beside rd.json
 
     def __post_init__(self) -> None:
-        _positive("rd", self, "fit_items", "chunk_size")
-        _positive("rd", self, "max_items", optional=True)
+        check_positive("rd", self, "fit_items", "chunk_size")
+        check_positive("rd", self, "max_items", optional=True)
         if self.codec_layout not in ("mosaic", "per_image"):
             raise ValueError(f"rd.codec_layout must be 'mosaic' or 'per_image'; got {self.codec_layout!r}.")
         for name, top in (("jpeg_qualities", 95), ("webp_qualities", 100)):
@@ -100,7 +90,7 @@ class SpeechRDConfig:
     plot: bool = True  # write rd.png beside rd.json
 
     def __post_init__(self) -> None:
-        _positive("rd", self, "max_items", "fit_items", optional=True)
+        check_positive("rd", self, "max_items", "fit_items", optional=True)
         depths = self.depths
         bad_list = isinstance(depths, list) and (
             not depths or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in depths)
@@ -124,8 +114,8 @@ class SpeechCompressConfig:
     fit_items: int | None = 500
 
     def __post_init__(self) -> None:
-        _positive("compress", self, "chunk_size")
-        _positive("compress", self, "max_items", "fit_items", optional=True)
+        check_positive("compress", self, "chunk_size")
+        check_positive("compress", self, "max_items", "fit_items", optional=True)
         if self.split not in SPLITS:
             raise ValueError(f"compress.split must be one of {SPLITS} (data.train or data.eval); got {self.split!r}.")
 

@@ -1,10 +1,26 @@
-"""Recipe configs: a dataclass schema, filled from a YAML preset or file, then from dotted overrides.
+"""Recipe configs: a dataclass schema, filled from YAML presets or files, then from dotted overrides.
 
 A config is built in three layers, each checked against the schema (OmegaConf structured configs):
 
 1. the schema's defaults (a ``@dataclass`` whose fields are sections or plain values);
-2. a YAML source: a preset name from ``recipes/configs`` (``"tiny"``, ``"image_vqvae"``) or a path;
+2. a YAML source: a preset name from ``recipes/configs`` (``"tiny"``, ``"image_vqvae"``) or a path.
+   A YAML file may start from others and change only what differs: a top-level
+   ``defaults: [speech_festival]`` lists presets or YAML paths (relative to the file), applied in
+   order, with the file's own keys on top. Those may have defaults of their own; a cycle is an error;
 3. command-line overrides such as ``model.codebook_size=256`` or ``train.max_minutes=null``.
+
+Selections. A few keys choose what the other keys of their section mean, so they must not merge
+with settings made for another choice: ``modality`` chooses the schema itself (its section is the
+whole config) and ``data.name`` the data set (``data.root``, the splits, a speech corpus's layout and
+utterance selections belong to one data set). The rule: when a source (one YAML file, or all the
+overrides together) sets a selecting key to another value than the one it inherits, the section's
+inherited settings are dropped: it starts again from the schema's defaults, then takes what this
+source and later ones set. One line on stderr names what was reset, e.g. ``note: data.name=fsdd
+(from the command line) replaces the data section of preset 'speech_festival' (data.layout,
+data.train.max_index, ... reset to defaults)``. Not selections, because their dependants are checked
+or kept apart: an image tokenizer's ``model.kind`` (``num_levels`` is checked against it; widths and
+codebooks carry over), a speech tokenizer's ``model.quantizer`` (likewise ``num_quantizers``) and a
+prior's ``model.kind`` (each kind has its own subsection, ``model.pixelcnn``, ``model.transformer``).
 
 An unknown key, a value of the wrong type or a malformed override raises :class:`ConfigError` (a
 ``ValueError``) that names the key and where it came from. The result is a plain dataclass
@@ -14,16 +30,19 @@ instance, so recipes get attribute access and type hints and never see OmegaConf
 from __future__ import annotations
 
 import difflib
+import numbers
+import os
 import re
+import sys
 import types
 import typing
 from collections.abc import Sequence
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf import errors as oc_errors
 
 from tokenizers_vq.io import atomic_write_text
@@ -32,6 +51,9 @@ T = TypeVar("T")
 
 PRESETS = resources.files("recipes") / "configs"  # package data, see pyproject.toml
 _KEY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+# Selecting keys (see the module docstring), shallowest first; each selects its parent section ("": all).
+SELECTIONS = ("modality", "data.name")
+_UNSET = object()
 
 
 class ConfigError(ValueError):
@@ -57,52 +79,158 @@ def preset_description(name: str) -> str:
     return ""
 
 
-def read_source(source: str | Path) -> tuple[DictConfig, str]:
-    """Parse a preset name or a YAML path into a raw ``DictConfig`` and a label for messages.
+@dataclass
+class _Source:
+    """One YAML file, or the overrides: its updates (plain nested dicts) in order, each with its origin."""
 
-    A string with a path separator or a ``.yaml``/``.yml`` ending is a path; anything else is a
-    preset name.
+    name: str  # "preset 'tiny'", a path, or "the command line"
+    where: str  # "in preset 'tiny'", "from the command line": for the selection note
+    updates: list[tuple[dict[str, Any], str]]  # (update, origin for error messages)
+
+
+def _read_yaml(source: str | Path, folder: Path | None, named_in: str | None) -> tuple[dict[str, Any], str, str, Path]:
+    """Parse a preset name or a YAML path: (its keys, its label, an identity for cycles, the folder it lies in).
+
+    A string with a path separator or a ``.yaml``/``.yml`` ending is a path (relative to ``folder``
+    when given: the folder of the file whose ``defaults`` names it); anything else is a preset name.
     """
     text = str(source)
-    looks_like_path = isinstance(source, Path) or "/" in text or text.endswith((".yaml", ".yml"))
-    if looks_like_path:
+    context = f" (named in the defaults of {named_in})" if named_in else ""
+    if isinstance(source, Path) or "/" in text or text.endswith((".yaml", ".yml")):
         path = Path(text).expanduser()
+        path = folder / path if folder is not None and not path.is_absolute() else path
         if not path.is_file():
             raise ConfigError(
-                f"config file {text!r} does not exist. Pass a YAML file or one of the presets: "
+                f"config file {str(path)!r}{context} does not exist. Pass a YAML file or one of the presets: "
                 f"{', '.join(preset_names())}."
             )
-        raw, label = path.read_text(encoding="utf-8"), str(path)
+        raw, label, identity, home = path.read_text(encoding="utf-8"), str(path), str(path.resolve()), path.parent
     else:
         names = preset_names()
         if text not in names:
             close = difflib.get_close_matches(text, names, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown preset {text!r}.{hint} Presets: {', '.join(names)}; or pass a YAML path.")
+            raise ConfigError(
+                f"unknown preset {text!r}{context}.{hint} Presets: {', '.join(names)}; or pass a YAML path."
+            )
         raw = PRESETS.joinpath(f"{text}.yaml").read_text(encoding="utf-8")
-        label = f"preset {text!r}"
+        label = identity = f"preset {text!r}"
+        home = Path(str(PRESETS))
     try:
         loaded = OmegaConf.create(raw) if raw.strip() else OmegaConf.create({})
     except Exception as err:  # yaml.YAMLError and OmegaConf's own parse errors
         raise ConfigError(f"cannot parse {label} as YAML: {err}") from err
     if not isinstance(loaded, DictConfig):
         raise ConfigError(f"{label} must hold a mapping of config keys; got a {type(loaded).__name__}.")
-    return loaded, label
+    keys = typing.cast(dict[str, Any], OmegaConf.to_container(loaded, resolve=False))
+    return keys, label, identity, home
+
+
+def _yaml_sources(
+    source: str | Path, folder: Path | None = None, chain: tuple[tuple[str, str], ...] = ()
+) -> list[_Source]:
+    """``source`` and, before it, what its ``defaults`` name (depth first, in order); ``chain``: the files above."""
+    keys, label, identity, home = _read_yaml(source, folder, chain[-1][1] if chain else None)
+    if identity in (i for i, _ in chain):
+        loop = " → ".join([*(name for _, name in chain), label])
+        raise ConfigError(f"the defaults form a cycle: {loop}. Remove one of these entries.")
+    entries = keys.pop("defaults", [])
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        raise ConfigError(
+            f"'defaults' in {label} must be a list of preset names or YAML paths, e.g. defaults: [tiny]; "
+            f"got {entries!r}."
+        )
+    sources = [s for entry in entries for s in _yaml_sources(entry, home, (*chain, (identity, label)))]
+    return [*sources, _Source(label, f"in {label}", [(keys, f"in {label}")])]
+
+
+def _sources(source: str | Path | None, overrides: Sequence[str]) -> list[_Source]:
+    """Every source in the order it applies: the defaults chain of ``source``, ``source``, then the overrides."""
+    sources = _yaml_sources(source) if source is not None else []
+    if overrides:
+        updates = [(_plain(parse_override(o)), f"from override {o!r}") for o in overrides]
+        sources.append(_Source("the command line", "from the command line", updates))
+    return sources
+
+
+def _plain(cfg: DictConfig) -> dict[str, Any]:
+    return typing.cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=False))
+
+
+def _get(tree: Any, dotted: str) -> Any:
+    """The value at ``dotted`` in nested dicts; ``_UNSET`` when a part is missing."""
+    for part in dotted.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return _UNSET
+        tree = tree[part]
+    return tree
+
+
+def _last(updates: Sequence[dict[str, Any]], dotted: str, default: Any = _UNSET) -> Any:
+    """The value the last of ``updates`` that sets ``dotted`` gives it; ``default`` when none does."""
+    found = [v for v in (_get(u, dotted) for u in updates) if v is not _UNSET]
+    return found[-1] if found else default
+
+
+def _drop(update: dict[str, Any], section: str) -> dict[str, Any]:
+    """Remove ``section`` ("" for everything) from ``update``; the flattened keys removed and their values."""
+    if not section:
+        removed = dict(update)
+        update.clear()
+        return flatten(removed)
+    parent_key, _, name = section.rpartition(".")
+    parent = _get(update, parent_key) if parent_key else update
+    if not isinstance(parent, dict) or name not in parent:
+        return {}
+    value = parent.pop(name)
+    return flatten(value, f"{section}.") if isinstance(value, dict) else {section: value}
+
+
+def _apply_selections(schema: type, sources: list[_Source]) -> None:
+    """Drop inherited settings of a section whose selecting key a later source changes (module docstring)."""
+    base = OmegaConf.structured(schema)
+    for i, source in enumerate(sources):
+        mine = [u for u, _ in source.updates]
+        for key in (k for k in SELECTIONS if k.rpartition(".")[2] in _field_names(schema, k.rpartition(".")[0])):
+            new = _last(mine, key)
+            earlier = [u for s in sources[:i] for u, _ in s.updates]
+            if new is _UNSET or new == _last(earlier, key, OmegaConf.select(base, key)):
+                continue
+            section = key.rpartition(".")[0]
+            kept = {k for u in mine for k in flatten(u)}
+            lost: dict[str, list[str]] = {}  # source name -> its keys now back at the schema default
+            for earlier_source in sources[:i]:
+                for update, _ in earlier_source.updates:
+                    for k, v in _drop(update, section).items():
+                        if k not in kept and v != _default(base, k):
+                            lost.setdefault(earlier_source.name, []).append(k)
+            _note_reset(f"{key}={new} ({source.where})", section, lost)
+
+
+def _default(base: DictConfig, dotted: str) -> Any:
+    value = OmegaConf.select(base, dotted, default=None, throw_on_missing=False)
+    return OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
+
+
+def _note_reset(change: str, section: str, lost: dict[str, list[str]]) -> None:
+    """One line on stderr (rank 0 only) saying which inherited keys a selection reset."""
+    if not lost or os.environ.get("RANK", "0") != "0":
+        return
+    keys = [k for ks in lost.values() for k in ks]
+    if not section:  # everything was dropped: name the top-level keys and sections
+        keys = list(dict.fromkeys(k.split(".")[0] for k in keys))
+    shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+    what = f"the {section} section of" if section else "all of"
+    print(f"note: {change} replaces {what} {', '.join(lost)} ({shown} reset to defaults)", file=sys.stderr)
 
 
 def peek(source: str | Path | None, overrides: Sequence[str], key: str, default: Any) -> Any:
-    """The value of top-level ``key`` in ``source`` and ``overrides`` without any schema.
+    """The value of ``key`` that ``source`` (with its defaults) and ``overrides`` set, without any schema.
 
-    Used to pick a schema (e.g. by ``modality``) before the config can be checked.
+    Used to pick a schema (by ``modality``) before the config can be checked; the selection rule,
+    which needs the schema, is not applied (the selecting key itself is the last value set).
     """
-    value = default
-    if source is not None:
-        value = read_source(source)[0].get(key, value)
-    for override in overrides:
-        name, sep, raw = override.partition("=")
-        if sep and name.strip() == key:
-            value = OmegaConf.from_dotlist([f"{key}={raw}"])[key]
-    return value
+    return _last([u for s in _sources(source, overrides) for u, _ in s.updates], key, default)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,23 +238,23 @@ def peek(source: str | Path | None, overrides: Sequence[str], key: str, default:
 
 
 def load_config(schema: type[T], source: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
-    """Build a ``schema`` instance from its defaults, ``source`` (preset or YAML path) and ``overrides``.
+    """Build a ``schema`` instance from its defaults, ``source`` (preset or YAML path, with the
+    presets its ``defaults`` name) and ``overrides``, applying the selection rule (module docstring).
 
     >>> cfg = load_config(ImageRecipeConfig, "tiny", ["model.codebook_size=32"])  # doctest: +SKIP
     >>> cfg.model.codebook_size                                                  # doctest: +SKIP
     32
 
     Raises :class:`ConfigError` for an unknown key, a wrong type, a malformed override, an
-    unknown preset or a value the schema's own checks (``__post_init__``) reject.
+    unknown preset, a cycle of defaults or a value the schema's own checks (``__post_init__``) reject.
     """
     if not is_dataclass(schema):
         raise TypeError(f"schema must be a dataclass type; got {schema!r}.")
+    sources = _sources(source, overrides)
+    _apply_selections(schema, sources)
     cfg = OmegaConf.structured(schema)
-    if source is not None:
-        loaded, label = read_source(source)
-        cfg = _merge(schema, cfg, loaded, origin=f"in {label}")
-    for override in overrides:
-        cfg = _merge(schema, cfg, parse_override(override), origin=f"from override {override!r}")
+    for update, origin in (pair for s in sources for pair in s.updates):
+        cfg = _merge(schema, cfg, OmegaConf.create(update), origin)
     try:
         return typing.cast(T, OmegaConf.to_object(cfg))
     except oc_errors.MissingMandatoryValue as err:
@@ -292,3 +420,18 @@ def check_run_fields(cfg: Any, modality: str) -> None:
         raise ValueError(f"threads must be a positive integer or null; got {cfg.threads}.")
     if not cfg.name or "/" in cfg.name:
         raise ValueError(f"name must be a non-empty run name without '/'; got {cfg.name!r}.")
+
+
+def check_positive(section: str, obj: object, *names: str, optional: bool = False) -> None:
+    """Raise ``ValueError`` unless each field ``names`` of ``obj`` is a number > 0 (or null, when ``optional``).
+
+    ``section`` prefixes the key in the message: ``check_positive("train", cfg, "steps")`` with
+    ``steps=0`` says ``train.steps must be positive; got 0.``; pass ``""`` for top-level fields.
+    """
+    for name in names:
+        value = getattr(obj, name)
+        if optional and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+            key = f"{section}.{name}" if section else name
+            raise ValueError(f"{key} must be {'a positive number or null' if optional else 'positive'}; got {value!r}.")

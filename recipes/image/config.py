@@ -11,18 +11,8 @@ import math
 from dataclasses import dataclass, field
 
 from modalities.image import ImageTokenizerConfig
-from recipes.engine.config import check_run_fields
+from recipes.engine.config import check_positive, check_run_fields
 from recipes.engine.shards import parse_shard
-
-
-def _check_positive(section: str, obj: object, *names: str, optional: bool = False) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        if optional and value is None:
-            continue
-        if not value > 0:
-            what = "a positive number or null" if optional else "positive"
-            raise ValueError(f"{section}.{name} must be {what}; got {value!r}.")
 
 
 @dataclass
@@ -37,7 +27,7 @@ class DataConfig:
     max_train_images: int | None = None  # a seeded random subset of the training split; null: all of it
 
     def __post_init__(self) -> None:
-        _check_positive("data", self, "max_train_images", optional=True)
+        check_positive("data", self, "max_train_images", optional=True)
 
 
 @dataclass
@@ -59,8 +49,8 @@ class TrainConfig:
     checkpoint_every: int = 200  # steps between checkpoints (and one at the end)
 
     def __post_init__(self) -> None:
-        _check_positive("train", self, "steps", "batch_size", "lr", "log_every", "eval_every", "checkpoint_every")
-        _check_positive("train", self, "grad_clip", "max_minutes", "eval_images", optional=True)
+        check_positive("train", self, "steps", "batch_size", "lr", "log_every", "eval_every", "checkpoint_every")
+        check_positive("train", self, "grad_clip", "max_minutes", "eval_images", optional=True)
         if self.weight_decay < 0:
             raise ValueError(f"train.weight_decay must be >= 0; got {self.weight_decay}.")
         if self.schedule not in ("constant", "cosine"):
@@ -87,8 +77,8 @@ class EvalConfig:
     max_images: int | None = None  # the first N images of the split; null: all
 
     def __post_init__(self) -> None:
-        _check_positive("eval", self, "batch_size")
-        _check_positive("eval", self, "max_images", optional=True)
+        check_positive("eval", self, "batch_size")
+        check_positive("eval", self, "max_images", optional=True)
 
 
 @dataclass
@@ -102,7 +92,7 @@ class TokenizeConfig:
     merge: bool = False  # only merge the chunks earlier shard runs wrote (an error while some are missing)
 
     def __post_init__(self) -> None:
-        _check_positive("tokenize", self, "batch_size", "chunk_size")
+        check_positive("tokenize", self, "batch_size", "chunk_size")
         parse_shard(self.shard)
 
 
@@ -116,7 +106,7 @@ class ReconstructConfig:
     min_cell: int = 64  # small images are enlarged (nearest neighbour) to at least this many pixels
 
     def __post_init__(self) -> None:
-        _check_positive("reconstruct", self, "num_images", "per_row", "min_cell")
+        check_positive("reconstruct", self, "num_images", "per_row", "min_cell")
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from priors import ClassifierConfig, SamplingConfig, TransformerConfig
-from recipes.engine.config import check_run_fields
+from recipes.engine.config import check_positive, check_run_fields
 from recipes.image.config import TrainConfig
 
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -41,8 +41,7 @@ class MixedDataConfig:
             )
         if not 0.0 < self.audio_share < 1.0:
             raise ValueError(f"data.audio_share must be in (0, 1); got {self.audio_share}.")
-        if self.image_items is not None and self.image_items < 1:
-            raise ValueError(f"data.image_items must be positive or null; got {self.image_items}.")
+        check_positive("data", self, "image_items", optional=True)
         if self.text_vocab_size < 8:
             raise ValueError(f"data.text_vocab_size must be at least 8; got {self.text_vocab_size}.")
 
@@ -58,8 +57,7 @@ class MixedSampleConfig:
     min_cell: int = 56  # small images are enlarged (nearest neighbour) to at least this many pixels
 
     def __post_init__(self) -> None:
-        if self.num_samples < 1 or self.min_cell < 1:
-            raise ValueError("sample.num_samples and sample.min_cell must be positive.")
+        check_positive("sample", self, "num_samples", "min_cell")
 
 
 @dataclass
@@ -70,8 +68,8 @@ class MixedEvalConfig:
     max_items: int | None = 2000  # the first N held-out items of each modality; null: all
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or (self.max_items is not None and self.max_items < 1):
-            raise ValueError("eval.batch_size and eval.max_items must be positive (max_items may be null).")
+        check_positive("eval", self, "batch_size")
+        check_positive("eval", self, "max_items", optional=True)
 
 
 @dataclass
@@ -86,8 +84,9 @@ class MixedCASConfig:
     audio_classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
 
     def __post_init__(self) -> None:
-        if self.samples_per_class < 1 or self.audio_frames < 8:
-            raise ValueError("cas.samples_per_class must be positive and cas.audio_frames at least 8.")
+        check_positive("cas", self, "samples_per_class")
+        if self.audio_frames < 8:
+            raise ValueError(f"cas.audio_frames must be at least 8; got {self.audio_frames}.")
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from priors import ClassifierConfig, ConvNetConfig, SamplingConfig, TransformerConfig
-from recipes.engine.config import check_run_fields
+from recipes.engine.config import check_positive, check_run_fields
 from recipes.image.config import TrainConfig
 
 _KINDS = ("pixelcnn", "transformer")
@@ -51,10 +51,8 @@ class SampleConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
     def __post_init__(self) -> None:
-        if self.num_samples < 1 or self.batch_size < 1 or self.min_cell < 1:
-            raise ValueError("sample.num_samples, sample.batch_size and sample.min_cell must be positive.")
-        if self.per_row is not None and self.per_row < 1:
-            raise ValueError(f"sample.per_row must be positive or null; got {self.per_row}.")
+        check_positive("sample", self, "num_samples", "batch_size", "min_cell")
+        check_positive("sample", self, "per_row", optional=True)
         if self.rejection_threshold is not None and not 0.0 <= self.rejection_threshold < 1.0:
             raise ValueError(f"sample.rejection_threshold must be in [0, 1) or null; got {self.rejection_threshold}.")
 
@@ -69,10 +67,8 @@ class PriorEvalConfig:
     distortion_fit_items: int = 2000  # training images used to fit the decoder Gaussian's sigma
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.distortion_fit_items < 1:
-            raise ValueError("eval.batch_size and eval.distortion_fit_items must be positive.")
-        if self.max_items is not None and self.max_items < 1:
-            raise ValueError(f"eval.max_items must be positive or null; got {self.max_items}.")
+        check_positive("eval", self, "batch_size", "distortion_fit_items")
+        check_positive("eval", self, "max_items", optional=True)
 
 
 @dataclass
@@ -86,8 +82,7 @@ class CASConfig:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
 
     def __post_init__(self) -> None:
-        if self.samples_per_class < 1:
-            raise ValueError(f"cas.samples_per_class must be positive; got {self.samples_per_class}.")
+        check_positive("cas", self, "samples_per_class")
         if self.rejection_threshold is not None and not 0.0 <= self.rejection_threshold < 1.0:
             raise ValueError(f"cas.rejection_threshold must be in [0, 1) or null; got {self.rejection_threshold}.")
 

@@ -13,21 +13,10 @@ from dataclasses import dataclass, field
 from modalities.speech import Selection, SpeechTokenizerConfig
 from modalities.speech.data import LAYOUTS
 from modalities.speech.labels import PHONE_MAPS
-from recipes.engine.config import check_run_fields
+from recipes.engine.config import check_positive, check_run_fields
 from recipes.engine.shards import parse_shard
 
 SPLITS = ("train", "eval")
-
-
-def _positive(section: str, obj: object, *names: str, optional: bool = False) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        if optional and value is None:
-            continue
-        if not value > 0:
-            raise ValueError(
-                f"{section}.{name} must be {'a positive number or null' if optional else 'positive'}; got {value!r}."
-            )
 
 
 def _split(section: str, value: str) -> None:
@@ -72,9 +61,9 @@ class SpeechTrainConfig:
     checkpoint_every: int = 250
 
     def __post_init__(self) -> None:
-        _positive("train", self, "steps", "batch_size", "segment_frames", "lr", "log_every", "eval_every")
-        _positive("train", self, "checkpoint_every")
-        _positive("train", self, "grad_clip", "max_minutes", "eval_utterances", optional=True)
+        check_positive("train", self, "steps", "batch_size", "segment_frames", "lr", "log_every", "eval_every")
+        check_positive("train", self, "checkpoint_every")
+        check_positive("train", self, "grad_clip", "max_minutes", "eval_utterances", optional=True)
         if self.weight_decay < 0:
             raise ValueError(f"train.weight_decay must be >= 0; got {self.weight_decay}.")
 
@@ -88,7 +77,7 @@ class SpeechEvalConfig:
 
     def __post_init__(self) -> None:
         _split("eval", self.split)
-        _positive("eval", self, "max_utterances", optional=True)
+        check_positive("eval", self, "max_utterances", optional=True)
 
 
 @dataclass
@@ -102,7 +91,7 @@ class SpeechTokenizeConfig:
 
     def __post_init__(self) -> None:
         _split("tokenize", self.split)
-        _positive("tokenize", self, "chunk_size")
+        check_positive("tokenize", self, "chunk_size")
         parse_shard(self.shard)
 
 
@@ -116,7 +105,7 @@ class SpeechReconstructConfig:
 
     def __post_init__(self) -> None:
         _split("reconstruct", self.split)
-        _positive("reconstruct", self, "num_utterances")
+        check_positive("reconstruct", self, "num_utterances")
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from priors import TransformerConfig
-from recipes.engine.config import check_run_fields
+from recipes.engine.config import check_positive, check_run_fields
 from recipes.image.config import TrainConfig
 
 _MODEL_TYPES = ("bpe", "unigram")
@@ -47,8 +47,5 @@ class BPERecipeConfig:
 
     def __post_init__(self) -> None:
         check_run_fields(self, "bpe")
-        for key in ("max_items", "eval_items"):
-            if getattr(self, key) is not None and getattr(self, key) < 1:
-                raise ValueError(f"{key} must be positive or null; got {getattr(self, key)}.")
-        if self.eval_batch_size < 1:
-            raise ValueError(f"eval_batch_size must be positive; got {self.eval_batch_size}.")
+        check_positive("", self, "max_items", "eval_items", optional=True)
+        check_positive("", self, "eval_batch_size")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from dataclasses import is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,8 @@ import pytest
 from PIL import Image
 
 from modalities.image import ImageTokenizer, load_image_dataset
-from recipes import registry
+from recipes.engine.config import describe_type, peek
+from recipes.verbs import _ROWS, VERBS
 from tokenizers_vq.io import read_jsonl, sha256_file
 
 
@@ -22,11 +26,49 @@ def _level_figures(level: dict) -> None:
 def test_help_lists_verbs_and_presets(vqtok) -> None:
     res = vqtok("--help")
     assert res.code == 0
-    for name in registry.VERBS:
-        assert name in res.out
+    listed = res.out.split("verbs:\n")[1].split("\n\n")[0].splitlines()
+    assert [line.split()[0] for line in listed] == list(VERBS)  # in the table's order
     assert "tiny" in res.out and "quickstart" in res.out
     assert vqtok().code == 2
     assert vqtok("train-tokenizer", "--help").code == 0
+
+
+def test_the_verb_table_is_complete_and_loads() -> None:
+    assert len(VERBS) == len(_ROWS), "two rows of recipes/verbs.py share a verb name"
+    common = {"--config", "--out", "--json", "--print-config", "--resume", "--overwrite", "--help"}
+    for verb in VERBS.values():
+        assert verb.recipes and len(verb.modalities) == len(set(verb.modalities)), verb.name
+        assert peek(verb.default_config, [], "modality", "image") in verb.modalities, verb.name
+        flags = [s.flag for s in verb.shortcuts]
+        assert len(flags) == len(set(flags)) and not common & set(flags), verb.name
+        schemas = {}
+        for recipe in verb.recipes:
+            function, schemas[recipe.modality] = recipe.load()
+            assert callable(function) and is_dataclass(schemas[recipe.modality]), (verb.name, recipe.modality)
+        for shortcut in verb.shortcuts:  # each sets a key of at least one of the verb's schemas
+            assert any(describe_type(schema, shortcut.key) != "a value" for schema in schemas.values()), shortcut
+    with pytest.raises(ValueError, match=r"`phones` has no recipe for modality 'image'; modalities with one: speech"):
+        VERBS["phones"].recipe("image")
+
+
+def test_importing_the_cli_imports_no_recipe() -> None:
+    """The table is data: `vqtok --help` imports no recipe module (and nothing registers itself on import)."""
+    code = (
+        "import sys, recipes.cli; from recipes.verbs import VERBS; "
+        "targets = {r.target.split(':')[0] for v in VERBS.values() for r in v.recipes}; "
+        "print(sorted(targets & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_changed_data_set_says_what_it_resets(vqtok) -> None:
+    res = vqtok("train-tokenizer", "--config", "tiny", "--data", "cifar10_subset", "--print-config")
+    assert res.code == 0 and "max_train_images: null" in res.out
+    assert res.err == (
+        "note: data.name=cifar10_subset (from the command line) replaces the data section of preset 'tiny' "
+        "(data.max_train_images reset to defaults)\n"
+    )
 
 
 def test_unknown_verb_exits_2(vqtok) -> None:
@@ -177,7 +219,8 @@ def test_bad_input_is_one_line_and_exit_2(vqtok, args: list[str], needle: str, t
     res = vqtok(*args, "--out", tmp_path / "out")
     assert res.code == 2, res.err
     assert needle in res.err
-    assert len(res.err.strip().splitlines()) == 1 and "Traceback" not in res.err
+    errors = [line for line in res.err.strip().splitlines() if not line.startswith("note: ")]
+    assert len(errors) == 1 and "Traceback" not in res.err
     assert res.out == ""
 
 
