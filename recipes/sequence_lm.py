@@ -1,21 +1,26 @@
-"""What the recipes over variable-length id sequences share (``bpe``, ``train-mixed``): item codes, one training step.
+"""What the recipes over variable-length id sequences share (``bpe``, ``train-mixed``): item codes, the training task.
 
 Dimension legend: ``T`` codes per (padded) utterance, ``h``/``w`` an image level's grid.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from torch import nn
 
 from priors.sequence import lm_nll_sum
 from recipes.engine.parallel import Ranks
-from recipes.engine.runtime import optimizer_step
-from recipes.image.config import TrainConfig
-from recipes.priors.corpus import CodeCorpus
+from recipes.engine.trainer import StepOutput
 from tokenizers_vq import distributed
+from tokenizers_vq.corpus import CodeCorpus
+
+LN2 = math.log(2.0)
 
 
 def item_codes(corpus: CodeCorpus, index: int) -> list[np.ndarray]:
@@ -32,35 +37,41 @@ def code_sequences(corpus: CodeCorpus, limit: int | None = None) -> list[np.ndar
     return [np.concatenate(item_codes(corpus, i)) for i in range(n)]
 
 
-def fit_step(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    sequences: Sequence[Sequence[int]],
-    pad: int,
-    train: TrainConfig,
-    step: int,
-    ranks: Ranks | None = None,
-) -> float:
-    """One Adam step on the mean NLL per token of the global batch at ``train.lr_at(step)``; returns that mean in nats.
+@dataclass
+class SequenceTask:
+    """A causal LM over id sequences: the mean NLL per token of the global batch, logged in bits per token.
 
-    With several ``ranks``, ``sequences`` is this rank's share of the global batch and ``model`` the
-    DistributedDataParallel wrapper (:meth:`recipes.engine.parallel.Ranks.wrap`); the step is the one a
-    single process takes over the whole batch, whatever each share's length and padding.
+    With several ranks each step's ``indices`` are this rank's share of the global batch and ``net`` the
+    DistributedDataParallel wrapper; the step is the one a single process takes over the whole batch,
+    whatever each share's length and padding.
     """
-    for group in optimizer.param_groups:
-        group["lr"] = train.lr_at(step)
-    world = 1 if ranks is None else ranks.world
-    total, tokens = lm_nll_sum(model, sequences, pad)
-    # The shares predict different numbers of tokens, so each rank divides its NLL sum by the global
-    # count (not its own), times ``world`` because DDP averages the ranks' gradients: the average is
-    # then the gradient of the global batch's mean NLL per token.
-    if world > 1:
-        tokens = distributed.all_reduce_sum(tokens.float())
-    loss = total * world / tokens
-    mean = loss.detach().clone()
-    if world > 1:  # the global batch's mean, which every rank logs and raises on alike
-        mean = distributed.all_reduce_sum(mean) / world
-    if not torch.isfinite(mean):
-        raise FloatingPointError(f"the loss became {float(mean)} at step {step + 1}; lower train.lr.")
-    optimizer_step(loss, optimizer, model, train.grad_clip, step, "lower train.lr")
-    return float(mean)
+
+    sequence: Callable[[int], Sequence[int]]  # training item i → its ids
+    count: int  # training items
+    ranks: Ranks
+    held_out: Callable[[], dict[str, Any]] | None = None  # held-out figures, with ``bits_per_token``
+    pad: int = 0
+    progress: ClassVar[tuple[str, ...]] = ("bits_per_token",)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def step(self, net: nn.Module, indices: torch.Tensor) -> StepOutput:
+        world = self.ranks.world
+        total, tokens = lm_nll_sum(net, [self.sequence(i) for i in indices.tolist()], self.pad)
+        # The shares predict different numbers of tokens, so each rank divides its NLL sum by the global
+        # count (not its own), times ``world`` because DDP averages the ranks' gradients: the average is
+        # then the gradient of the global batch's mean NLL per token.
+        if world > 1:
+            tokens = distributed.all_reduce_sum(tokens.float())
+        loss = total * world / tokens
+        mean = loss.detach().clone()
+        if world > 1:  # the global batch's mean, which rank 0 logs
+            mean = distributed.all_reduce_sum(mean) / world
+        return StepOutput(loss, {"bits_per_token": float(mean) / LN2})
+
+    def evaluate(self) -> dict[str, Any] | None:
+        return None if self.held_out is None else self.held_out()
+
+    def describe(self, step: int, figures: dict[str, Any]) -> str:
+        return f"eval @ step {step}: {figures['bits_per_token']:.4f} bits/token"

@@ -5,12 +5,12 @@ A run directory holds::
     config.yaml           the resolved config of the run
     metrics.jsonl         one JSON row per log interval, per evaluation and per checkpoint
     tensorboard/          the same rows as TensorBoard scalars (recipes.engine.runlog)
-    tokenizer/            the published model (save_pretrained), refreshed at every checkpoint
+    tokenizer/            the published model (save_pretrained), refreshed at every checkpoint; prior/ for priors
     checkpoint/state.pt   training state: model, optimizer, step, RNG states, data-order position
 
 Every file is replaced atomically and ``state.pt`` last, so a run killed at any moment (even by
 SIGKILL) resumes from its last checkpoint, losing at most the steps since. Shared by every
-training recipe (tokenizers of each modality, priors).
+training recipe (tokenizers of each modality, priors) through :func:`recipes.engine.trainer.fit`.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class RunPaths:
     """Where a training run keeps its files."""
 
     root: Path
+    weights_name: str = "tokenizer"  # the published model's folder: "tokenizer", or "prior" for priors
 
     @property
     def config(self) -> Path:
@@ -58,9 +59,9 @@ class RunPaths:
         return self.root / "tensorboard"
 
     @property
-    def tokenizer(self) -> Path:
+    def weights(self) -> Path:
         """The published model (``save_pretrained``): a tokenizer, or whatever the recipe trains."""
-        return self.root / "tokenizer"
+        return self.root / self.weights_name
 
     @property
     def checkpoint(self) -> Path:
@@ -127,7 +128,7 @@ def check_run_dir(paths: RunPaths, resume: bool, overwrite: bool) -> bool:
 def prepare_run_dir(paths: RunPaths, overwrite: bool) -> None:
     """Create the run directory, empty it of an old run when overwriting, and drop a killed run's temporaries."""
     if overwrite:
-        for p in (paths.checkpoint, paths.tokenizer, paths.tensorboard):
+        for p in (paths.checkpoint, paths.weights, paths.tensorboard):
             if p.exists():
                 shutil.rmtree(p)
         paths.metrics.unlink(missing_ok=True)
@@ -182,7 +183,7 @@ def save_checkpoint(
     seconds: float,
     rows: list[dict[str, Any]],
 ) -> None:
-    """Write ``rows`` to metrics.jsonl, publish ``model`` to ``tokenizer/``, then the training state.
+    """Write ``rows`` to metrics.jsonl, publish ``model`` to ``paths.weights``, then the training state.
 
     The state holds the model and optimizer, ``step``, the global RNG states, the data-order
     position and the wall time spent so far.
@@ -190,7 +191,7 @@ def save_checkpoint(
     # Order matters: metrics and published weights first, state.pt last. A kill in between leaves
     # the previous state.pt, and the newer files are rewritten when the resumed run gets there.
     write_jsonl(paths.metrics, rows)
-    model.save_pretrained(paths.tokenizer)
+    model.save_pretrained(paths.weights)
     state = {
         "version": CHECKPOINT_VERSION,
         "step": step,

@@ -75,6 +75,13 @@ class Ranks:
         """Rank 0's ``flag`` on every rank (for decisions such as stopping on a time budget)."""
         return agree(flag, self.device)
 
+    def all_finite(self, value: torch.Tensor) -> bool:
+        """Whether ``value`` is finite on every rank: one rank's NaN stops them all, none is left waiting in backward."""
+        finite = torch.isfinite(value.detach()).all().reshape(1).float()
+        if self.world > 1:
+            finite = distributed.all_reduce_sum(finite)
+        return int(finite.item()) == self.world
+
     def out_of_time(self, seconds: float, max_minutes: float | None, step: int, steps: int) -> bool:
         """Whether to stop early after ``seconds`` of a ``max_minutes`` budget (rank 0's clock decides for all)."""
         if max_minutes is None:

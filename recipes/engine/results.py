@@ -1,11 +1,12 @@
-"""Plain aligned-text tables for the figures a verb reports (the same figures ``--json`` prints)."""
+"""Plain aligned-text tables for the figures a verb reports (the same figures ``--json`` prints); training results."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
-from typing import Any, ClassVar
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Self
 
 
 def format_value(value: Any) -> str:
@@ -71,13 +72,20 @@ def _is_shape(value: Any) -> bool:
 
 
 class TrainingResultFigures:
-    """``to_dict`` and ``format`` of a training recipe's result dataclass.
+    """``to_dict``, ``format`` and ``from_outcome`` of a training verb's result dataclass.
 
     The dataclass has ``step``, ``steps``, ``stopped_by_budget`` and ``figures`` (the last held-out
     evaluation) among its fields, and names its verb in ``title``.
     """
 
     title: ClassVar[str] = ""
+
+    @classmethod
+    def from_outcome(cls, outcome: Any, **fields: Any) -> Self:
+        """The result with ``fields``, its other fields taken by name from ``outcome`` (a ``FitOutcome``)."""
+        own = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        shared = {name: getattr(outcome, name) for name in own - fields.keys() if hasattr(outcome, name)}
+        return cls(**shared, **fields)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)  # type: ignore[call-overload]
@@ -88,3 +96,21 @@ class TrainingResultFigures:
         head = {k: v for k, v in d.items() if k not in ("figures", "stopped_by_budget", "step", "steps")}
         head["steps"] = f"{d['step']}/{d['steps']} ({status})"
         return format_figures({**head, **d["figures"]}, title=self.title)
+
+
+@dataclass
+class TrainResult(TrainingResultFigures):
+    """What ``train-tokenizer`` did (any modality): where it wrote, how far it got, and its last evaluation."""
+
+    title: ClassVar[str] = "train-tokenizer"
+
+    run_dir: str
+    tokenizer_dir: str
+    step: int  # optimizer steps completed
+    steps: int  # the configured total
+    resumed_from: int | None  # step of the checkpoint this invocation started from
+    stopped_by_budget: bool  # train.max_minutes ran out before train.steps
+    seconds: float  # wall time of this invocation's training loop
+    figures: dict[str, Any] = field(default_factory=dict)  # last evaluation on the held-out split
+    world_size: int = 1  # processes that trained (torchrun)
+    codebook_checksum: str | None = None  # at the last checkpoint, the same on every rank

@@ -12,8 +12,8 @@ ones, so TensorBoard, like metrics.jsonl, shows each step once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 
@@ -108,49 +108,3 @@ class RunLog:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-
-
-class Schedule(Protocol):
-    """The periods a training config sets (``TrainConfig``, ``SpeechTrainConfig``)."""
-
-    log_every: int
-    eval_every: int
-    checkpoint_every: int
-
-
-def after_step(
-    log: RunLog,
-    schedule: Schedule,
-    step: int,
-    last: bool,
-    *,
-    train_row: Callable[[], dict[str, Any]],
-    evaluate: Callable[[], dict[str, Any]] | None,
-    codebooks: dict[str, Any] | None,
-    model: Publishable,
-    optimizer: torch.optim.Optimizer,
-    order: BatchOrder,
-    seconds: float,
-) -> dict[str, Any] | None:
-    """Rank 0's periodic work after optimizer step ``step``; returns the figures when it evaluated.
-
-    A training row every ``log_every`` steps, an evaluation every ``eval_every``, and every
-    ``checkpoint_every`` the codebook row (:func:`recipes.engine.parallel.codebook_check`) and a checkpoint;
-    metrics.jsonl is rewritten at every log interval. Codebooks that disagree are logged, never
-    checkpointed. On other ranks it does nothing.
-    """
-    if not log.enabled:
-        return None
-    figures = None
-    if due(step, schedule.log_every, last):
-        log.add(train_row())
-    if evaluate is not None and due(step, schedule.eval_every, last):
-        figures = evaluate()
-        log.add({"kind": "eval", "step": step, **figures})
-    if codebooks is not None:
-        log.add(codebooks)
-    if due(step, schedule.checkpoint_every, last) and (codebooks is None or codebooks["ranks_agree"]):
-        log.checkpoint(model, optimizer, step, order, seconds)
-    elif due(step, schedule.log_every, last) or codebooks is not None:
-        log.write()
-    return figures

@@ -137,27 +137,6 @@ def evaluation_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
         model.train(was_training)
 
 
-def optimizer_step(
-    loss: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    model: torch.nn.Module,
-    grad_clip: float | None,
-    step: int,
-    hint: str,
-) -> None:
-    """Backward ``loss`` and one ``optimizer`` step (gradients clipped to norm ``grad_clip`` when set).
-
-    Raises ``FloatingPointError`` naming step ``step + 1`` and ``hint`` (what to change) when the loss is not finite.
-    """
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"the training loss became {float(loss)} at step {step + 1}; {hint}.")
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
-
-
 def join_process_group(device: torch.device) -> tuple[torch.device, bool]:
     """Join the process group that ``torchrun`` describes (``WORLD_SIZE`` > 1) unless one is already up.
 

@@ -2,38 +2,33 @@
 
 Dimension legend: ``b`` batch, ``m`` mel bins, ``s`` frames per training segment, ``N`` segments.
 
-The run directory is every training recipe's (:mod:`recipes.engine.checkpoint`):
-``config.yaml``, ``metrics.jsonl`` (with TensorBoard's copy in ``tensorboard/``), ``tokenizer/`` and
-``checkpoint/state.pt``, written in the same order and resumed the same way. Training data are the training utterances' standardised log-mel
-cut into segments of ``train.segment_frames`` frames with 50% overlap (shorter utterances padded
-by repeating their last frame); segments are drawn in a seeded order that the checkpoint records.
+The loop, the run directory and resuming are :func:`recipes.engine.trainer.fit`'s (the same as every
+training recipe's); this module is the speech :class:`SpeechTask`. Training data are the training
+utterances' standardised log-mel cut into segments of ``train.segment_frames`` frames with 50% overlap
+(shorter utterances padded by repeating their last frame); segments are drawn in a seeded order that
+the checkpoint records. Evaluations report the held-out mel loss and code health, and with phone
+labels the code→phone mapping.
 """
 
 from __future__ import annotations
 
-import sys
-import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from torch import nn
 
-from modalities.speech import SpeechTokenizer, SpeechTokenizerOutput, speakers_of
+from modalities.speech import SpeechTokenizer, speakers_of
+from modalities.speech.task import SpeechSplit, encode_waveforms, load_split, phone_inventory, phone_segments
 from recipes.engine import parallel
-from recipes.engine.checkpoint import RunPaths, run_dir, start_training
-from recipes.engine.parallel import Ranks, codebook_check, raise_if_disagree
-from recipes.engine.runlog import RunLog, after_step, due
-from recipes.engine.runtime import (
-    autocast,
-    evaluation_mode,
-    optimizer_step,
-    seed_everything,
-    setup_runtime,
-)
-from recipes.image.train_tokenizer import TrainResult
-from recipes.speech.common import SpeechSplit, analyse, encode_waveforms, load_split, phone_inventory, phone_segments
+from recipes.engine.checkpoint import RunPaths, run_dir
+from recipes.engine.results import TrainResult
+from recipes.engine.runtime import autocast, evaluation_mode, seed_everything, setup_runtime
+from recipes.engine.trainer import StepOutput, adam, fit
+from recipes.speech.common import analyse
 from recipes.speech.config import SpeechRecipeConfig
 from tokenizers_vq.metrics import code_stats
 
@@ -55,16 +50,29 @@ def segments(features: list[torch.Tensor], speaker_ids: list[int], frames: int) 
     return torch.stack(pieces), torch.tensor(owners, dtype=torch.long)
 
 
-class Meter:
-    """Means of the training figures over one log interval."""
+@dataclass
+class SpeechTask:
+    """Log-mel segments ``(N, m, s)`` of known speakers ``(N,)`` → the tokenizer's loss and figures; evaluation on
+    ``eval_train`` (to fit the code→phone mapping) and ``eval_held``."""
 
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.count = 0
+    cfg: SpeechRecipeConfig
+    model: SpeechTokenizer
+    segments: torch.Tensor  # (N, m, s) standardised log-mel, on the training device
+    speakers: torch.Tensor  # (N,) indices into cfg.model.speakers
+    eval_train: SpeechSplit
+    eval_held: SpeechSplit
+    progress: ClassVar[tuple[str, ...]] = ("loss", "usage")
 
-    def add(self, out: SpeechTokenizerOutput) -> None:
+    def __len__(self) -> int:
+        return len(self.segments)
+
+    def step(self, net: nn.Module, indices: torch.Tensor) -> StepOutput:
+        device = self.segments.device
+        x, speakers = self.segments[indices], self.speakers[indices].to(device)  # (b, m, s), (b,)
+        with autocast(self.cfg.precision, device):
+            out = net(x, speaker=speakers)
         q = out.quantizer_output
-        values = {
+        figures = {
             "loss": float(out.loss.detach()),
             "reconstruction_loss": float(out.reconstruction_loss.detach()),
             "contrastive_loss": float(out.contrastive_loss.detach()),
@@ -72,16 +80,19 @@ class Meter:
             "perplexity": float(q.perplexity.float().mean()),
             "dead_codes": float(q.dead_codes),
         }
-        for key, value in values.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value
-        self.count += 1
+        return StepOutput(out.loss, figures)
 
-    def row(self, step: int, lr: float, seconds: float) -> dict[str, Any]:
-        n = max(self.count, 1)
-        row = {"kind": "train", "step": step, "lr": lr, "seconds": round(seconds, 3)}
-        row.update({k: v / n for k, v in self.sums.items()})
-        self.sums, self.count = {}, 0
-        return row
+    def evaluate(self) -> dict[str, Any]:
+        return evaluate_during_training(self.cfg, self.model, self.eval_train, self.eval_held)
+
+    def describe(self, step: int, figures: dict[str, Any]) -> str:
+        line = (
+            f"eval @ step {step}: mel loss {figures['reconstruction_loss']:.4f}, usage {figures['usage']:.2f}, "
+            f"perplexity {figures['perplexity']:.1f}"
+        )
+        if "mapping_accuracy" in figures:
+            line += f", phone mapping {figures['mapping_accuracy']:.3f}, pnmi {figures['pnmi']:.3f}"
+        return line
 
 
 @torch.no_grad()
@@ -111,8 +122,8 @@ def evaluate_during_training(
         stats = code_stats(torch.from_numpy(flat), k)
         figures.update(usage=stats.usage, perplexity=stats.perplexity)
         if train.has_phones and held_out.has_phones:
-            fit_segments = phone_segments(cfg, train.utterances)
-            score_segments = phone_segments(cfg, held_out.utterances)
+            fit_segments = phone_segments(cfg.data, train.utterances)
+            score_segments = phone_segments(cfg.data, held_out.utterances)
             first_level = [c.reshape(len(c), -1)[:, 0] for c in encode_waveforms(model, train.waveforms)]
             held_codes = [c.reshape(len(c), -1)[:, 0] for c in encode_waveforms(model, held_out.waveforms)]
             metrics, _ = analyse(
@@ -137,7 +148,13 @@ def _subset(split: SpeechSplit, limit: int | None) -> SpeechSplit:
     return SpeechSplit([split.utterances[i] for i in keep], [split.waveforms[i] for i in keep])
 
 
-def run(cfg: SpeechRecipeConfig, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
+def run(
+    cfg: SpeechRecipeConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    on_step: Callable[[int], None] | None = None,
+) -> TrainResult:
     """Train ``cfg.model`` on ``cfg.data.train`` for ``cfg.train.steps`` steps; see the module docstring.
 
     ``cfg.model.speakers`` empty (the default) means: one embedding per training speaker. Under
@@ -146,109 +163,27 @@ def run(cfg: SpeechRecipeConfig, *, resume: bool = False, overwrite: bool = Fals
     rank 0 alone evaluates and writes (:mod:`recipes.engine.parallel`).
     """
     device = setup_runtime(cfg)
-    rate = cfg.model.frontend.sample_rate
-    train = load_split(cfg, cfg.data.train, rate)
-    held_out = load_split(cfg, cfg.data.eval, rate)
+    rate, tc = cfg.model.frontend.sample_rate, cfg.train
+    train = load_split(cfg.data, cfg.data.train, rate)
+    held_out = load_split(cfg.data, cfg.data.eval, rate)
     if not cfg.model.speakers:
         cfg.model.speakers = speakers_of(train.utterances)
     unknown = sorted(set(speakers_of(train.utterances)) - set(cfg.model.speakers))
     if unknown:
         raise ValueError(f"training speakers {unknown} are not in model.speakers={cfg.model.speakers}; add them.")
-    with parallel.joined(device) as ranks:
-        return _train(cfg, ranks, train, held_out, resume, overwrite)
-
-
-def _train(
-    cfg: SpeechRecipeConfig, ranks: Ranks, train: SpeechSplit, held_out: SpeechSplit, resume: bool, overwrite: bool
-) -> TrainResult:
     paths = RunPaths(run_dir(cfg))
-    tc, device = cfg.train, ranks.device
-    has_state = ranks.open_run(paths, cfg, tc.batch_size, resume, overwrite)
-
-    seed_everything(cfg.seed)
-    model = SpeechTokenizer(cfg.model).to(device).train()
-    log_mels = [model.frontend(w[None].to(device))[0] for w in train.waveforms]
-    model.set_feature_stats(log_mels)  # overwritten by the checkpoint's own statistics on resume
-    features = [(x - model.mel_mean[:, None]) / model.mel_std[:, None] for x in log_mels]
-    speaker_ids = [cfg.model.speakers.index(u.speaker) for u in train.utterances]
-    data, owners = segments(features, speaker_ids, tc.segment_frames)  # (N, m, s), (N,)
-    del log_mels, features
-
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    start = start_training(paths, model, optimizer, len(data), tc.batch_size, cfg.seed, has_state)
-    order, step, resumed_from = start.order, start.step, start.resumed_from
-    log = RunLog(paths, start.rows, resumed_from, enabled=ranks.is_main)
-    net = ranks.wrap(model)
-    eval_train, eval_held = _subset(train, tc.eval_utterances), _subset(held_out, tc.eval_utterances)
-
-    figures: dict[str, Any] = {}
-    codebooks: dict[str, Any] | None = None
-    meter = Meter()
-    began = time.monotonic()
-    stopped_by_budget = False
-    bar = tqdm(total=tc.steps, initial=step, desc=f"train {cfg.name}", unit="step", dynamic_ncols=True,
-               file=sys.stderr, disable=None if ranks.is_main else True)  # fmt: skip
-
-    def train_row() -> dict[str, Any]:
-        row = meter.row(step, tc.lr, start.seconds_before + elapsed)
-        bar.set_postfix(loss=f"{row['loss']:.4f}", usage=f"{row['usage']:.2f}", refresh=False)
-        return row
-
-    def evaluation() -> dict[str, Any]:
-        result = evaluate_during_training(cfg, model, eval_train, eval_held)
-        bar.write(_eval_line(step, result), file=sys.stderr)
-        return result
-
-    try:
-        while step < tc.steps:
-            batch = ranks.share(order.next())  # this rank's contiguous share of the global batch
-            x, speakers = data[batch].to(device), owners[batch].to(device)  # (b, m, s), (b,)
-            with autocast(cfg.precision, device):
-                out = net(x, speaker=speakers)
-            optimizer_step(out.loss, optimizer, model, tc.grad_clip, step, "lower train.lr or set train.grad_clip")
-            step += 1
-            meter.add(out)
-            bar.update(1)
-
-            elapsed = time.monotonic() - began
-            stopped_by_budget = ranks.out_of_time(elapsed, tc.max_minutes, step, tc.steps)
-            last = step == tc.steps or stopped_by_budget
-            checked = codebook_check(model, ranks, step) if due(step, tc.checkpoint_every, last) else None
-            codebooks = checked or codebooks
-            figures = after_step(log, tc, step, last, train_row=train_row, evaluate=evaluation, codebooks=checked,
-                                 model=model, optimizer=optimizer, order=order,
-                                 seconds=start.seconds_before + elapsed) or figures  # fmt: skip
-            raise_if_disagree(checked)
-            if stopped_by_budget:
-                break
-    finally:
-        bar.close()
-        log.close()
-
-    if ranks.is_main and not figures:  # nothing left to train (a resumed run that was already complete)
-        figures = evaluate_during_training(cfg, model, eval_train, eval_held)
-        if not paths.tokenizer.exists():
-            model.save_pretrained(paths.tokenizer)
-    figures = {"code_rate": model.frame_rate, "bitrate": cfg.model.bitrate, **figures}
-    return TrainResult(
-        run_dir=str(paths.root),
-        tokenizer_dir=str(paths.tokenizer),
-        step=step,
-        steps=tc.steps,
-        resumed_from=resumed_from,
-        stopped_by_budget=stopped_by_budget,
-        seconds=round(time.monotonic() - began, 3),
-        figures=figures,
-        world_size=ranks.world,
-        codebook_checksum=None if codebooks is None else codebooks["codebook_checksum"],
-    )
-
-
-def _eval_line(step: int, figures: dict[str, Any]) -> str:
-    line = (
-        f"eval @ step {step}: mel loss {figures['reconstruction_loss']:.4f}, usage {figures['usage']:.2f}, "
-        f"perplexity {figures['perplexity']:.1f}"
-    )
-    if "mapping_accuracy" in figures:
-        line += f", phone mapping {figures['mapping_accuracy']:.3f}, pnmi {figures['pnmi']:.3f}"
-    return line
+    with parallel.joined(device) as ranks:
+        seed_everything(cfg.seed)
+        model = SpeechTokenizer(cfg.model).to(ranks.device).train()
+        log_mels = [model.frontend(w[None].to(ranks.device))[0] for w in train.waveforms]
+        model.set_feature_stats(log_mels)  # overwritten by the checkpoint's own statistics on resume
+        features = [(x - model.mel_mean[:, None]) / model.mel_std[:, None] for x in log_mels]
+        speaker_ids = [cfg.model.speakers.index(u.speaker) for u in train.utterances]
+        data, owners = segments(features, speaker_ids, tc.segment_frames)  # (N, m, s), (N,)
+        del log_mels, features
+        task = SpeechTask(cfg, model, data, owners, _subset(train, tc.eval_utterances),
+                          _subset(held_out, tc.eval_utterances))  # fmt: skip
+        outcome = fit(task, model, adam(model, tc), tc, paths, ranks, seed=cfg.seed, config=cfg, resume=resume,
+                      overwrite=overwrite, desc=f"train {cfg.name}", on_step=on_step)  # fmt: skip
+    figures = {"code_rate": model.frame_rate, "bitrate": cfg.model.bitrate, **outcome.figures}
+    return TrainResult.from_outcome(outcome, run_dir=str(paths.root), tokenizer_dir=str(paths.weights), figures=figures)

@@ -15,27 +15,30 @@ Dimension legend: ``n`` codes of one sequence, ``m`` its BPE tokens.
    upper bound on ``-log2 p(codes)`` under that prior (other segmentations of the same codes also get mass).
 
 The output directory (``out``, default ``runs/<name>``) gets ``unit_bpe.model``, ``figures.json``,
-``config.yaml`` and the two priors (``prior_codes/``, ``prior_bpe/``, transformers model directories).
+``config.yaml`` and the two priors' training runs (``prior_codes/``, ``prior_bpe/``: run directories of
+:func:`recipes.engine.trainer.fit`, started afresh each time, each with its transformers model directory
+in ``prior/``).
 """
 
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from priors.sequence import build_causal_lm, sequence_nll
-from recipes.engine.checkpoint import BatchOrder, run_dir
+from recipes.engine.checkpoint import RunPaths, run_dir
 from recipes.engine.config import save_config
+from recipes.engine.parallel import Ranks
 from recipes.engine.results import format_figures
 from recipes.engine.runtime import resolve_device, seed_everything, set_threads
-from recipes.priors.corpus import open_corpus
-from recipes.sequence_lm import code_sequences, fit_step
+from recipes.engine.trainer import adam, fit
+from recipes.sequence_lm import SequenceTask, code_sequences
 from recipes.units.config import BPERecipeConfig
+from tokenizers_vq.corpus import open_corpus
 from tokenizers_vq.io import atomic_write_json
 from tokenizers_vq.text import UnitBPE
 
@@ -98,19 +101,22 @@ def dedup(sequence: np.ndarray) -> np.ndarray:
 
 
 def _train_prior(
-    cfg: BPERecipeConfig, sequences: list[list[int]], vocab_size: int, max_length: int, device: torch.device
-) -> tuple[torch.nn.Module, float, float]:
-    """A fresh causal LM fitted to ``sequences`` (``<bos> … <eos>`` id lists); returns it, seconds, last bits/token."""
+    cfg: BPERecipeConfig, paths: RunPaths, sequences: list[list[int]], vocab_size: int, max_length: int,
+    device: torch.device,
+) -> tuple[torch.nn.Module, float, float]:  # fmt: skip
+    """A fresh causal LM fitted to ``sequences`` (``<bos> … <eos>`` id lists) in the run directory ``paths``.
+
+    Returns it, the training seconds and the bits per token of the last log interval.
+    """
     seed_everything(cfg.seed)
     model = build_causal_lm(vocab_size, max_length, cfg.model, BOS, EOS, PAD).to(device).train()
-    tc = cfg.train
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    order = BatchOrder(len(sequences), min(tc.batch_size, len(sequences)), cfg.seed)
-    start, recent = time.monotonic(), []
-    for step in range(tc.steps):
-        batch = [sequences[i] for i in order.next().tolist()]
-        recent = [*recent[-(tc.log_every - 1) :], fit_step(model, optimizer, batch, PAD, tc, step)]
-    return model.eval(), time.monotonic() - start, float(np.mean(recent)) / LN2
+    train = replace(cfg.train, batch_size=min(cfg.train.batch_size, len(sequences)))
+    ranks = Ranks(device)  # one process: every rank of a torchrun would train the same priors
+    task = SequenceTask(sequences.__getitem__, len(sequences), ranks, pad=PAD)
+    outcome = fit(task, model, adam(model, train), train, paths, ranks, seed=cfg.seed, config=cfg, overwrite=True,
+                  desc=f"bpe {paths.root.name}")  # fmt: skip
+    assert outcome.train_row is not None, "a fresh run logs its last step"
+    return model.eval(), outcome.seconds, outcome.train_row["bits_per_token"]
 
 
 def run(cfg: BPERecipeConfig) -> BPEResult:
@@ -145,7 +151,8 @@ def run(cfg: BPERecipeConfig) -> BPEResult:
         train_ids = [[BOS, *(FIRST + t for t in encode(s)), EOS] for s in train_seqs]
         eval_ids = [[BOS, *(FIRST + t for t in encode(s)), EOS] for s in eval_seqs]
         longest = max(len(s) for s in [*train_ids, *eval_ids])
-        model, seconds, train_bits = _train_prior(cfg, train_ids, FIRST + size, longest, device)
+        model, seconds, train_bits = _train_prior(cfg, RunPaths(out / f"prior_{name}", "prior"), train_ids, FIRST + size, longest,
+                                      device)  # fmt: skip
         nats = sum(float(x.sum()) for x in sequence_nll(model, eval_ids, PAD, cfg.eval_batch_size))
         eval_tokens = sum(len(s) - 1 for s in eval_ids)  # every id after <bos>, <eos> included
         figures.append(
@@ -154,13 +161,12 @@ def run(cfg: BPERecipeConfig) -> BPEResult:
                 vocab_size=FIRST + size,
                 parameters=sum(p.numel() for p in model.parameters()),
                 tokens_per_sequence=(eval_tokens - len(eval_ids)) / len(eval_ids),
-                train_seconds=round(seconds, 3),
+                train_seconds=seconds,
                 train_bits_per_token=train_bits,
                 bits_per_token=nats / LN2 / eval_tokens,
                 bits_per_code=nats / LN2 / eval_codes,
             )
         )
-        model.save_pretrained(out / f"prior_{name}")
     bpe.save(out / "unit_bpe.model")
     result = BPEResult(
         out_dir=str(out),

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,25 +49,24 @@ class SimulatedCrash(RuntimeError):
     pass
 
 
-def test_crash_between_checkpoints_resumes_to_identical_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def crash_at(step: int) -> Callable[[int], None]:
+    """An ``on_step`` hook that crashes the run once optimizer step ``step`` is done, before its logging."""
+
+    def hook(done: int) -> None:
+        if done == step:
+            raise SimulatedCrash("killed")
+
+    return hook
+
+
+def test_crash_between_checkpoints_resumes_to_identical_run(tmp_path: Path) -> None:
     straight = train_tokenizer.run(tiny(tmp_path / "straight", *SHORT))
     assert straight.step == 12 and straight.resumed_from is None
 
-    # Crash during step 7: after the checkpoint at 4 and the evaluation at 6.
-    original_add = train_tokenizer.Meter.add
-    calls = {"n": 0}
-
-    def crashing_add(self, out, x) -> None:  # type: ignore[no-untyped-def]
-        calls["n"] += 1
-        if calls["n"] == 7:
-            raise SimulatedCrash("killed")
-        original_add(self, out, x)
-
+    # Crash in step 7: after the checkpoint at 4 and the evaluation at 6.
     crashed = tmp_path / "crashed"
-    monkeypatch.setattr(train_tokenizer.Meter, "add", crashing_add)
     with pytest.raises(SimulatedCrash):
-        train_tokenizer.run(tiny(crashed, *SHORT))
-    monkeypatch.setattr(train_tokenizer.Meter, "add", original_add)
+        train_tokenizer.run(tiny(crashed, *SHORT), on_step=crash_at(7))
     assert load_checkpoint(crashed / "checkpoint" / "state.pt")["step"] == 4
     assert max(r["step"] for r in read_jsonl(crashed / "metrics.jsonl")) == 6  # logged past the checkpoint
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recipes.priors.corpus import open_corpus
 from recipes.sequence_lm import code_sequences
 from recipes.units.bpe import dedup
+from tokenizers_vq.corpus import open_corpus
+from tokenizers_vq.io import read_jsonl
 from tokenizers_vq.text import UnitBPE
 
 
@@ -40,7 +41,10 @@ def test_bpe_verb_reports_compression_and_bits_per_original_code(vqtok, speech_c
     bpe = UnitBPE.load(out / "unit_bpe.model", figures["codebook_size"])
     for seq in code_sequences(open_corpus(speech_corpora["eval"])):
         assert bpe.decode(bpe.encode(seq)).tolist() == seq.tolist()
-    assert (out / "prior_codes" / "config.json").is_file() and (out / "prior_bpe" / "config.json").is_file()
+    for name in ("codes", "bpe"):  # each prior's training run, with its transformers directory in prior/
+        run = out / f"prior_{name}"
+        assert (run / "prior" / "config.json").is_file() and (run / "checkpoint" / "state.pt").is_file()
+        assert [r["step"] for r in read_jsonl(run / "metrics.jsonl") if r["kind"] == "train"] == [2, 4]
     table = vqtok("bpe", "--config", "bpe_tiny", "--corpus", speech_corpora["train"], "--eval-corpus",
                   speech_corpora["eval"], "--out", tmp_path / "again")  # fmt: skip
     assert table.code == 0 and "codes_per_token" in table.out and "bits_per_code" in table.out
