@@ -139,8 +139,8 @@ _ROWS = (
         default_config="image_vqvae",
         out_help="corpus directory (default <tokenizer>/../codes_<data>_<split>)",
         recipes=(
-            Recipe("image", "recipes.image.tokenize_corpus:run", IMAGE),
-            Recipe("speech", "recipes.speech.tokenize_corpus:run", SPEECH),
+            Recipe("image", "recipes.tokenizer.tokenize:run", IMAGE),
+            Recipe("speech", "recipes.tokenizer.tokenize:run", SPEECH),
         ),
         shortcuts=(
             _TOKENIZER,
@@ -159,8 +159,8 @@ _ROWS = (
         default_config="image_vqvae",
         out_help="output directory (default <tokenizer>/../reconstructions)",
         recipes=(
-            Recipe("image", "recipes.image.reconstruct:run", IMAGE),
-            Recipe("speech", "recipes.speech.reconstruct:run", SPEECH),
+            Recipe("image", "recipes.tokenizer.reconstruct:run", IMAGE),
+            Recipe("speech", "recipes.tokenizer.reconstruct:run", SPEECH),
         ),
         shortcuts=(
             _TOKENIZER,
@@ -176,8 +176,8 @@ _ROWS = (
         default_config="image_vqvae",
         out_help="also write the figures to this JSON file",
         recipes=(
-            Recipe("image", "recipes.image.evaluate:run", IMAGE),
-            Recipe("speech", "recipes.speech.evaluate:run", SPEECH),
+            Recipe("image", "recipes.tokenizer.evaluate:run", IMAGE),
+            Recipe("speech", "recipes.tokenizer.evaluate:run", SPEECH),
             Recipe("prior", "recipes.priors.evaluate:run", PRIOR),  # bits per code and bits/dim on held-out codes
             Recipe("mixed", "recipes.mixed.evaluate:run", MIXED),
         ),
@@ -188,7 +188,7 @@ _ROWS = (
         "train a small VQ-VAE on real images (offline, minutes on a CPU), reconstruct and report",
         default_config="quickstart",
         out_help="run directory (default runs/quickstart)",
-        recipes=(Recipe("image", "recipes.image.quickstart:run", IMAGE),),
+        recipes=(Recipe("image", "recipes.quickstart:run", IMAGE),),
         shortcuts=(_DATA, _STEPS, _DEVICE),
         resumable=True,
         resume_default=True,

@@ -18,8 +18,8 @@ import torch
 
 from priors import CodeLayout, CodePrior
 from priors.coding import decode_codes, encode_codes, past_end_code
-from recipes.image.tokenize_corpus import read_meta
 from recipes.priors.common import training_config
+from tokenizers_vq.corpus import read_meta
 from tokenizers_vq.entropy import CodeDecoder, CodeEncoder, CodeFileHeader, codes_digest
 from tokenizers_vq.io import atomic_write_bytes, atomic_write_json, sha256_file
 

@@ -40,9 +40,9 @@ from recipes.coding.plot import rd_plot
 from recipes.engine.results import format_table
 from recipes.engine.runtime import evaluation_mode
 from recipes.image.common import check_fits, load_split, open_tokenizer, setup_runtime
-from recipes.image.tokenize_corpus import WEIGHTS_NAME
 from recipes.priors.common import open_prior
 from tokenizers_vq.io import sha256_file
+from tokenizers_vq.pretrained import WEIGHTS_NAME
 
 CODECS = ("jpeg", "webp")
 
@@ -108,7 +108,7 @@ def tokenizer_point(
         point.update(rate_model="prior", prior=str(prior_dir), nll_bits_per_pixel=coded.nll_bits / (n * h * w),
                      label_bits_per_pixel=coded.label_bits / (n * h * w), header_bytes=len(header.pack()))  # fmt: skip
     else:
-        fit = load_split(cfg, cfg.data.train_split, cfg.rd.fit_items, seed=cfg.seed)
+        fit = load_split(cfg.data, cfg.data.train_split, cfg.rd.fit_items, seed=cfg.seed)
         tables = unigram_tables(encode_images(model, fit.images, cfg.eval.batch_size), model.codebook_sizes)
         payload_bits = 8 * len(encode_unigram(levels, tables))
         point.update(rate_model="unigram", fit_items=len(fit))
@@ -154,7 +154,7 @@ def run(cfg: ImageCodingConfig) -> RDResult:
     device = setup_runtime(cfg)
     priors = match_priors(cfg.rd.priors, cfg.rd.tokenizers)
     split = cfg.rd.split or cfg.data.eval_split
-    data = load_split(cfg, split, cfg.rd.max_items)
+    data = load_split(cfg.data, split, cfg.rd.max_items)
     points = [tokenizer_point(cfg, t, priors, data, device) for t in cfg.rd.tokenizers]
     codecs = codec_points(data.images, cfg.rd.jpeg_qualities, cfg.rd.webp_qualities, cfg.rd.codec_layout)
     matched = []

@@ -36,6 +36,7 @@ import torch
 
 from modalities.speech import SpeechTokenizer, load_audio
 from modalities.speech.data import AUDIO_SUFFIXES
+from modalities.speech.task import encode_waveforms, load_split, selection_of
 from priors import CodeLayout, CodePrior
 from recipes.coding.common import (
     CodedChunks,
@@ -51,11 +52,11 @@ from recipes.coding.common import (
 from recipes.coding.compress import CompressResult, input_files, rate_figures
 from recipes.coding.config import FILE_SUFFIX, SpeechCodingConfig
 from recipes.engine.runtime import evaluation_mode, set_threads, setup_runtime
-from recipes.image.tokenize_corpus import WEIGHTS_NAME
+from recipes.image.common import open_tokenizer
 from recipes.priors.common import open_prior
-from recipes.speech.common import encode_waveforms, load_split, open_tokenizer, selection_of
 from tokenizers_vq.entropy import write_code_file
 from tokenizers_vq.io import sha256_file
+from tokenizers_vq.pretrained import WEIGHTS_NAME
 
 MAX_ROW = 65535  # a row's length is a u16 in the header
 
@@ -132,7 +133,7 @@ def input_utterances(cfg: SpeechCodingConfig, sample_rate: int) -> Utterances:
     """The utterances to compress (a split of ``cfg.data`` or ``compress.input``) at ``sample_rate``."""
     c = cfg.compress
     if c.input is None:
-        split = load_split(cfg, selection_of(cfg, c.split), sample_rate, c.max_items)
+        split = load_split(cfg.data, selection_of(cfg.data, c.split), sample_rate, c.max_items)
         labels = [c.label if c.label is not None else (int(u.label) if u.label is not None else None)
                   for u in split.utterances]  # fmt: skip
         data = Path(cfg.data.root).name if cfg.data.root else cfg.data.name
@@ -163,7 +164,7 @@ def counts_digest(counts: np.ndarray) -> str:
 
 def fit_counts(cfg: SpeechCodingConfig, model: SpeechTokenizer) -> np.ndarray:
     """Add-one code counts ``(K + 1,)`` of ``compress.fit_items`` training utterances, the end code once per utterance."""
-    train = load_split(cfg, cfg.data.train, model.sample_rate, cfg.compress.fit_items)
+    train = load_split(cfg.data, cfg.data.train, model.sample_rate, cfg.compress.fit_items)
     k = model.config.codebook_size
     with evaluation_mode(model):
         codes = encode_waveforms(model, train.waveforms)

@@ -26,13 +26,14 @@ import torch
 
 from modalities.speech import SpeechTokenizer, evaluate_reconstruction
 from modalities.speech.metrics import log_mel_distance, stoi_score
+from modalities.speech.task import load_split
 from recipes.coding.classic import at_rate
 from recipes.coding.common import RateResult, encode_unigram, unigram_tables, write_rd
 from recipes.coding.config import SpeechCodingConfig
 from recipes.coding.plot import rd_plot
 from recipes.engine.results import format_table
 from recipes.engine.runtime import evaluation_mode, set_threads, setup_runtime
-from recipes.speech.common import load_split, open_tokenizer
+from recipes.image.common import open_tokenizer
 
 # libsndfile's lossy formats: (name, container, subtype)
 AUDIO_CODECS = (("opus", "OGG", "OPUS"), ("vorbis", "OGG", "VORBIS"), ("mp3", "MP3", "MPEG_LAYER_III"))
@@ -87,7 +88,7 @@ def tokenizer_points(cfg: SpeechCodingConfig, tokenizer: str, held_out, device: 
     depths = depths_of(model, cfg.rd.depths)
     known = set(model.speakers)
     speakers = [u.speaker if u.speaker in known else None for u in held_out.utterances]
-    train = load_split(cfg, cfg.data.train, model.sample_rate, cfg.rd.fit_items)
+    train = load_split(cfg.data, cfg.data.train, model.sample_rate, cfg.rd.fit_items)
     codes = _codes(model, held_out.waveforms)
     tables = unigram_tables(_codes(model, train.waveforms), [model.config.codebook_size] * len(codes))
     seconds = sum(w.shape[-1] for w in held_out.waveforms) / model.sample_rate
@@ -153,7 +154,7 @@ def run(cfg: SpeechCodingConfig) -> SpeechRDResult:
     set_threads(cfg.threads)
     device = setup_runtime(cfg)
     first, _ = open_tokenizer(cfg.rd.tokenizers[0], device, "rd")
-    held_out = load_split(cfg, cfg.data.eval, first.sample_rate, cfg.rd.max_items)
+    held_out = load_split(cfg.data, cfg.data.eval, first.sample_rate, cfg.rd.max_items)
     points = [p for t in cfg.rd.tokenizers for p in tokenizer_points(cfg, t, held_out, device)]
     codecs = codec_points(first, held_out.waveforms, cfg.rd.codec_levels)
     for point in points:

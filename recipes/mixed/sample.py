@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 
+from modalities.image.grid import png_bytes
 from modalities.speech import SpeechTokenizer, save_audio
 from recipes.engine.config import save_config
 from recipes.engine.results import format_figures
 from recipes.engine.runtime import resolve_device, set_threads
-from recipes.image.reconstruct import png_bytes
 from recipes.mixed.config import MixedRecipeConfig
 from recipes.mixed.data import AUDIO, IMAGE, MixedData, open_prior
 from recipes.priors.common import decode_images, image_tokenizer
@@ -42,8 +42,8 @@ def sample_images(data: MixedData, segments: list[CodeSegment], device: torch.de
 
 def speech_tokenizer(data: MixedData, device: torch.device) -> SpeechTokenizer:
     """The tokenizer that made the audio corpus (its path is in ``meta.json``)."""
-    path = Path(data.audio.corpus.meta["tokenizer"]["path"])
-    if not path.is_dir():
+    path = data.audio.corpus.tokenizer_dir
+    if path is None or not path.is_dir():
         raise FileNotFoundError(f"the audio corpus was made by the tokenizer at {path}, which no longer exists.")
     return SpeechTokenizer.from_pretrained(path, map_location=device)
 

@@ -97,8 +97,8 @@ def draw_samples(
 
 def image_tokenizer(corpus: CodeCorpus, device: torch.device) -> ImageTokenizer:
     """The tokenizer that made an image corpus (its path is in ``meta.json``)."""
-    path = Path(corpus.meta["tokenizer"]["path"])
-    if not path.is_dir():
+    path = corpus.tokenizer_dir
+    if path is None or not path.is_dir():
         raise FileNotFoundError(
             f"the corpus {corpus.directory} was made by the tokenizer at {path}, which no longer exists; "
             "decoding samples needs it."

@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
 
+from modalities.image.grid import png_bytes
 from priors import class_probabilities, rejection_mask, train_classifier
 from recipes.engine.config import save_config
 from recipes.engine.results import format_figures
 from recipes.engine.runtime import seed_everything
-from recipes.image.reconstruct import png_bytes
 from recipes.priors.common import (
     class_labels,
     decode_images,
@@ -82,7 +82,7 @@ def _save_array(path: Path, array: np.ndarray) -> None:
 def _write_speech(out: Path, corpus: CodeCorpus, codes: torch.Tensor, labels: torch.Tensor | None, cfg) -> list[str]:
     from modalities.speech import SpeechTokenizer, save_audio
 
-    tokenizer = SpeechTokenizer.from_pretrained(corpus.meta["tokenizer"]["path"])
+    tokenizer = SpeechTokenizer.from_pretrained(corpus.tokenizer_dir)
     speaker = cfg.sample.speaker
     if tokenizer.speaker_embedding is not None and speaker is None:
         speaker = tokenizer.config.speakers[0]

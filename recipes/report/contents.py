@@ -31,6 +31,7 @@ import yaml
 from omegaconf import OmegaConf
 from safetensors import safe_open
 
+from tokenizers_vq.corpus import tokenizer_path
 from tokenizers_vq.io import read_jsonl
 
 CORPUS_FORMAT = "tokenizers-vq/code-corpus"
@@ -184,9 +185,9 @@ def _add_linked(found: RunContents, corpus: Path, add: Any) -> None:
         meta = json.loads((corpus / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    tokenizer = meta.get("tokenizer", {}).get("path") if isinstance(meta.get("tokenizer"), dict) else None
-    if isinstance(tokenizer, str) and _is_model(Path(tokenizer)):
-        add(Path(tokenizer))
+    tokenizer = tokenizer_path(meta.get("tokenizer"), corpus)
+    if tokenizer is not None and _is_model(tokenizer):
+        add(tokenizer)
 
 
 def relative_name(path: Path, roots: Sequence[Path]) -> str:

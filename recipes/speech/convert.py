@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from modalities.speech import convert_voice, load_audio, save_audio
+from recipes.engine.artifacts import open_tokenizer
 from recipes.engine.results import format_figures
 from recipes.engine.runtime import evaluation_mode, setup_runtime
-from recipes.speech.common import open_tokenizer
 from recipes.speech.config import SpeechRecipeConfig
 
 
@@ -34,7 +34,7 @@ class ConvertResult:
 def run(cfg: SpeechRecipeConfig) -> ConvertResult:
     """Convert ``cfg.convert.input`` to the voice of ``cfg.convert.speaker``; see the module docstring."""
     device = setup_runtime(cfg)
-    model, _ = open_tokenizer(cfg.tokenizer, device, "convert", cfg.duration_penalty)
+    _, model, _ = open_tokenizer(cfg, device, "convert")
     if cfg.convert.input is None:
         raise ValueError("convert needs an input: pass --input FILE (or convert.input=FILE).")
     if cfg.convert.speaker is None:

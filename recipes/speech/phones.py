@@ -19,17 +19,11 @@ from typing import Any
 import numpy as np
 
 from modalities.speech import SpeechTokenizer, confusion_png, kmeans_codes, mfcc_frames, random_codes
+from modalities.speech.task import SpeechSplit, encode_waveforms, load_split, phone_inventory, phone_segments
+from recipes.engine.artifacts import open_tokenizer
 from recipes.engine.results import format_figures, format_table
 from recipes.engine.runtime import evaluation_mode, setup_runtime
-from recipes.speech.common import (
-    SpeechSplit,
-    analyse,
-    encode_waveforms,
-    load_split,
-    open_tokenizer,
-    phone_inventory,
-    phone_segments,
-)
+from recipes.speech.common import analyse
 from recipes.speech.config import SpeechRecipeConfig
 from tokenizers_vq.io import atomic_write_json
 
@@ -102,14 +96,14 @@ def _mfcc(model: SpeechTokenizer, split: SpeechSplit, lengths: list[int]) -> lis
 def run(cfg: SpeechRecipeConfig) -> PhonesResult:
     """Analyse the codes of the tokenizer at ``cfg.tokenizer`` against phone labels; see the module docstring."""
     device = setup_runtime(cfg)
-    model, tokenizer_dir = open_tokenizer(cfg.tokenizer, device, "phones", cfg.duration_penalty)
-    fit = load_split(cfg, cfg.phones.fit or cfg.data.train, model.sample_rate)
-    score = load_split(cfg, cfg.phones.score or cfg.data.eval, model.sample_rate)
+    _, model, tokenizer_dir = open_tokenizer(cfg, device, "phones")
+    fit = load_split(cfg.data, cfg.phones.fit or cfg.data.train, model.sample_rate)
+    score = load_split(cfg.data, cfg.phones.score or cfg.data.eval, model.sample_rate)
     for name, split in (("fitting", fit), ("scoring", score)):
         if not split.has_phones:
             missing = next(u.path for u in split.utterances if u.phones_path is None)
             raise ValueError(f"the {name} utterances need phone labels (.phn or .TextGrid); {missing} has none.")
-    fit_segments, score_segments = phone_segments(cfg, fit.utterances), phone_segments(cfg, score.utterances)
+    fit_segments, score_segments = phone_segments(cfg.data, fit.utterances), phone_segments(cfg.data, score.utterances)
     phones = phone_inventory(fit_segments, score_segments)
     k = model.config.codebook_size
     with evaluation_mode(model):

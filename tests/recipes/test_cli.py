@@ -15,7 +15,8 @@ from PIL import Image
 from modalities.image import ImageTokenizer, load_image_dataset
 from recipes.engine.config import describe_type, peek
 from recipes.verbs import _ROWS, VERBS
-from tokenizers_vq.io import read_jsonl, sha256_file
+from tokenizers_vq.io import read_jsonl
+from tokenizers_vq.pretrained import directory_identity
 
 
 def _level_figures(level: dict) -> None:
@@ -141,9 +142,10 @@ def test_tokenize_writes_a_memory_mappable_corpus(vqtok, tiny_run: Path, tmp_pat
     data = load_image_dataset("digits", "test")
     assert meta["count"] == len(data) == res.json()["num_images"]
     assert meta["dataset"] == {"name": "digits", "split": "test", "class_names": data.class_names}
-    assert meta["tokenizer"]["sha256"] == sha256_file(tiny_run / "tokenizer" / "model.safetensors")
+    assert meta["tokenizer"]["sha256"] == directory_identity(tiny_run / "tokenizer")
+    assert (out / meta["tokenizer"]["path"]).resolve() == (tiny_run / "tokenizer").resolve()  # relative to the corpus
     assert meta["levels"][0]["codebook_size"] == 16 and meta["levels"][0]["shape"] == [4, 4]
-    assert meta["format_version"] == 1
+    assert meta["format_version"] == 2
 
     codes = np.load(out / "codes_level0.npy", mmap_mode="r")
     assert isinstance(codes, np.memmap) and codes.dtype == np.int16 and codes.shape == (len(data), 4, 4)

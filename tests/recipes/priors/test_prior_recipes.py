@@ -125,7 +125,7 @@ def test_trim_at_end():
 
 def test_quickstart_prior_stage(tiny_run, tmp_path):
     from recipes.image.config import ImageRecipeConfig
-    from recipes.priors.quickstart import fit_and_sample
+    from recipes.quickstart import fit_and_sample
 
     image_cfg = load_config(ImageRecipeConfig, "tiny")
     figures = fit_and_sample(
@@ -140,7 +140,7 @@ def test_quickstart_prior_starts_again_when_the_tokenizer_changed(tiny_run, tmp_
 
     from modalities.image import ImageTokenizer
     from recipes.image.config import ImageRecipeConfig
-    from recipes.priors.quickstart import fit_and_sample
+    from recipes.quickstart import fit_and_sample
 
     image_cfg = load_config(ImageRecipeConfig, "tiny")
     tokenizer = tmp_path / "tokenizer"

@@ -16,15 +16,20 @@ Running it again continues the run in the directory (or just reports, when it is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from recipes.engine.config import load_config
 from recipes.engine.results import format_figures
-from recipes.image import evaluate, reconstruct, train_tokenizer
+from recipes.image import train_tokenizer
 from recipes.image.config import ImageRecipeConfig
-from recipes.priors.quickstart import fit_and_sample
-from tokenizers_vq.io import atomic_write_json
+from recipes.priors import sample, train_prior
+from recipes.priors.config import PriorRecipeConfig
+from recipes.tokenizer import evaluate, reconstruct, tokenize
+from tokenizers_vq.io import atomic_write_json, atomic_write_text
+from tokenizers_vq.pretrained import directory_identity
 
 SUMMARY_NAME = "summary.json"
 
@@ -64,6 +69,56 @@ class QuickstartResult:
         return text
 
 
+PRESET = "prior_quickstart"
+STAMP_NAME = "tokenizer.sha256"  # the identity of the tokenizer the prior was trained on
+
+
+def fit_and_sample(
+    cfg: ImageRecipeConfig, tokenizer_dir: str, root: Path, overrides: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Tokenize ``cfg.data``'s train and eval splits, train the quickstart prior, sample; returns its figures.
+
+    ``overrides`` are dotted keys for the ``prior_quickstart`` preset (e.g. ``train.steps=20``).
+    """
+    corpora = {}
+    for role, split in (("corpus", cfg.data.train_split), ("eval_corpus", cfg.data.eval_split)):
+        out = root / f"codes_{split}"
+        tokenize.run(
+            replace(cfg, tokenizer=tokenizer_dir, out=str(out), tokenize=replace(cfg.tokenize, split=split))
+        )
+        corpora[role] = out
+    preset_steps = load_config(PriorRecipeConfig, PRESET).train.steps
+    # A smoke-sized quickstart (a few tokenizer steps) gets an equally small prior: never more steps than the tokenizer's.
+    keys = [f"train.steps={min(preset_steps, cfg.train.steps)}"]
+    keys += [f"{role}={path}" for role, path in corpora.items()]
+    keys += [
+        f"out={root / 'prior_run'}",
+        f"seed={cfg.seed}",
+        f"device={cfg.device}",
+        f"threads={'null' if cfg.threads is None else cfg.threads}",
+        *overrides,
+    ]
+    prior_cfg = load_config(PriorRecipeConfig, PRESET, keys)
+    # The prior belongs to one state of the tokenizer: when the tokenizer moved on (a quickstart that
+    # continued its training), the old prior models codes that no longer exist, so start it again.
+    stamp = root / "prior_run" / STAMP_NAME
+    weights = directory_identity(tokenizer_dir)
+    fresh = not stamp.is_file() or stamp.read_text(encoding="utf-8").strip() != weights
+    trained = train_prior.run(prior_cfg, resume=not fresh, overwrite=fresh)
+    atomic_write_text(stamp, weights + "\n")
+    drawn = sample.run(replace(prior_cfg, prior=trained.prior_dir, out=str(root / "samples")))
+    figures = trained.figures
+    return {
+        "prior": trained.prior_dir,
+        "samples": drawn.files[0] if drawn.files else None,
+        "prior_steps": trained.step,
+        "prior_train_seconds": trained.seconds,
+        "bits_per_code": figures.get("bits_per_code"),
+        "bits_per_dim": figures.get("bits_per_dim"),
+        "sampling_seconds": drawn.sampling_seconds,
+    }
+
+
 def run(cfg: ImageRecipeConfig, *, resume: bool = True, overwrite: bool = False) -> QuickstartResult:
     """Train (or continue) the run in ``cfg.out``, then reconstruct and evaluate on ``cfg.data.eval_split``."""
     trained = train_tokenizer.run(cfg, resume=resume and not overwrite, overwrite=overwrite)
@@ -75,7 +130,7 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = True, overwrite: bool = False)
     result = QuickstartResult(
         run_dir=str(root),
         tokenizer=trained.tokenizer_dir,
-        grid=grid.grid,
+        grid=grid.figures["grid"],
         summary=str(root / SUMMARY_NAME),
         steps=trained.step,
         total_steps=trained.steps,
@@ -83,5 +138,5 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = True, overwrite: bool = False)
         train_seconds=trained.seconds,
         figures={**evaluated.to_dict(), "prior": prior},
     )
-    atomic_write_json(root / SUMMARY_NAME, {**result.to_dict(), "reconstruction": grid.figures})
+    atomic_write_json(root / SUMMARY_NAME, {**result.to_dict(), "reconstruction": grid.figures["figures"]})
     return result

@@ -1,0 +1,347 @@
+"""The speech modality plug-in: finding utterances, loading audio, evaluating, code corpora with speakers and phones.
+
+Dimension legend: ``t`` samples, ``N`` code frames of all utterances end to end, ``U`` utterances.
+
+``data`` below is a recipe's speech data section: ``name``, ``root``, ``layout``, ``train`` and ``eval``
+selections, ``phone_map``, ``textgrid_tier`` (see ``recipes.tokenizer.config``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from modalities.base import CodingItems, CorpusSource, ItemCodes, RateTraits, input_files
+from modalities.speech.audio import load_audio, save_audio
+from modalities.speech.codecs import AUDIO_CODECS, codec_points
+from modalities.speech.data import (
+    AUDIO_SUFFIXES,
+    Selection,
+    Utterance,
+    find_data_folder,
+    list_utterances,
+    select,
+    speakers_of,
+)
+from modalities.speech.labels import PhoneSegment, frame_labels
+from modalities.speech.metrics import evaluate_reconstruction, log_mel_distance, stoi_score
+from modalities.speech.tokenizer import SpeechTokenizer
+from tokenizers_vq.corpus import code_dtype, save_array
+from tokenizers_vq.io import write_jsonl
+
+
+@dataclass
+class SpeechSplit:
+    """Utterances of one split with their waveforms ``(t,)`` at the model's rate."""
+
+    utterances: list[Utterance]
+    waveforms: list[torch.Tensor]
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    @property
+    def has_phones(self) -> bool:
+        return bool(self.utterances) and all(u.phones_path is not None for u in self.utterances)
+
+
+def selection_of(data: Any, split: str) -> Selection:
+    """``data.train`` or ``data.eval``."""
+    return data.train if split == "train" else data.eval
+
+
+def data_name(data: Any) -> str:
+    """The data set's name: the folder's name when ``data.root`` is set, else ``data.name``."""
+    return Path(data.root).name if data.root else data.name
+
+
+def find_utterances(data: Any, selection: Selection, limit: int | None = None) -> list[Utterance]:
+    """The utterances of ``data`` that ``selection`` keeps (the first ``limit`` of them when given)."""
+    root = find_data_folder(data.name, data.root)
+    utterances = select(list_utterances(root, data.layout), selection)
+    if not utterances:
+        raise ValueError(
+            f"no utterance in {root} fits the selection {selection}; check data.train / data.eval "
+            "(speakers, min_index, max_index)."
+        )
+    return utterances[:limit] if limit is not None else utterances
+
+
+def load_split(data: Any, selection: Selection, sample_rate: int, limit: int | None = None) -> SpeechSplit:
+    """Audio of the selected utterances, mono and resampled to ``sample_rate``."""
+    utterances = find_utterances(data, selection, limit)
+    return SpeechSplit(utterances, [load_audio(u.path, sample_rate)[0] for u in utterances])
+
+
+def phone_segments(data: Any, utterances: list[Utterance]) -> list[list[PhoneSegment]]:
+    """Phone labels of each utterance, folded by ``data.phone_map``."""
+    return [u.phones(data.phone_map, data.textgrid_tier) for u in utterances]
+
+
+def phone_inventory(*segment_sets: list[list[PhoneSegment]]) -> list[str]:
+    """The sorted phones that occur in any of the segment sets."""
+    return sorted({s.phone for segments in segment_sets for utt in segments for s in utt})
+
+
+@torch.no_grad()
+def encode_waveforms(tokenizer: SpeechTokenizer, waveforms: list[torch.Tensor]) -> list[np.ndarray]:
+    """Codes of each waveform ``(t,)`` at the model's rate: ``(n,)`` arrays, or ``(n, l)`` for residual codes."""
+    return [tokenizer.encode(w, tokenizer.sample_rate).codes[0].cpu().numpy() for w in waveforms]
+
+
+class SpeechModality:
+    """Speech: folders of WAV/FLAC (FSDD, festival-phones, any speaker/utterance layout), log-mel VQ-VAE tokenizers,
+    corpora of utterances end to end with speakers and frame-level phones."""
+
+    name = "speech"
+    tokenizer_class = SpeechTokenizer
+    reconstruction_figures = "figures.json"  # the JSON file `reconstruct` writes beside its outputs
+
+    def prepare(self, model: SpeechTokenizer, cfg: Any) -> SpeechTokenizer:
+        if cfg.duration_penalty is not None:  # encode with it instead of the tokenizer's own (checked by the config)
+            model.config = replace(model.config, duration_penalty=cfg.duration_penalty)
+        return model
+
+    def corpus_source(self, model: SpeechTokenizer, cfg: Any, split: str) -> CorpusSource:
+        utterances = find_utterances(cfg.data, selection_of(cfg.data, split))
+        name = data_name(cfg.data)
+        labelled = all(u.phones_path is not None for u in utterances)
+        segments = phone_segments(cfg.data, utterances) if labelled else []
+        phones = phone_inventory(segments) if labelled else []
+        speakers = speakers_of(utterances)
+        k, levels = model.config.codebook_size, model.config.num_quantizers
+        dtype = code_dtype(k)
+        listing = hashlib.sha256("\n".join(f"{u.id}\t{u.path}" for u in utterances).encode()).hexdigest()
+        identity = {"dataset": name, "split": split, "utterances_sha256": listing,
+                    "duration_penalty": model.config.duration_penalty}  # fmt: skip
+        frames_total: list[int] = []
+
+        def encode(start: int, stop: int) -> dict[str, np.ndarray]:
+            per_utt = []
+            for utt in utterances[start:stop]:
+                wave, rate = load_audio(utt.path)
+                codes = model.encode(wave, rate).codes[0].cpu().numpy()  # (n,) or (n, l)
+                per_utt.append(codes.reshape(codes.shape[0], -1).astype(dtype))
+            return {"codes": np.concatenate(per_utt), "lengths": np.array([len(c) for c in per_utt], dtype=np.int64)}
+
+        def write(tmp: Path, chunks: Iterator[dict[str, np.ndarray]]) -> dict[str, Any]:
+            parts = list(chunks)
+            lengths = np.concatenate([p["lengths"] for p in parts]) if parts else np.zeros(0, np.int64)
+            offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+            stacked = np.concatenate([p["codes"] for p in parts]) if parts else np.zeros((0, levels), dtype)
+            for level in range(stacked.shape[1]):
+                save_array(tmp / f"codes_level{level}.npy", stacked[:, level])
+            save_array(tmp / "offsets.npy", offsets)
+            save_array(tmp / "speakers.npy", np.array([speakers.index(u.speaker) for u in utterances], dtype=np.int64))
+            save_array(tmp / "labels.npy", np.array([int(u.label) if u.label is not None else -1 for u in utterances]))
+            if segments:
+                index = {p: i for i, p in enumerate(phones)}
+                rate, first = model.frame_rate, model.config.first_code_time
+                frames = [
+                    [index.get(p, -1) if p is not None else -1 for p in frame_labels(s, n, rate, first)]
+                    for s, n in zip(segments, lengths, strict=True)
+                ]
+                save_array(tmp / "phones.npy", np.array([p for f in frames for p in f], dtype=np.int16))
+            write_jsonl(
+                tmp / "utterances.jsonl",
+                [
+                    {"id": u.id, "speaker": u.speaker, "path": str(u.path), "frames": int(n)}
+                    for u, n in zip(utterances, lengths, strict=True)
+                ],
+            )
+            frames_total.append(int(offsets[-1]))
+            return {
+                "levels": [
+                    {"file": f"codes_level{i}.npy", "shape": [int(offsets[-1])], "codebook_size": k, "dtype": dtype.name}
+                    for i in range(stacked.shape[1])
+                ],
+                "labels": "labels.npy",
+                "frame_rate": model.frame_rate,
+                "first_frame_time": model.config.first_code_time,
+                "offsets": "offsets.npy",
+                "speakers": speakers,
+                "phones": phones,
+                "dataset": {"name": name, "split": split},
+                "count": len(utterances),
+            }
+
+        def result(out: Path, merged: bool) -> dict[str, Any]:
+            return {
+                "out_dir": str(out),
+                "num_utterances": len(utterances),
+                "num_frames": int(np.load(out / "offsets.npy")[-1]) if merged else None,
+                "frame_rate": model.frame_rate,
+                "num_levels": levels,
+                "codebook_size": k,
+                "speakers": speakers,
+                "phones": phones,
+            }
+
+        return CorpusSource(name, split, len(utterances), identity, encode, write, result)
+
+    def evaluate(self, model: SpeechTokenizer, cfg: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        split = load_split(cfg.data, selection_of(cfg.data, cfg.eval.split), model.sample_rate, cfg.eval.max_utterances)
+        known = set(model.speakers)
+        keep = [i for i, u in enumerate(split.utterances) if not known or u.speaker in known]
+        if not keep:
+            raise ValueError(
+                f"none of the {len(split)} utterances is by a speaker this tokenizer knows ({model.speakers}); "
+                "evaluate decodes each utterance in its own speaker's voice."
+            )
+        result = evaluate_reconstruction(
+            model,
+            [split.waveforms[i] for i in keep],
+            [model.sample_rate] * len(keep),
+            [split.utterances[i].speaker if known else None for i in keep],
+        )
+        figures = {**result.to_dict(), "skipped_unknown_speakers": len(split) - len(keep)}
+        return {"data": cfg.data.root or cfg.data.name, "split": cfg.eval.split}, figures
+
+    @torch.no_grad()
+    def reconstruct(self, model: SpeechTokenizer, cfg: Any, out: Path) -> dict[str, Any]:
+        """Listening samples of ``reconstruct.num_utterances`` utterances (seeded draw) into ``out``::
+
+            <id>_original.wav        the input, level-normalised, at the model's rate
+            <id>_vocoder.wav         Griffin-Lim of the original log-mel: the best this vocoder can do
+            <id>_codes.wav           decoded from the codes in the speaker's own voice
+            <id>_as_<speaker>.wav    decoded from the same codes in another training speaker's voice
+
+        Returns the files, the code bitrate and each utterance's log-mel distance and STOI.
+        """
+        device = next(model.parameters()).device
+        split = load_split(cfg.data, selection_of(cfg.data, cfg.reconstruct.split), model.sample_rate)
+        known = model.speakers
+        candidates = [i for i, u in enumerate(split.utterances) if not known or u.speaker in known]
+        if not candidates:
+            raise ValueError(
+                f"no utterance of split {cfg.reconstruct.split!r} is by a speaker of this tokenizer ({known})."
+            )
+        gen = torch.Generator().manual_seed(cfg.seed)
+        order = torch.randperm(len(candidates), generator=gen)[: cfg.reconstruct.num_utterances]
+        fe, sr = model.frontend, model.sample_rate
+        files: list[str] = []
+        rows: list[dict[str, Any]] = []
+        for i in sorted(candidates[int(j)] for j in order):
+            utt = split.utterances[i]
+            speaker = utt.speaker if known else None
+            wave = fe.normalize_level(split.waveforms[i][None].to(device))  # (1, t)
+            log_mel = fe(wave)
+            x = model.features(wave)
+            codes = model.encode_features(x)
+            decoded = model.decode_features(codes, speaker)[..., : x.shape[-1]]
+            length = wave.shape[-1]
+            outputs = {
+                "original": wave[0],
+                "vocoder": fe.griffin_lim(log_mel, model.config.griffin_lim_iters, length=length)[0],
+                "codes": model.features_to_waveform(decoded, length=length)[0],
+            }
+            others = [s for s in known if s != utt.speaker]
+            if cfg.reconstruct.convert and others:
+                target = others[(i + cfg.seed) % len(others)]
+                converted = model.decode_features(codes, target)[..., : x.shape[-1]]
+                outputs[f"as_{target}"] = model.features_to_waveform(converted, length=length)[0]
+            for kind, samples in outputs.items():
+                files.append(str(save_audio(out / f"{utt.id}_{kind}.wav", samples.cpu(), sr)))
+            decoded_log_mel = decoded[0] * model.mel_std[:, None] + model.mel_mean[:, None]
+            rows.append(
+                {
+                    "utterance": utt.id,
+                    "speaker": utt.speaker,
+                    "seconds": round(length / sr, 3),
+                    "log_mel_distance": log_mel_distance(log_mel[0], decoded_log_mel),
+                    "stoi": stoi_score(wave[0], outputs["codes"], sr),
+                    "stoi_vocoder": stoi_score(wave[0], outputs["vocoder"], sr),
+                }
+            )
+        return {"out_dir": str(out), "files": files, "bitrate": model.config.bitrate, "utterances": rows}
+
+    # The rate verbs (compress, decompress, rd)
+    rate = RateTraits(
+        item="utterance",
+        unit="second",
+        amount="audio_seconds",
+        metrics=(("log_mel_distance", "log-mel distance (nats, lower is better)"), ("stoi", "STOI")),
+        codecs=tuple(name for name, *_ in AUDIO_CODECS),
+        setting="level",
+    )
+
+    def split_of(self, data: Any, role: str) -> str:
+        return role
+
+    def load_items(
+        self, model: SpeechTokenizer, data: Any, split: str, limit: int | None, seed: int | None = None
+    ) -> CodingItems:
+        found = load_split(data, selection_of(data, split), model.sample_rate, limit)
+        labels = [int(u.label) if u.label is not None else None for u in found.utterances]
+        return _coding_items(model, found, labels, None, f"{data_name(data)}_{split}", data.root or data.name)
+
+    def read_files(self, model: SpeechTokenizer, path: str) -> CodingItems:
+        files = input_files(path, AUDIO_SUFFIXES, "audio")
+        found = SpeechSplit([], [load_audio(f, model.sample_rate)[0] for f in files])
+        stem = Path(path).expanduser().stem
+        return _coding_items(model, found, [None] * len(files), [f.name for f in files], stem, path)
+
+    def item_codes(self, model: SpeechTokenizer, items: CodingItems) -> ItemCodes:
+        """One ``(U, T)`` tensor of rows per residual level (see :class:`~modalities.base.ItemCodes`)."""
+        codes = [c.reshape(c.shape[0], -1) for c in encode_waveforms(model, items.data.waveforms)]  # (n_u, l) each
+        k, lengths = model.config.codebook_size, [c.shape[0] for c in codes]
+        rows = torch.full((model.config.num_quantizers, len(codes), max(lengths, default=0) + 1), k, dtype=torch.long)
+        for u, c in enumerate(codes):
+            rows[:, u, : c.shape[0]] = torch.from_numpy(c.T.astype(np.int64))
+        return ItemCodes(list(rows), [k] * len(rows), lengths, residual=True)
+
+    def check_output(self, model: SpeechTokenizer, options: Any) -> None:
+        if (options.wav or options.speaker is not None) and model.speakers and options.speaker not in model.speakers:
+            raise ValueError(
+                f"WAVs need one of the tokenizer's training speakers: pass --speaker NAME, one of {model.speakers}."
+            )
+
+    def write_outputs(
+        self, model: SpeechTokenizer, codes: ItemCodes, stems: list[str], directory: Path, options: Any
+    ) -> dict[str, Any]:
+        """With ``options.wav`` or ``options.speaker``, one WAV per utterance in that training speaker's voice."""
+        if not (options.wav or options.speaker is not None):
+            return {"wav_files": 0}
+        device = next(model.parameters()).device
+        assert codes.lengths is not None, "speech codes are sequences"
+        for stem, row, length in zip(stems, codes.levels[0], codes.lengths, strict=True):
+            wave = model.decode(row[None, :length].to(device), speaker=options.speaker)[0]
+            save_audio(directory / f"{stem}.wav", wave, model.sample_rate)
+        return {"wav_files": len(stems)}
+
+    def distortion(self, model: SpeechTokenizer, items: CodingItems, codes: ItemCodes, depth: int | None) -> dict:
+        """Each utterance decoded in its own speaker's voice (see :func:`evaluate_reconstruction`); the fixed-length
+        rate is the tokenizer's bitrate at that depth."""
+        known, found = set(model.speakers), items.data
+        speakers = [u.speaker if u.speaker in known else None for u in found.utterances] or [None] * len(items)
+        quality = evaluate_reconstruction(model, found.waveforms, [model.sample_rate] * len(items), speakers, depth)
+        return {"uniform_bits_per_second": quality.bitrate, "log_mel_distance": quality.log_mel_distance,
+                "stoi": quality.stoi, "log_mel_distance_vocoder": quality.log_mel_distance_vocoder,
+                "stoi_vocoder": quality.stoi_vocoder}  # fmt: skip
+
+    def describe_model(
+        self, model: SpeechTokenizer, codes: ItemCodes, depth: int | None
+    ) -> tuple[str, dict[str, Any]]:
+        k, levels = model.config.codebook_size, len(codes.levels)
+        return (f"K={k}, {levels} level(s)" if depth is None else f"K={k}, {depth} of {levels}"), {}
+
+    def codec_points(
+        self, model: SpeechTokenizer, items: CodingItems, options: Any
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        return codec_points(model, items.data.waveforms, options.codec_levels), {}
+
+
+def _coding_items(
+    model: SpeechTokenizer, found: SpeechSplit, labels: list[int | None], names: list[str] | None, stem: str, data: str
+) -> CodingItems:
+    n, seconds = len(labels), sum(w.shape[-1] for w in found.waveforms) / model.sample_rate
+    header = {"sample_rate": model.sample_rate, "frame_rate": model.frame_rate}
+    description = {"data": data, "num_utterances": n, "seconds": seconds}
+    title = f"{data}, {n} utterances, {seconds:.1f} s"
+    return CodingItems(found, labels, names, stem, seconds, header, description, title)
