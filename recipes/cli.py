@@ -138,6 +138,13 @@ def _config_source(verb: Verb, args: argparse.Namespace) -> str:
 def run_verb(verb: Verb, args: argparse.Namespace) -> int:
     overrides = _overrides(verb, args)
     source = _config_source(verb, args)
+    implied = None
+    if args.config is None and source == verb.default_config:
+        from recipes.engine.artifacts import implied_config  # imports torch: only when a verb runs
+
+        implied = implied_config(overrides)
+    if implied is not None:  # the tokenizer says what it is and which data it was trained on
+        source, overrides = implied[0], [*implied[1], *overrides]
     modality = peek(source, overrides, "modality", "image")
     recipe = verb.recipe(str(modality))
     function, schema = recipe.load()

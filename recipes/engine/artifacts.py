@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 
 from modalities.base import Modality, get_modality, load_tokenizer, tokenizer_modality
+from recipes.engine.config import flatten, peek
+from tokenizers_vq.pretrained import read_model_config
 from tokenizers_vq.tokenizer import Tokenizer
 
 
@@ -27,9 +32,38 @@ def open_tokenizer(cfg: Any, device: torch.device, verb: str) -> tuple[Modality,
     found = tokenizer_modality(directory)
     if found != cfg.modality:
         raise ValueError(
-            f"{directory} holds a {found} tokenizer but the config is for modality {cfg.modality!r}; "
+            f"{directory} holds {'an' if found[0] in 'aeiou' else 'a'} {found} tokenizer but the config is for modality {cfg.modality!r}; "
             f"leave out --config (the tokenizer says what it is) or pass a {found} preset."
         )
     modality = get_modality(found)
     model = modality.prepare(load_tokenizer(directory, map_location=device), cfg)
     return modality, model, directory
+
+
+# The preset a tokenizer's modality starts from when a verb is given the tokenizer without --config.
+MODALITY_PRESETS = {"image": "image_vqvae", "speech": "speech_fsdd"}
+
+
+def implied_config(overrides: Sequence[str]) -> tuple[str, list[str]] | None:
+    """What a verb given ``tokenizer=DIR`` and no ``--config`` learns from the tokenizer itself.
+
+    Returns the preset of the tokenizer's modality and overrides that set the data section it was
+    trained on (recorded in its ``config.json``, or for tokenizers saved before that was recorded, the
+    ``config.yaml`` of the run folder around it), or None when no tokenizer folder is named. When the
+    overrides name a data set themselves (``data.name`` or ``data.root``), only the modality is taken.
+    """
+    path = peek(None, overrides, "tokenizer", None)
+    if path is None or not Path(str(path)).expanduser().is_dir():
+        return None  # nothing to learn from; the recipe reports a missing tokenizer
+    directory = Path(str(path)).expanduser()
+    modality = tokenizer_modality(directory)
+    if any(peek(None, overrides, key, None) is not None for key in ("data.name", "data.root")):
+        return MODALITY_PRESETS[modality], []
+    data = read_model_config(directory).get("data")
+    run_config = directory.parent / "config.yaml"
+    if not isinstance(data, dict) and run_config.is_file():
+        saved = OmegaConf.to_container(OmegaConf.load(run_config), resolve=True)
+        if isinstance(saved, dict) and saved.get("modality", "image") == modality:
+            data = saved.get("data")
+    keys = flatten({"data": data}) if isinstance(data, dict) else {}
+    return MODALITY_PRESETS[modality], [f"{key}={json.dumps(value)}" for key, value in keys.items()]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -99,6 +99,7 @@ def run(
     with parallel.joined(device) as ranks:
         seed_everything(cfg.seed)
         model = ImageTokenizer(cfg.model).to(ranks.device).train()
+        model.data_source = asdict(cfg.data)  # saved with the weights: verbs given the tokenizer find its data
         images = train_data.images.to(ranks.device) if ranks.device.type == "cuda" else train_data.images
         outcome = fit(ImageTask(cfg, model, images, eval_data), model, adam(model, cfg.train), cfg.train, paths,
                       ranks, seed=cfg.seed, config=cfg, resume=resume, overwrite=overwrite, desc=f"train {cfg.name}",

@@ -13,7 +13,7 @@ labels the code→phone mapping.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -175,6 +175,7 @@ def run(
     with parallel.joined(device) as ranks:
         seed_everything(cfg.seed)
         model = SpeechTokenizer(cfg.model).to(ranks.device).train()
+        model.data_source = asdict(cfg.data)  # saved with the weights: verbs given the tokenizer find its data
         log_mels = [model.frontend(w[None].to(ranks.device))[0] for w in train.waveforms]
         model.set_feature_stats(log_mels)  # overwritten by the checkpoint's own statistics on resume
         features = [(x - model.mel_mean[:, None]) / model.mel_std[:, None] for x in log_mels]

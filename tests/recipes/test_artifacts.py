@@ -1,0 +1,52 @@
+"""Artifacts describe themselves: a verb given only a tokenizer learns its modality and data set from it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from modalities.base import load_tokenizer
+from modalities.image import ImageTokenizer
+from modalities.speech import SpeechTokenizer
+
+
+def test_load_tokenizer_picks_the_class_from_the_folder(tiny_run: Path, speech_corpora: dict[str, Path]) -> None:
+    assert type(load_tokenizer(tiny_run / "tokenizer")) is ImageTokenizer
+    assert type(load_tokenizer(speech_corpora["tokenizer"])) is SpeechTokenizer
+    with pytest.raises(ValueError, match="not a tokenizer"):
+        load_tokenizer(_prior_like(tiny_run.parent / "not_a_tokenizer", tiny_run / "tokenizer"))
+
+
+def _prior_like(target: Path, source: Path) -> Path:
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    meta = json.loads((target / "config.json").read_text())
+    (target / "config.json").write_text(json.dumps({**meta, "kind": "prior"}))
+    return target
+
+
+def test_a_copied_image_tokenizer_tokenizes_its_own_data_without_config(vqtok, tiny_run: Path, tmp_path: Path) -> None:
+    alone = tmp_path / "elsewhere" / "tok"
+    shutil.copytree(tiny_run / "tokenizer", alone)  # no run folder around it: the data set comes from config.json
+    res = vqtok("tokenize", "--tokenizer", alone, "--split", "test", "--out", tmp_path / "codes", "--json")
+    assert res.code == 0, res.err
+    assert (res.json()["dataset"], res.json()["split"]) == ("digits", "test")
+    meta = json.loads((tmp_path / "codes" / "meta.json").read_text())
+    assert (tmp_path / "codes" / meta["tokenizer"]["path"]).resolve() == alone.resolve()
+
+
+def test_a_speech_tokenizer_without_config_runs_the_speech_recipe(vqtok, speech_corpora, tmp_path: Path) -> None:
+    res = vqtok("tokenize", "--tokenizer", speech_corpora["tokenizer"], "--split", "eval", "--out", tmp_path / "c",
+                "--json")  # fmt: skip
+    assert res.code == 0, res.err
+    assert res.json()["num_utterances"] > 0 and res.json()["frame_rate"] == 50.0
+    printed = vqtok("evaluate", "--tokenizer", speech_corpora["tokenizer"], "--print-config")
+    assert "modality: speech" in printed.out and str(speech_corpora["data"]) in printed.out
+
+
+def test_a_tokenizer_of_another_modality_than_the_config_is_refused(vqtok, tiny_run: Path) -> None:
+    res = vqtok("evaluate", "--config", "speech_tiny", "--tokenizer", tiny_run / "tokenizer")
+    assert res.code == 2
+    assert "holds an image tokenizer" in res.err and "leave out --config" in res.err
