@@ -30,7 +30,7 @@ from recipes.engine.checkpoint import RunPaths, run_dir
 from recipes.engine.results import TrainingResultFigures
 from recipes.engine.runtime import evaluation_mode, seed_everything
 from recipes.engine.trainer import StepOutput, adam, fit
-from recipes.priors.common import setup
+from recipes.priors.common import setup, write_sources
 from recipes.priors.config import PriorRecipeConfig
 from tokenizers_vq.corpus import CodeCorpus, open_corpus
 
@@ -139,6 +139,8 @@ def run(cfg: PriorRecipeConfig, *, resume: bool = False, overwrite: bool = False
         outcome = fit(PriorTask(cfg, prior, corpus, held_out, ranks.device), prior, adam(prior, cfg.train), cfg.train,
                       paths, ranks, seed=cfg.seed, config=cfg, resume=resume, overwrite=overwrite, fixed=RESUME_FIXED,
                       desc=f"train-prior {cfg.name}")  # fmt: skip
+    if ranks.is_main and paths.weights.is_dir():
+        write_sources(paths.weights, corpus, held_out)
     return TrainPriorResult.from_outcome(
         outcome,
         run_dir=str(paths.root),

@@ -50,3 +50,23 @@ def test_a_tokenizer_of_another_modality_than_the_config_is_refused(vqtok, tiny_
     res = vqtok("evaluate", "--config", "speech_tiny", "--tokenizer", tiny_run / "tokenizer")
     assert res.code == 2
     assert "holds an image tokenizer" in res.err and "leave out --config" in res.err
+
+
+def test_a_copied_run_folder_samples_from_any_working_directory(vqtok, tiny_run: Path, tmp_path: Path, monkeypatch) -> None:
+    """prior → its sources.json → corpus → meta.json → tokenizer, every hop relative to the artifact itself."""
+    work = tmp_path / "work"
+    shutil.copytree(tiny_run / "tokenizer", work / "runs" / "tok" / "tokenizer")
+    monkeypatch.chdir(work)  # relative paths on the command line, as users type them
+    assert vqtok("tokenize", "--tokenizer", "runs/tok/tokenizer", "--split", "test", "--out", "runs/codes").code == 0
+    trained = vqtok("train-prior", "--config", "prior_tiny", "--corpus", "runs/codes", "--out", "runs/prior_run")
+    assert trained.code == 0, trained.err
+    moved = tmp_path / "moved"
+    shutil.copytree(work / "runs", moved / "runs")
+    shutil.rmtree(work / "runs")  # nothing of the original is left to find by accident
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    res = vqtok("sample", "--prior", moved / "runs" / "prior_run" / "prior", "--out", "s", "--json",
+                "sample.num_samples=2")  # fmt: skip
+    assert res.code == 0, res.err
+    assert all(Path(f).is_file() for f in res.json()["files"])
