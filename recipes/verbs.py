@@ -260,7 +260,7 @@ _ROWS = (
         out_help="code file to write (default <tokenizer>/../<data>_<split>.vqc)",
         recipes=(
             Recipe("image", "recipes.coding.compress:run", IMAGE_CODING),
-            Recipe("speech", "recipes.coding.speech_compress:run", SPEECH_CODING),
+            Recipe("speech", "recipes.coding.compress:run", SPEECH_CODING),
         ),
         shortcuts=(
             _TOKENIZER,
@@ -282,7 +282,7 @@ _ROWS = (
         out_help="output directory (default: the file's path without .vqc)",
         recipes=(
             Recipe("image", "recipes.coding.decompress:run", IMAGE_CODING),
-            Recipe("speech", "recipes.coding.speech_decompress:run", SPEECH_CODING),
+            Recipe("speech", "recipes.coding.decompress:run", SPEECH_CODING),
         ),
         shortcuts=(
             _TOKENIZER,
@@ -301,7 +301,7 @@ _ROWS = (
         out_help="output directory for rd.json and rd.png (default runs/rd)",
         recipes=(
             Recipe("image", "recipes.coding.rd:run", IMAGE_CODING),
-            Recipe("speech", "recipes.coding.speech_rd:run", SPEECH_CODING),
+            Recipe("speech", "recipes.coding.rd:run", SPEECH_CODING),
         ),
         shortcuts=(
             _CODING_DATA,

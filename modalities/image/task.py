@@ -228,9 +228,7 @@ class ImageModality:
         metrics = reconstruction_metrics(items.data, _decode(model, codes))
         return {"psnr": metrics.psnr, "ssim": metrics.ssim}
 
-    def describe_model(
-        self, model: ImageTokenizer, codes: ItemCodes, depth: int | None
-    ) -> tuple[str, dict[str, Any]]:
+    def describe_model(self, model: ImageTokenizer, codes: ItemCodes, depth: int | None) -> tuple[str, dict[str, Any]]:
         shapes = [list(g.shape[1:]) for g in codes.levels]
         grids = "+".join("x".join(map(str, s)) for s in shapes)
         label = f"{model.config.kind}, K={model.config.codebook_size}, {grids}"

@@ -325,9 +325,7 @@ class SpeechModality:
                 "stoi": quality.stoi, "log_mel_distance_vocoder": quality.log_mel_distance_vocoder,
                 "stoi_vocoder": quality.stoi_vocoder}  # fmt: skip
 
-    def describe_model(
-        self, model: SpeechTokenizer, codes: ItemCodes, depth: int | None
-    ) -> tuple[str, dict[str, Any]]:
+    def describe_model(self, model: SpeechTokenizer, codes: ItemCodes, depth: int | None) -> tuple[str, dict[str, Any]]:
         k, levels = model.config.codebook_size, len(codes.levels)
         return (f"K={k}, {levels} level(s)" if depth is None else f"K={k}, {depth} of {levels}"), {}
 

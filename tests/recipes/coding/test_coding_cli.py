@@ -82,6 +82,33 @@ def test_mismatched_models_are_refused(compressed, coding_models, vqtok, tmp_pat
     assert r.code == 2 and message in r.err
 
 
+def test_compress_refuses_a_prior_of_another_tokenizer(coding_models, vqtok, tmp_path) -> None:
+    # the other tokenizer's codes have the same layout, so only the prior's record of its tokenizer tells them apart
+    r = vqtok("compress", *_models(coding_models, "other_tokenizer"), "--max-items", "4", "--out", tmp_path / "x.vqc")
+    assert r.code == 2 and "trained on codes of a different tokenizer" in r.err and "--prior" in r.err
+    assert len(r.err.strip().splitlines()) == 1 and not (tmp_path / "x.vqc").exists()
+
+
+def test_images_compress_with_code_frequencies_without_a_prior(coding_models, vqtok, tmp_path) -> None:
+    tokenizer = ["--config", "tiny", "--tokenizer", str(coding_models["tokenizer"])]
+    path = tmp_path / "f.vqc"
+    r = vqtok("compress", *tokenizer, "--max-items", "30", "compress.fit_items=200", "--out", path, "--json")
+    assert r.code == 0, r.err
+    f = r.json()
+    assert f["rate_model"] == "unigram" and f["label_bits"] == 0 and f["file_bytes"] == path.stat().st_size
+    assert f["nll_bits"] <= f["payload_bits"] <= 1.01 * f["nll_bits"] + 64
+    assert f["bits_per_pixel"] == pytest.approx(8 * f["file_bytes"] / f["pixels"])
+    r = vqtok("decompress", *tokenizer, "--input", path, "--out", tmp_path / "back", "decompress.png=false", "--json")
+    assert r.code == 0, r.err
+    assert r.json()["rate_model"] == "unigram" and not list((tmp_path / "back").glob("*.png"))
+    images = load_image_dataset("digits", "test").images[:30]
+    with torch.no_grad():
+        codes = ImageTokenizer.from_pretrained(coding_models["tokenizer"]).encode(images).levels[0]
+    np.testing.assert_array_equal(np.load(tmp_path / "back" / "codes_level0.npy"), codes.numpy())
+    r = vqtok("decompress", *_models(coding_models), "--input", path, "--out", tmp_path / "x")
+    assert r.code == 2 and "drop --prior" in r.err
+
+
 def test_image_files_round_trip_with_a_label(coding_models, vqtok, tmp_path) -> None:
     folder = tmp_path / "pngs"
     folder.mkdir()

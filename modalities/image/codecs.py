@@ -1,26 +1,29 @@
-"""Classic image codecs on the same images: PNG (lossless), JPEG and WebP (Pillow) over a sweep of qualities.
+"""Image files: reading PNG/JPEG/... files, and PNG (lossless), JPEG and WebP (Pillow) as rate–distortion baselines.
 
 Dimension legend: ``n`` images, ``c``/``h``/``w`` image channels and size, ``r``/``q`` mosaic rows and columns.
 
-``layout="mosaic"`` codes all images as one picture (``q = ceil(sqrt(n))`` columns, the last row
-padded with black tiles) so each format's header is paid once, as our code file's is;
-``layout="per_image"`` codes each image as its own file, headers and all. Distortion is measured
-per image either way, with the same PSNR/SSIM as the tokenizers.
+The baselines code the same images over a sweep of qualities. ``layout="mosaic"`` codes all images as
+one picture (``q = ceil(sqrt(n))`` columns, the last row padded with black tiles) so each format's
+header is paid once, as a code file's is; ``layout="per_image"`` codes each image as its own file,
+headers and all. Distortion is measured per image either way, with the same PSNR/SSIM as the tokenizers.
 """
 
 from __future__ import annotations
 
 import io
-import itertools
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from modalities.image import reconstruction_metrics
+from modalities.base import input_files
+from modalities.image.metrics import reconstruction_metrics
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
 def mosaic(images: np.ndarray) -> np.ndarray:
@@ -81,28 +84,20 @@ def codec_points(images: torch.Tensor, jpeg: Sequence[int], webp: Sequence[int],
     return points
 
 
-def at_rate(
-    points: list[dict[str, Any]],
-    codec: str,
-    rate: float,
-    x: str = "bits_per_pixel",
-    metrics: Sequence[str] = ("psnr", "ssim"),
-    setting: str = "quality",
-) -> dict[str, Any]:
-    """A codec's ``metrics`` at ``rate`` (in units of key ``x``), interpolated between the two settings that bracket it.
+def read_image_files(path: str, channels: int) -> tuple[torch.Tensor, list[str]]:
+    """An image file, or every image file of a folder (sorted), as uint8 ``(n, c, h, w)``, and their names."""
+    files = input_files(path, IMAGE_SUFFIXES, "image")
+    arrays = []
+    for file in files:
+        with Image.open(file) as image:
+            array = np.asarray(image.convert("L" if channels == 1 else "RGB"))
+        arrays.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
+    sizes = {a.shape for a in arrays}
+    if len(sizes) != 1:
+        raise ValueError(f"all images of one file must have the same size; {path} has sizes {sorted(sizes)}.")
+    return torch.from_numpy(np.stack(arrays)), [f.name for f in files]
 
-    Returns ``{codec}_{metric}`` for each metric, ``{codec}_between`` (the two bracketing settings) and
-    ``{codec}_lowest_{x}``; outside the codec's range (e.g. below its smallest setting's size) the
-    metrics are None, and the lowest rate says how far the codec reaches.
-    """
-    curve = sorted((p for p in points if p["codec"] == codec), key=lambda p: p[x])
-    out: dict[str, Any] = {f"{codec}_{m}": None for m in metrics}
-    out[f"{codec}_between"] = None
-    out[f"{codec}_lowest_{x}"] = curve[0][x] if curve else None
-    for lo, hi in itertools.pairwise(curve):
-        if lo[x] <= rate <= hi[x]:
-            t = (rate - lo[x]) / (hi[x] - lo[x]) if hi[x] > lo[x] else 0.0
-            out.update({f"{codec}_{m}": lo[m] + t * (hi[m] - lo[m]) for m in metrics})
-            out[f"{codec}_between"] = [lo[setting], hi[setting]]
-            break
-    return out
+
+def save_png(path: Path, image: np.ndarray) -> None:
+    """Write a uint8 ``(c, h, w)`` image as a PNG file."""
+    Image.fromarray(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)).save(path)
