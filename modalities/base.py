@@ -55,6 +55,15 @@ class Modality(Protocol):
     tokenizer_class: type[Tokenizer]
     reconstruction_figures: str  # the JSON file `reconstruct` writes beside its outputs
 
+    def training_data(self, cfg: Any) -> Any:
+        """The training items and the held-out ones evaluated during training, loaded before any process group."""
+        ...
+
+    def training(self, model: Tokenizer, cfg: Any, data: Any) -> Any:
+        """``model``'s training set, step and evaluation over ``data``: ``len()``, ``step(net, indices) -> StepOutput``,
+        ``evaluate()``, ``describe(step, figures)``, ``progress`` and ``result_figures(figures)``."""
+        ...
+
     def prepare(self, model: Tokenizer, cfg: Any) -> Tokenizer:
         """The opened tokenizer with the run's encoding options applied (e.g. speech's duration penalty)."""
         ...

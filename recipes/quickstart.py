@@ -3,7 +3,7 @@
 Offline and CPU-sized: the ``quickstart`` preset trains on scikit-learn's bundled digits in a few
 minutes on two cores (``data.name=fashion_mnist`` uses Debian's Fashion-MNIST files instead). The
 output directory (default ``runs/quickstart``) is a training run directory (see
-:mod:`recipes.image.train_tokenizer`) plus::
+:mod:`recipes.tokenizer.train`) plus::
 
     reconstructions/reconstructions.png   held-out originals (rows) above their reconstructions
     reconstructions/reconstructions.json  their MSE, PSNR, SSIM
@@ -23,11 +23,11 @@ from typing import Any
 
 from recipes.engine.config import load_config
 from recipes.engine.results import format_figures
-from recipes.image import train_tokenizer
-from recipes.image.config import ImageRecipeConfig
 from recipes.priors import sample, train_prior
 from recipes.priors.config import PriorRecipeConfig
 from recipes.tokenizer import evaluate, reconstruct, tokenize
+from recipes.tokenizer import train as train_tokenizer
+from recipes.tokenizer.config import ImageRecipeConfig
 from tokenizers_vq.io import atomic_write_json, atomic_write_text
 from tokenizers_vq.pretrained import directory_identity
 

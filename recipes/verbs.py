@@ -100,8 +100,8 @@ def _import(dotted: str) -> Any:
 # ---------------------------------------------------------------------------------------------
 # Schemas and shortcuts that several rows share
 
-IMAGE = "recipes.image.config:ImageRecipeConfig"
-SPEECH = "recipes.speech.config:SpeechRecipeConfig"
+IMAGE = "recipes.tokenizer.config:ImageRecipeConfig"
+SPEECH = "recipes.tokenizer.config:SpeechRecipeConfig"
 PRIOR = "recipes.priors.config:PriorRecipeConfig"
 MIXED = "recipes.mixed.config:MixedRecipeConfig"
 IMAGE_CODING = "recipes.coding.config:ImageCodingConfig"
@@ -127,8 +127,8 @@ _ROWS = (
         default_config="image_vqvae",
         out_help="run directory (default runs/<name>)",
         recipes=(
-            Recipe("image", "recipes.image.train_tokenizer:run", IMAGE),
-            Recipe("speech", "recipes.speech.train_tokenizer:run", SPEECH),
+            Recipe("image", "recipes.tokenizer.train:run", IMAGE),
+            Recipe("speech", "recipes.tokenizer.train:run", SPEECH),
         ),
         shortcuts=(_DATA, _STEPS, _DEVICE),
         resumable=True,

@@ -90,6 +90,18 @@ class ImageModality:
     tokenizer_class = ImageTokenizer
     reconstruction_figures = "reconstructions.json"  # the JSON file `reconstruct` writes beside its outputs
 
+    def training_data(self, cfg: Any) -> Any:
+        """The training items and the held-out ones evaluated during training (:mod:`modalities.image.training`)."""
+        from modalities.image.training import training_data
+
+        return training_data(cfg)
+
+    def training(self, model: Any, cfg: Any, data: Any) -> Any:
+        """The training set, step and evaluation of ``model`` (on its device) over ``data``."""
+        from modalities.image.training import ImageTraining
+
+        return ImageTraining.build(model, cfg, data)
+
     def prepare(self, model: ImageTokenizer, cfg: Any) -> ImageTokenizer:
         return model
 

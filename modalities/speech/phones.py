@@ -144,3 +144,19 @@ def random_codes(lengths: Sequence[int], codebook_size: int, seed: int = 0) -> l
     """Uniformly random codes, one array per utterance: the baseline that says nothing about phones."""
     rng = np.random.default_rng(seed)
     return [rng.integers(0, codebook_size, size=n, dtype=np.int64) for n in lengths]
+
+
+def analyse(
+    fit_codes: list[np.ndarray],
+    score_codes: list[np.ndarray],
+    fit_segments: list[list[PhoneSegment]],
+    score_segments: list[list[PhoneSegment]],
+    frame_rate: float,
+    first_frame_time: float,
+    codebook_size: int,
+    phones: list[str],
+) -> tuple[PhoneMetrics, np.ndarray]:
+    """Align both sets of 1-D codes to their phones and compute :func:`phone_metrics` (fit on one, score the other)."""
+    fit = align(fit_codes, fit_segments, frame_rate, first_frame_time, phones)
+    score = align(score_codes, score_segments, frame_rate, first_frame_time, phones)
+    return phone_metrics(fit, score, codebook_size, len(phones))

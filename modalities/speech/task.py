@@ -103,6 +103,18 @@ class SpeechModality:
     tokenizer_class = SpeechTokenizer
     reconstruction_figures = "figures.json"  # the JSON file `reconstruct` writes beside its outputs
 
+    def training_data(self, cfg: Any) -> Any:
+        """The training items and the held-out ones evaluated during training (:mod:`modalities.speech.training`)."""
+        from modalities.speech.training import training_data
+
+        return training_data(cfg)
+
+    def training(self, model: Any, cfg: Any, data: Any) -> Any:
+        """The training set, step and evaluation of ``model`` (on its device) over ``data``."""
+        from modalities.speech.training import SpeechTraining
+
+        return SpeechTraining.build(model, cfg, data)
+
     def prepare(self, model: SpeechTokenizer, cfg: Any) -> SpeechTokenizer:
         if cfg.duration_penalty is not None:  # encode with it instead of the tokenizer's own (checked by the config)
             model.config = replace(model.config, duration_penalty=cfg.duration_penalty)

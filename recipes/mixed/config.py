@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from priors import ClassifierConfig, SamplingConfig, TransformerConfig
 from recipes.engine.config import check_positive, check_run_fields
-from recipes.image.config import TrainConfig
+from recipes.engine.schedule import TrainConfig
 
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from priors import ClassifierConfig, ConvNetConfig, SamplingConfig, TransformerConfig
 from recipes.engine.config import check_positive, check_run_fields
-from recipes.image.config import TrainConfig
+from recipes.engine.schedule import TrainConfig
 
 _KINDS = ("pixelcnn", "transformer")
 

@@ -13,7 +13,7 @@ from modalities.speech import convert_voice, load_audio, save_audio
 from recipes.engine.artifacts import open_tokenizer
 from recipes.engine.results import format_figures
 from recipes.engine.runtime import evaluation_mode, setup_runtime
-from recipes.speech.config import SpeechRecipeConfig
+from recipes.tokenizer.config import SpeechRecipeConfig
 
 
 @dataclass

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from modalities.speech import SpeechTokenizer, confusion_png, kmeans_codes, mfcc_frames, random_codes
+from modalities.speech.phones import analyse
 from modalities.speech.task import SpeechSplit, encode_waveforms, load_split, phone_inventory, phone_segments
 from recipes.engine.artifacts import open_tokenizer
 from recipes.engine.results import format_figures, format_table
 from recipes.engine.runtime import evaluation_mode, setup_runtime
-from recipes.speech.common import analyse
-from recipes.speech.config import SpeechRecipeConfig
+from recipes.tokenizer.config import SpeechRecipeConfig
 from tokenizers_vq.io import atomic_write_json
 
 

@@ -20,8 +20,7 @@ from recipes.engine.config import (
     preset_names,
     save_config,
 )
-from recipes.image.config import DataConfig, ImageRecipeConfig
-from recipes.speech.config import SpeechRecipeConfig
+from recipes.tokenizer.config import DataConfig, ImageRecipeConfig, SpeechRecipeConfig
 
 # Image side of each data set the presets use (see modalities.image.data).
 IMAGE_SIDE = {"digits": 16, "fashion_mnist": 28, "cifar10_subset": 32}
@@ -186,7 +185,7 @@ def test_the_expected_presets_ship() -> None:
 
 
 def test_cosine_schedule_warms_up_and_decays_to_zero() -> None:
-    from recipes.image.config import TrainConfig
+    from recipes.tokenizer.config import TrainConfig
 
     tc = TrainConfig(steps=100, lr=1e-3, schedule="cosine", warmup_steps=10)
     assert tc.lr_at(0) == pytest.approx(1e-4)  # first warm-up step

@@ -19,15 +19,14 @@ from recipes.cli import main
 from recipes.engine.checkpoint import load_checkpoint
 from recipes.engine.config import load_config
 from recipes.engine.parallel import CodebookMismatchError, Ranks, codebook_check, raise_if_disagree
-from recipes.image import train_tokenizer
-from recipes.image.config import ImageRecipeConfig
 from recipes.mixed import train as train_mixed
 from recipes.mixed.config import MixedRecipeConfig
 from recipes.priors import train_prior
 from recipes.priors.config import PriorRecipeConfig
-from recipes.speech import train_tokenizer as train_speech
-from recipes.speech.config import SpeechRecipeConfig
 from recipes.tokenizer import tokenize as tokenize_corpus
+from recipes.tokenizer import train as train_speech
+from recipes.tokenizer import train as train_tokenizer
+from recipes.tokenizer.config import ImageRecipeConfig, SpeechRecipeConfig
 from tokenizers_vq import VectorQuantizer, VQConfig
 from tokenizers_vq.io import read_jsonl
 

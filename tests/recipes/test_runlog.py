@@ -10,8 +10,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from recipes.engine.checkpoint import RunPaths
 from recipes.engine.config import load_config
 from recipes.engine.runlog import RunLog, due, scalars
-from recipes.image import train_tokenizer
-from recipes.image.config import ImageRecipeConfig
+from recipes.tokenizer import train as train_tokenizer
+from recipes.tokenizer.config import ImageRecipeConfig
 from tokenizers_vq.io import read_jsonl
 
 

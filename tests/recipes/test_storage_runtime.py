@@ -21,7 +21,7 @@ from recipes.engine.runtime import (
     set_rng_state,
     setup_runtime,
 )
-from recipes.speech.config import SpeechRecipeConfig
+from recipes.tokenizer.config import SpeechRecipeConfig
 from tokenizers_vq.io import atomic_directory, read_jsonl, remove_stale_temporaries, sha256_file, write_jsonl
 
 

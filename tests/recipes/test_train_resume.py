@@ -17,8 +17,8 @@ from safetensors.torch import load_file
 from modalities.image import ImageTokenizer
 from recipes.engine.checkpoint import BatchOrder, load_checkpoint
 from recipes.engine.config import load_config
-from recipes.image import train_tokenizer
-from recipes.image.config import ImageRecipeConfig
+from recipes.tokenizer import train as train_tokenizer
+from recipes.tokenizer.config import ImageRecipeConfig
 from tokenizers_vq.io import read_jsonl
 
 # Checkpoints at 4, 8, 12; evaluations at 6 and 12, so they do not line up with the checkpoints.

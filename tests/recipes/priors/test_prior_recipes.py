@@ -124,8 +124,8 @@ def test_trim_at_end():
 
 
 def test_quickstart_prior_stage(tiny_run, tmp_path):
-    from recipes.image.config import ImageRecipeConfig
     from recipes.quickstart import fit_and_sample
+    from recipes.tokenizer.config import ImageRecipeConfig
 
     image_cfg = load_config(ImageRecipeConfig, "tiny")
     figures = fit_and_sample(
@@ -139,8 +139,8 @@ def test_quickstart_prior_starts_again_when_the_tokenizer_changed(tiny_run, tmp_
     import shutil
 
     from modalities.image import ImageTokenizer
-    from recipes.image.config import ImageRecipeConfig
     from recipes.quickstart import fit_and_sample
+    from recipes.tokenizer.config import ImageRecipeConfig
 
     image_cfg = load_config(ImageRecipeConfig, "tiny")
     tokenizer = tmp_path / "tokenizer"

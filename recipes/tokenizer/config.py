@@ -1,20 +1,112 @@
-"""The config schema shared by the speech recipes (train-tokenizer, tokenize, reconstruct, evaluate, phones, convert).
+"""The config schemas of the tokenizer verbs, one per modality: ``ImageRecipeConfig`` and ``SpeechRecipeConfig``.
 
-One schema for every speech verb, so one preset (``speech_tiny``, ``speech_fsdd``, ``speech_festival``)
-serves them all; each recipe reads the sections it needs. ``model`` is
-:class:`modalities.speech.SpeechTokenizerConfig` and the utterance selections are
-:class:`modalities.speech.Selection`, so their fields and checks are defined once.
+One schema per modality serves every verb of that modality (train-tokenizer, tokenize, reconstruct,
+evaluate, quickstart; for speech also phones and convert), so one preset (``tiny``, ``image_vqvae``,
+``speech_tiny``, ``speech_fsdd``, ``speech_festival``, ...) serves them all; each recipe reads the
+sections it needs. ``model`` is the modality's tokenizer config itself
+(:class:`modalities.image.ImageTokenizerConfig`, :class:`modalities.speech.SpeechTokenizerConfig`) and
+speech's utterance selections are :class:`modalities.speech.Selection`, so their fields and checks are
+defined once. The ``train`` section of images is the shared :class:`recipes.engine.schedule.TrainConfig`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from modalities.image import ImageTokenizerConfig
 from modalities.speech import Selection, SpeechTokenizerConfig
 from modalities.speech.data import LAYOUTS
 from modalities.speech.labels import PHONE_MAPS
 from recipes.engine.config import check_positive, check_run_fields
+from recipes.engine.schedule import TrainConfig
 from recipes.engine.shards import parse_shard
+
+__all__ = ["ImageRecipeConfig", "SpeechRecipeConfig", "TrainConfig"]
+
+# ---- images ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class DataConfig:
+    """Which images: a dataset name understood by ``modalities.image.load_image_dataset`` and its splits."""
+
+    name: str = "digits"  # digits (bundled, offline), fashion_mnist, cifar10_subset, mnist, cifar10, imagefolder
+    root: str | None = None  # folder holding the files; null: $VQTOK_DATA or the loader's default place
+    download: bool = False  # allow fetching from the network (never by default)
+    train_split: str = "train"
+    eval_split: str = "test"  # held-out images for evaluation, reconstructions and the quickstart figures
+    max_train_images: int | None = None  # a seeded random subset of the training split; null: all of it
+
+    def __post_init__(self) -> None:
+        check_positive("data", self, "max_train_images", optional=True)
+
+
+@dataclass
+class EvalConfig:
+    """The ``evaluate`` verb and the final figures of ``quickstart``."""
+
+    split: str | None = None  # null: data.eval_split
+    batch_size: int = 256
+    max_images: int | None = None  # the first N images of the split; null: all
+
+    def __post_init__(self) -> None:
+        check_positive("eval", self, "batch_size")
+        check_positive("eval", self, "max_images", optional=True)
+
+
+@dataclass
+class TokenizeConfig:
+    """The ``tokenize`` verb: a split to a code corpus on disk."""
+
+    split: str = "train"
+    batch_size: int = 256
+    chunk_size: int = 2048  # images per chunk: the unit written atomically, resumed after a kill, and merged
+    shard: str | None = None  # "I/N": encode only the I-th of N equal runs of chunks (0-based); null: all
+    merge: bool = False  # only merge the chunks earlier shard runs wrote (an error while some are missing)
+
+    def __post_init__(self) -> None:
+        check_positive("tokenize", self, "batch_size", "chunk_size")
+        parse_shard(self.shard)
+
+
+@dataclass
+class ReconstructConfig:
+    """The ``reconstruct`` verb: a PNG grid of held-out images above their reconstructions."""
+
+    split: str | None = None  # null: data.eval_split
+    num_images: int = 16  # drawn at random (seeded) from the split
+    per_row: int = 8
+    min_cell: int = 64  # small images are enlarged (nearest neighbour) to at least this many pixels
+
+    def __post_init__(self) -> None:
+        check_positive("reconstruct", self, "num_images", "per_row", "min_cell")
+
+
+@dataclass
+class ImageRecipeConfig:
+    """Everything an image recipe needs; see the sections for the fields."""
+
+    modality: str = "image"  # picks the recipes of a verb; speech recipes will have their own schema
+    name: str = "image"  # run name; train-tokenizer writes to runs/<name> unless out is set
+    seed: int = 0  # seeds weights, data order and sampling; codebook seeding is model.seed
+    device: str = "cpu"  # cpu, cuda, cuda:N, or auto (CUDA when available)
+    threads: int | None = None  # CPU threads for torch; null: torch's default. Small models on a busy
+    # machine run much faster on 1 thread: a second one mostly waits at every parallel region.
+    precision: str = "fp32"  # fp32, or bf16 autocast (CUDA, or a CPU with native bf16; codebooks stay fp32)
+    out: str | None = None  # output: a run dir, corpus dir, reconstruction dir or JSON file (per verb)
+    tokenizer: str | None = None  # tokenizer directory read by tokenize, reconstruct and evaluate
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ImageTokenizerConfig = field(default_factory=ImageTokenizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
+    reconstruct: ReconstructConfig = field(default_factory=ReconstructConfig)
+
+    def __post_init__(self) -> None:
+        check_run_fields(self, "image")
+
+
+# ---- speech ----------------------------------------------------------------------------------------
 
 SPLITS = ("train", "eval")
 

@@ -1,1 +1,0 @@
-"""Image recipes: train-tokenizer, tokenize, reconstruct, evaluate and the quickstart, on one config schema."""
