@@ -220,6 +220,20 @@ def _speech_corpus(
     return CodeCorpus(path, meta, [rows], labels, num_classes, end_code=end, lengths=lengths)
 
 
+def item_codes(corpus: CodeCorpus, index: int) -> list[np.ndarray]:
+    """The codes of item ``index``, one flat int64 array per level (raster order); speech: its frames only."""
+    if corpus.lengths is not None:
+        row = np.asarray(corpus.levels[0][index], dtype=np.int64)  # (T,), end codes after the frames
+        return [row[: min(int(corpus.lengths[index]), row.shape[0])]]
+    return [np.asarray(level[index], dtype=np.int64).reshape(-1) for level in corpus.levels]  # (h * w,) each
+
+
+def code_sequences(corpus: CodeCorpus, limit: int | None = None) -> list[np.ndarray]:
+    """Each of the first ``limit`` items' codes as one flat sequence (levels one after another)."""
+    n = len(corpus) if limit is None else min(limit, len(corpus))
+    return [np.concatenate(item_codes(corpus, i)) for i in range(n)]
+
+
 def trim_at_end(codes: torch.Tensor, end_code: int) -> list[torch.Tensor]:
     """Speech samples ``(b, T)`` → one ``(t_i,)`` tensor per item, cut before its first end code."""
     out = []

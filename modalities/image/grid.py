@@ -49,3 +49,12 @@ def png_bytes(grid: torch.Tensor) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(grid.permute(1, 2, 0).contiguous().numpy(), mode="RGB").save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def image_grid(images: torch.Tensor, per_row: int, min_cell: int) -> torch.Tensor:
+    """uint8 ``(3, H, W)`` grid of uint8 images ``(n, c, h, w)``, ``per_row`` a row, enlarged to ``min_cell`` pixels."""
+    scale = max(1, -(-min_cell // images.shape[-1]))
+    x = F.interpolate(images.float(), scale_factor=scale, mode="nearest") if scale > 1 else images.float()
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return make_grid(x, nrow=per_row, padding=2, pad_value=255).round().to(torch.uint8)

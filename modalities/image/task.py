@@ -25,7 +25,7 @@ from modalities.image.grid import comparison_grid, png_bytes
 from modalities.image.metrics import evaluate_tokenizer, reconstruction_metrics
 from modalities.image.preprocess import to_uint8
 from modalities.image.tokenizer import ImageTokenizer
-from tokenizers_vq.corpus import code_dtype, save_array
+from tokenizers_vq.corpus import CodeCorpus, code_dtype, save_array
 from tokenizers_vq.io import atomic_write_bytes
 
 
@@ -81,6 +81,23 @@ def evaluate_images(model: ImageTokenizer, data: ImageArrays, batch_size: int, l
     device = next(model.parameters()).device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         return evaluate_tokenizer(model, images, labels, batch_size=batch_size).to_dict()
+
+
+def decode_images(tokenizer: ImageTokenizer, levels: list[torch.Tensor], batch_size: int = 256) -> torch.Tensor:
+    """Codes (one ``(n, h_l, w_l)`` grid per level) → uint8 images ``(n, c, h, w)`` on the CPU."""
+    out = []
+    for start in range(0, levels[0].shape[0], batch_size):
+        codes = ImageCodes([g[start : start + batch_size] for g in levels])
+        out.append(to_uint8(tokenizer.decode(codes)).cpu())
+    return torch.cat(out)
+
+
+def corpus_images(corpus: CodeCorpus, root: str | None, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images (uint8) and labels of the data set split that ``corpus`` was made from, first ``limit`` of them."""
+    dataset: dict[str, Any] = corpus.meta.get("dataset", {})
+    data = load_image_dataset(dataset["name"], dataset["split"], root=root)
+    n = len(data) if limit is None else min(limit, len(data))
+    return data.images[:n], data.labels[:n]
 
 
 class ImageModality:

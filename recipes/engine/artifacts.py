@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from modalities.base import Modality, get_modality, load_tokenizer, tokenizer_modality
 from recipes.engine.config import flatten, peek
+from tokenizers_vq.corpus import CodeCorpus
 from tokenizers_vq.pretrained import read_model_config
 from tokenizers_vq.tokenizer import Tokenizer
 
@@ -67,3 +68,14 @@ def implied_config(overrides: Sequence[str]) -> tuple[str, list[str]] | None:
             data = saved.get("data")
     keys = flatten({"data": data}) if isinstance(data, dict) else {}
     return MODALITY_PRESETS[modality], [f"{key}={json.dumps(value)}" for key, value in keys.items()]
+
+
+def corpus_tokenizer(corpus: CodeCorpus, device: torch.device) -> Tokenizer:
+    """The tokenizer that made ``corpus`` (its path is in ``meta.json``, relative to the corpus), on ``device``."""
+    path = corpus.tokenizer_dir
+    if path is None or not path.is_dir():
+        raise FileNotFoundError(
+            f"the corpus {corpus.directory} was made by the tokenizer at {path}, which no longer exists; "
+            "decoding samples needs it."
+        )
+    return load_tokenizer(path, map_location=device)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from modalities.image.task import corpus_images
 from modalities.speech import SpeechTokenizer, load_audio
 from priors import accuracy, class_probabilities, classification_accuracy_score, train_classifier
 from recipes.engine.results import format_figures
@@ -35,8 +36,7 @@ from recipes.mixed.config import MixedRecipeConfig
 from recipes.mixed.data import AUDIO, IMAGE, ModalityData, open_prior
 from recipes.mixed.evaluate import write_figures
 from recipes.mixed.sample import sample_images, speech_tokenizer
-from recipes.priors.common import real_images
-from recipes.sequence_lm import item_codes
+from tokenizers_vq.corpus import item_codes
 
 
 def fixed_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
@@ -115,8 +115,8 @@ def run(cfg: MixedRecipeConfig) -> MixedCASResult:
 
     # Images: a CNN trained on real images scores the samples; CAS proper trains it on the samples.
     classes = data.image.corpus.num_classes
-    train_x, train_y = real_images(data.image.corpus, cfg.data_root, cc.real_train_items)
-    test_x, test_y = real_images(data.image_eval.corpus, cfg.data_root, cc.test_items)
+    train_x, train_y = corpus_images(data.image.corpus, cfg.data_root, cc.real_train_items)
+    test_x, test_y = corpus_images(data.image_eval.corpus, cfg.data_root, cc.test_items)
     reference = train_classifier(train_x.to(device), train_y.to(device), classes, cc.image_classifier)
     real = accuracy(reference, test_x.to(device), test_y)
     labels = torch.tensor([lbl for lbl, _ in drawn[IMAGE]], dtype=torch.long)

@@ -17,8 +17,7 @@ import numpy as np
 from priors.mixed import MixedPrior
 from recipes.engine.config import load_config
 from recipes.mixed.config import MixedDataConfig, MixedRecipeConfig
-from recipes.sequence_lm import item_codes
-from tokenizers_vq.corpus import CodeCorpus, open_corpus
+from tokenizers_vq.corpus import CodeCorpus, item_codes, open_corpus
 from tokenizers_vq.text import load_text_model, train_text_model
 from tokenizers_vq.token_space import CodeSegment, TextSegment, TokenSpace
 

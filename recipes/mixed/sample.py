@@ -17,15 +17,15 @@ from typing import Any
 
 import torch
 
-from modalities.image.grid import png_bytes
+from modalities.image.grid import image_grid, png_bytes
+from modalities.image.task import decode_images
 from modalities.speech import SpeechTokenizer, save_audio
+from recipes.engine.artifacts import corpus_tokenizer
 from recipes.engine.config import save_config
 from recipes.engine.results import format_figures
 from recipes.engine.runtime import resolve_device, set_threads
 from recipes.mixed.config import MixedRecipeConfig
 from recipes.mixed.data import AUDIO, IMAGE, MixedData, open_prior
-from recipes.priors.common import decode_images, image_tokenizer
-from recipes.priors.sample import image_grid
 from tokenizers_vq.io import atomic_write_bytes, atomic_write_json, write_jsonl
 from tokenizers_vq.token_space import CodeSegment
 
@@ -37,7 +37,7 @@ def sample_images(data: MixedData, segments: list[CodeSegment], device: torch.de
         torch.tensor([seg.levels[lvl] for seg in segments], dtype=torch.long).reshape(len(segments), *shape)
         for lvl, shape in enumerate(shapes)
     ]
-    return decode_images(image_tokenizer(data.image.corpus, device), levels)
+    return decode_images(corpus_tokenizer(data.image.corpus, device), levels)
 
 
 def speech_tokenizer(data: MixedData, device: torch.device) -> SpeechTokenizer:

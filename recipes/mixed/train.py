@@ -21,11 +21,11 @@ from recipes.engine import parallel
 from recipes.engine.checkpoint import RunPaths, check_run_dir, check_same_run, run_dir
 from recipes.engine.results import TrainingResultFigures
 from recipes.engine.runtime import resolve_device, seed_everything, set_threads
+from recipes.engine.sequence import SequenceTask
 from recipes.engine.trainer import adam, fit
 from recipes.mixed.config import MixedRecipeConfig
 from recipes.mixed.data import open_mixed_data
 from recipes.mixed.evaluate import held_out_figures
-from recipes.sequence_lm import SequenceTask
 from tokenizers_vq.token_space import TokenSpace
 
 RESUME_FIXED = ("seed", "data.", "model.")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from modalities.image import load_image_dataset
+from modalities.image.task import corpus_images, decode_images
 from priors import (
     CodeLayout,
     accuracy,
@@ -29,17 +30,9 @@ from priors import (
     rejection_mask,
     train_classifier,
 )
+from recipes.engine.artifacts import corpus_tokenizer
 from recipes.engine.results import format_figures
-from recipes.priors.common import (
-    class_labels,
-    decode_images,
-    draw_samples,
-    find_corpus,
-    image_tokenizer,
-    open_prior,
-    real_images,
-    setup,
-)
+from recipes.priors.common import class_labels, draw_samples, find_corpus, open_prior, setup
 from recipes.priors.config import PriorRecipeConfig
 from tokenizers_vq.io import atomic_write_json
 
@@ -78,9 +71,9 @@ def run(cfg: PriorRecipeConfig) -> CASRecipeResult:
     assert labels is not None, "a conditional prior gives labels"
     levels, sampling_seconds = draw_samples(prior, labels, labels.numel(), cfg.sample.batch_size, cfg.sample.sampling,
                                             cfg.sample.cached)  # fmt: skip
-    samples = decode_images(image_tokenizer(corpus, device), levels).to(device)
+    samples = decode_images(corpus_tokenizer(corpus, device), levels).to(device)
 
-    train_images, train_labels = real_images(corpus, cfg.data_root, cc.real_train_items)
+    train_images, train_labels = corpus_images(corpus, cfg.data_root, cc.real_train_items)
     test_images, test_labels = _held_out_images(
         cfg, prior_dir, prior.layout, corpus.meta["dataset"]["name"], cc.test_items
     )
@@ -123,4 +116,4 @@ def _held_out_images(cfg: PriorRecipeConfig, prior_dir: Path, layout: CodeLayout
         data = load_image_dataset(dataset, "test", root=cfg.data_root)
         n = len(data) if limit is None else min(limit, len(data))
         return data.images[:n], data.labels[:n]
-    return real_images(held_out, cfg.data_root, limit)
+    return corpus_images(held_out, cfg.data_root, limit)

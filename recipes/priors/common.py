@@ -8,11 +8,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from modalities.image import ImageCodes, ImageTokenizer, load_image_dataset, to_uint8
 from priors import CodeLayout, CodePrior, SamplingConfig, load_prior
 from recipes.engine.config import load_config
 from recipes.engine.runtime import resolve_device, set_threads
@@ -126,29 +124,3 @@ def draw_samples(
     return [torch.cat(level) for level in zip(*parts, strict=True)], seconds
 
 
-def image_tokenizer(corpus: CodeCorpus, device: torch.device) -> ImageTokenizer:
-    """The tokenizer that made an image corpus (its path is in ``meta.json``)."""
-    path = corpus.tokenizer_dir
-    if path is None or not path.is_dir():
-        raise FileNotFoundError(
-            f"the corpus {corpus.directory} was made by the tokenizer at {path}, which no longer exists; "
-            "decoding samples needs it."
-        )
-    return ImageTokenizer.from_pretrained(path, map_location=device)
-
-
-def decode_images(tokenizer: ImageTokenizer, levels: list[torch.Tensor], batch_size: int = 256) -> torch.Tensor:
-    """Codes (one ``(n, h_l, w_l)`` grid per level) → uint8 images ``(n, c, h, w)`` on the CPU."""
-    out = []
-    for start in range(0, levels[0].shape[0], batch_size):
-        codes = ImageCodes([g[start : start + batch_size] for g in levels])
-        out.append(to_uint8(tokenizer.decode(codes)).cpu())
-    return torch.cat(out)
-
-
-def real_images(corpus: CodeCorpus, root: str | None, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The images (uint8) and labels of the data set split that ``corpus`` was made from, first ``limit`` of them."""
-    dataset: dict[str, Any] = corpus.meta.get("dataset", {})
-    data = load_image_dataset(dataset["name"], dataset["split"], root=root)
-    n = len(data) if limit is None else min(limit, len(data))
-    return data.images[:n], data.labels[:n]

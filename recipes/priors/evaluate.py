@@ -20,9 +20,11 @@ from typing import Any
 
 import torch
 
+from modalities.image.task import corpus_images, decode_images
 from priors import discretized_gaussian_bits, evaluate_likelihood
+from recipes.engine.artifacts import corpus_tokenizer
 from recipes.engine.results import format_figures
-from recipes.priors.common import decode_images, find_corpus, image_tokenizer, open_prior, real_images, setup
+from recipes.priors.common import find_corpus, open_prior, setup
 from recipes.priors.config import PriorRecipeConfig
 from tokenizers_vq.corpus import CodeCorpus
 from tokenizers_vq.io import atomic_write_json
@@ -47,13 +49,13 @@ def distortion_bits(
     cfg: PriorRecipeConfig, train: CodeCorpus, held_out: CodeCorpus, limit: int | None, device: torch.device
 ) -> dict[str, float]:
     """The decoder's share of an image NLL bound: sigma fitted on training images, bits/dim on held-out ones."""
-    tokenizer = image_tokenizer(held_out, device)
-    fit_images, _ = real_images(train, cfg.data_root, cfg.eval.distortion_fit_items)
+    tokenizer = corpus_tokenizer(held_out, device)
+    fit_images, _ = corpus_images(train, cfg.data_root, cfg.eval.distortion_fit_items)
     fit_codes, _ = train.batch(range(fit_images.shape[0]), conditional=False)
     fit_recon = decode_images(tokenizer, fit_codes).float()
     # Maximum-likelihood sigma of a Gaussian around the reconstructions, in pixel levels.
     sigma = max(float((fit_recon - fit_images.float()).pow(2).mean().sqrt()), 0.5)
-    images, _ = real_images(held_out, cfg.data_root, limit if limit is not None else len(held_out))
+    images, _ = corpus_images(held_out, cfg.data_root, limit if limit is not None else len(held_out))
     codes, _ = held_out.batch(range(images.shape[0]), conditional=False)
     means = decode_images(tokenizer, codes).float() / 255.0
     bits = discretized_gaussian_bits(images, means, sigma)

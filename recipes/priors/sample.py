@@ -17,24 +17,15 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torchvision.utils import make_grid
 
-from modalities.image.grid import png_bytes
+from modalities.image.grid import image_grid, png_bytes
+from modalities.image.task import corpus_images, decode_images
 from priors import class_probabilities, rejection_mask, train_classifier
+from recipes.engine.artifacts import corpus_tokenizer
 from recipes.engine.config import save_config
 from recipes.engine.results import format_figures
 from recipes.engine.runtime import seed_everything
-from recipes.priors.common import (
-    class_labels,
-    decode_images,
-    draw_samples,
-    find_corpus,
-    image_tokenizer,
-    open_prior,
-    real_images,
-    setup,
-)
+from recipes.priors.common import class_labels, draw_samples, find_corpus, open_prior, setup
 from recipes.priors.config import PriorRecipeConfig
 from tokenizers_vq.corpus import CodeCorpus, trim_at_end
 from tokenizers_vq.io import atomic_path, atomic_write_bytes, atomic_write_json
@@ -63,15 +54,6 @@ class SampleRecipeResult:
         figures = {k: v for k, v in self.to_dict().items() if k != "files"}
         figures["files"] = self.files[0] if len(self.files) == 1 else f"{len(self.files)} files in {self.out_dir}"
         return format_figures(figures, title="sample")
-
-
-def image_grid(images: torch.Tensor, per_row: int, min_cell: int) -> torch.Tensor:
-    """uint8 ``(3, H, W)`` grid of uint8 images ``(n, c, h, w)``, ``per_row`` a row, enlarged to ``min_cell`` pixels."""
-    scale = max(1, -(-min_cell // images.shape[-1]))
-    x = F.interpolate(images.float(), scale_factor=scale, mode="nearest") if scale > 1 else images.float()
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    return make_grid(x, nrow=per_row, padding=2, pad_value=255).round().to(torch.uint8)
 
 
 def _save_array(path: Path, array: np.ndarray) -> None:
@@ -122,7 +104,7 @@ def run(cfg: PriorRecipeConfig) -> SampleRecipeResult:
         if corpus.modality == "speech":
             files = _write_speech(out, corpus, levels[0], labels, cfg)
         else:
-            tokenizer = image_tokenizer(corpus, device)
+            tokenizer = corpus_tokenizer(corpus, device)
             images = decode_images(tokenizer, levels)
             rows = sc.per_row or sc.num_samples
             if sc.rejection_threshold is not None:
@@ -131,7 +113,7 @@ def run(cfg: PriorRecipeConfig) -> SampleRecipeResult:
                         "rejection sampling needs a class-conditional prior (the classifier checks the class)."
                     )
                 seed_everything(cfg.seed)
-                real, real_labels = real_images(corpus, cfg.data_root, cfg.cas.real_train_items)
+                real, real_labels = corpus_images(corpus, cfg.data_root, cfg.cas.real_train_items)
                 classifier = train_classifier(real, real_labels, prior.layout.num_classes, cfg.cas.classifier)
                 keep = rejection_mask(class_probabilities(classifier, images), labels, sc.rejection_threshold).cpu()
                 acceptance = float(keep.float().mean())

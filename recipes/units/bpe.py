@@ -35,10 +35,10 @@ from recipes.engine.config import save_config
 from recipes.engine.parallel import Ranks
 from recipes.engine.results import format_figures
 from recipes.engine.runtime import resolve_device, seed_everything, set_threads
+from recipes.engine.sequence import SequenceTask
 from recipes.engine.trainer import adam, fit
-from recipes.sequence_lm import SequenceTask, code_sequences
 from recipes.units.config import BPERecipeConfig
-from tokenizers_vq.corpus import open_corpus
+from tokenizers_vq.corpus import code_sequences, open_corpus
 from tokenizers_vq.io import atomic_write_json
 from tokenizers_vq.text import UnitBPE
 

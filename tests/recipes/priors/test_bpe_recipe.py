@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recipes.sequence_lm import code_sequences
 from recipes.units.bpe import dedup
-from tokenizers_vq.corpus import open_corpus
+from tokenizers_vq.corpus import code_sequences, open_corpus
 from tokenizers_vq.io import read_jsonl
 from tokenizers_vq.text import UnitBPE
 

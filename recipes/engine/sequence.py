@@ -1,6 +1,6 @@
-"""What the recipes over variable-length id sequences share (``bpe``, ``train-mixed``): item codes, the training task.
+"""The training task of causal language models over id sequences (``bpe``'s priors, ``train-mixed``).
 
-Dimension legend: ``T`` codes per (padded) utterance, ``h``/``w`` an image level's grid.
+Dimension legend: ``b`` the global batch, ``b / world`` one rank's share of it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -18,23 +17,8 @@ from priors.sequence import lm_nll_sum
 from recipes.engine.parallel import Ranks
 from recipes.engine.trainer import StepOutput
 from tokenizers_vq import distributed
-from tokenizers_vq.corpus import CodeCorpus
 
 LN2 = math.log(2.0)
-
-
-def item_codes(corpus: CodeCorpus, index: int) -> list[np.ndarray]:
-    """The codes of item ``index``, one flat int64 array per level (raster order); speech: its frames only."""
-    if corpus.lengths is not None:
-        row = np.asarray(corpus.levels[0][index], dtype=np.int64)  # (T,), end codes after the frames
-        return [row[: min(int(corpus.lengths[index]), row.shape[0])]]
-    return [np.asarray(level[index], dtype=np.int64).reshape(-1) for level in corpus.levels]  # (h * w,) each
-
-
-def code_sequences(corpus: CodeCorpus, limit: int | None = None) -> list[np.ndarray]:
-    """Each of the first ``limit`` items' codes as one flat sequence (levels one after another)."""
-    n = len(corpus) if limit is None else min(limit, len(corpus))
-    return [np.concatenate(item_codes(corpus, i)) for i in range(n)]
 
 
 @dataclass
