@@ -404,6 +404,26 @@ _DEVICE = re.compile(r"^(cpu|auto|cuda(:\d+)?)$")
 PRECISIONS = ("fp32", "bf16")
 
 
+@dataclass
+class RunConfig:
+    """The top-level fields every recipe config has; a schema subclasses it and sets ``modality``'s default.
+
+    ``modality`` picks the schema (and with it the recipes of a verb); the check in ``__post_init__``
+    holds it to the schema's own default, so an image preset cannot be read as a prior config.
+    """
+
+    modality: str = ""  # picks the recipes of a verb: image, speech, prior, mixed, bpe
+    name: str = "run"  # run name; training verbs write to runs/<name> unless out is set
+    seed: int = 0  # seeds weights, data order and sampling
+    device: str = "cpu"  # cpu, cuda, cuda:N, or auto (CUDA when available)
+    threads: int | None = None  # CPU threads for torch; null: torch's default. Small models on a busy
+    # machine run much faster on 1 thread: a second one mostly waits at every parallel region.
+    out: str | None = None  # where the verb writes: a run dir, corpus dir, output dir or JSON file (per verb)
+
+    def __post_init__(self) -> None:
+        check_run_fields(self, next(f.default for f in fields(self) if f.name == "modality"))
+
+
 def check_run_fields(cfg: Any, modality: str) -> None:
     """The checks of the top-level fields every recipe config has: modality, device, precision, threads, name.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from priors import ClassifierConfig, SamplingConfig, TransformerConfig
-from recipes.engine.config import check_positive, check_run_fields
+from recipes.engine.config import RunConfig, check_positive
 from recipes.engine.schedule import TrainConfig
 
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -90,15 +90,11 @@ class MixedCASConfig:
 
 
 @dataclass
-class MixedRecipeConfig:
+class MixedRecipeConfig(RunConfig):
     """Everything a mixed-modality recipe needs; see the sections for the fields."""
 
     modality: str = "mixed"  # picks the mixed recipes of a verb
     name: str = "mixed"  # run name; train-mixed writes to runs/<name> unless out is set
-    seed: int = 0
-    device: str = "cpu"  # cpu, cuda, cuda:N, or auto
-    threads: int | None = None  # CPU threads for torch; null: torch's default
-    out: str | None = None  # train-mixed: run dir; sample: output dir; evaluate / cas: JSON file
     prior: str | None = None  # prior directory for sample, evaluate and cas (a train-mixed run's prior/ folder)
     data_root: str | None = None  # where the image data set lives (the classifier's real images); null: its default
     data: MixedDataConfig = field(default_factory=MixedDataConfig)
@@ -107,6 +103,3 @@ class MixedRecipeConfig:
     eval: MixedEvalConfig = field(default_factory=MixedEvalConfig)
     sample: MixedSampleConfig = field(default_factory=MixedSampleConfig)
     cas: MixedCASConfig = field(default_factory=MixedCASConfig)
-
-    def __post_init__(self) -> None:
-        check_run_fields(self, "mixed")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from priors import ClassifierConfig, ConvNetConfig, SamplingConfig, TransformerConfig
-from recipes.engine.config import check_positive, check_run_fields
+from recipes.engine.config import RunConfig, check_positive
 from recipes.engine.schedule import TrainConfig
 
 _KINDS = ("pixelcnn", "transformer")
@@ -88,15 +88,11 @@ class CASConfig:
 
 
 @dataclass
-class PriorRecipeConfig:
+class PriorRecipeConfig(RunConfig):
     """Everything a prior recipe needs; see the sections for the fields."""
 
     modality: str = "prior"  # picks the prior recipes of a verb
     name: str = "prior"  # run name; train-prior writes to runs/<name> unless out is set
-    seed: int = 0
-    device: str = "cpu"  # cpu, cuda, cuda:N, or auto
-    threads: int | None = None  # CPU threads for torch; null: torch's default (1 is often faster for small priors)
-    out: str | None = None  # train-prior: run dir; sample: output dir; evaluate / cas: JSON file
     corpus: str | None = None  # training code corpus (a `vqtok tokenize` directory)
     eval_corpus: str | None = None  # held-out code corpus for evaluation during training and for `evaluate`
     prior: str | None = None  # prior directory for sample, evaluate and cas (a run's prior/ folder)
@@ -106,6 +102,3 @@ class PriorRecipeConfig:
     sample: SampleConfig = field(default_factory=SampleConfig)
     eval: PriorEvalConfig = field(default_factory=PriorEvalConfig)
     cas: CASConfig = field(default_factory=CASConfig)
-
-    def __post_init__(self) -> None:
-        check_run_fields(self, "prior")

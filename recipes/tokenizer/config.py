@@ -17,7 +17,7 @@ from modalities.image import ImageTokenizerConfig
 from modalities.speech import Selection, SpeechTokenizerConfig
 from modalities.speech.data import LAYOUTS
 from modalities.speech.labels import PHONE_MAPS
-from recipes.engine.config import check_positive, check_run_fields
+from recipes.engine.config import RunConfig, check_positive
 from recipes.engine.schedule import TrainConfig
 from recipes.engine.shards import parse_shard
 
@@ -83,17 +83,12 @@ class ReconstructConfig:
 
 
 @dataclass
-class ImageRecipeConfig:
+class ImageRecipeConfig(RunConfig):
     """Everything an image recipe needs; see the sections for the fields."""
 
     modality: str = "image"  # picks the recipes of a verb; speech recipes will have their own schema
     name: str = "image"  # run name; train-tokenizer writes to runs/<name> unless out is set
-    seed: int = 0  # seeds weights, data order and sampling; codebook seeding is model.seed
-    device: str = "cpu"  # cpu, cuda, cuda:N, or auto (CUDA when available)
-    threads: int | None = None  # CPU threads for torch; null: torch's default. Small models on a busy
-    # machine run much faster on 1 thread: a second one mostly waits at every parallel region.
     precision: str = "fp32"  # fp32, or bf16 autocast (CUDA, or a CPU with native bf16; codebooks stay fp32)
-    out: str | None = None  # output: a run dir, corpus dir, reconstruction dir or JSON file (per verb)
     tokenizer: str | None = None  # tokenizer directory read by tokenize, reconstruct and evaluate
     data: DataConfig = field(default_factory=DataConfig)
     model: ImageTokenizerConfig = field(default_factory=ImageTokenizerConfig)
@@ -101,9 +96,6 @@ class ImageRecipeConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     reconstruct: ReconstructConfig = field(default_factory=ReconstructConfig)
-
-    def __post_init__(self) -> None:
-        check_run_fields(self, "image")
 
 
 # ---- speech ----------------------------------------------------------------------------------------
@@ -220,16 +212,12 @@ class ConvertConfig:
 
 
 @dataclass
-class SpeechRecipeConfig:
+class SpeechRecipeConfig(RunConfig):
     """Everything a speech recipe needs; see the sections for the fields."""
 
     modality: str = "speech"
     name: str = "speech"  # run name; train-tokenizer writes to runs/<name> unless out is set
-    seed: int = 0
-    device: str = "cpu"  # cpu, cuda, cuda:N, or auto
     precision: str = "fp32"  # fp32, or bf16 autocast (CUDA, or a CPU with native bf16; codebooks stay fp32)
-    threads: int | None = None  # CPU threads for torch; null: torch's default (1 is fastest on a busy machine)
-    out: str | None = None  # output: run dir, corpus dir, WAV dir, JSON file or WAV file (per verb)
     tokenizer: str | None = None  # tokenizer directory read by every verb but train-tokenizer
     # Encode with this duration penalty instead of the tokenizer's own model.duration_penalty (tokenize,
     # phones, evaluate, reconstruct, convert); null: the tokenizer's.
@@ -242,6 +230,3 @@ class SpeechRecipeConfig:
     reconstruct: SpeechReconstructConfig = field(default_factory=SpeechReconstructConfig)
     phones: PhonesConfig = field(default_factory=PhonesConfig)
     convert: ConvertConfig = field(default_factory=ConvertConfig)
-
-    def __post_init__(self) -> None:
-        check_run_fields(self, "speech")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from priors import TransformerConfig
-from recipes.engine.config import check_positive, check_run_fields
+from recipes.engine.config import RunConfig, check_positive
 from recipes.engine.schedule import TrainConfig
 
 _MODEL_TYPES = ("bpe", "unigram")
@@ -27,15 +27,11 @@ class UnitBPEConfig:
 
 
 @dataclass
-class BPERecipeConfig:
+class BPERecipeConfig(RunConfig):
     """Everything ``vqtok bpe`` needs; the two priors share ``model`` and ``train``."""
 
     modality: str = "bpe"  # picks the bpe recipe
     name: str = "bpe"  # run name; results go to runs/<name> unless out is set
-    seed: int = 0
-    device: str = "cpu"  # cpu, cuda, cuda:N, or auto
-    threads: int | None = None  # CPU threads for torch; null: torch's default
-    out: str | None = None  # output directory: unit_bpe.model, figures.json, the two priors
     corpus: str | None = None  # training code corpus (`vqtok tokenize`): BPE and both priors learn from it
     eval_corpus: str | None = None  # held-out code corpus: compression and bits per original code
     max_items: int | None = None  # use the first N training items; null: all
@@ -46,6 +42,6 @@ class BPERecipeConfig:
     eval_batch_size: int = 64
 
     def __post_init__(self) -> None:
-        check_run_fields(self, "bpe")
+        super().__post_init__()
         check_positive("", self, "max_items", "eval_items", optional=True)
         check_positive("", self, "eval_batch_size")
