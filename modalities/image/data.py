@@ -27,10 +27,14 @@ import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from modalities.image.config import ImageTokenizerConfig
+from tokenizers_vq.corpus import CodeCorpus
 
 DATASETS = ("digits", "fashion_mnist", "cifar10_subset", "mnist", "fashionmnist", "cifar10", "imagefolder")
 DATA_ENV = "VQTOK_DATA"
@@ -274,3 +278,51 @@ def _load_image_folder(name: str, split: str, root: Path | None, download: bool)
     stacked = np.stack(pixels)  # (n, h, w) grey or (n, h, w, 3) RGB
     images = torch.from_numpy(stacked[:, None] if mode == "L" else np.ascontiguousarray(stacked.transpose(0, 3, 1, 2)))
     return images, _labels([label for _, label in listing.samples]), list(listing.classes)
+
+
+def load_split(data: Any, split: str, limit: int | None = None, seed: int | None = None) -> ImageArrays:
+    """Split ``split`` of ``data``; with ``limit``, the first ``limit`` images, or a random subset when ``seed``.
+
+    The subset is drawn with its own generator, so it does not disturb the global RNG.
+    """
+    images = load_image_dataset(data.name, split, root=data.root, download=data.download)
+    if len(images) == 0:
+        raise ValueError(f"data set {data.name!r} split {split!r} holds no images.")
+    if limit is None or limit >= len(images):
+        return images
+    if seed is None:
+        keep = torch.arange(limit)
+    else:
+        keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:limit].sort().values
+    return ImageArrays(
+        images=images.images[keep].contiguous(),
+        labels=images.labels[keep].contiguous(),
+        class_names=images.class_names,
+        name=images.name,
+        split=images.split,
+    )
+
+
+def check_fits(model: ImageTokenizerConfig, data: ImageArrays) -> None:
+    """Raise ``ValueError`` unless a tokenizer with config ``model`` can take the images of ``data``, saying what to change."""
+    c, h, w = data.image_shape
+    if c != model.in_channels:
+        raise ValueError(
+            f"data set {data.name!r} has {c}-channel images but model.in_channels={model.in_channels}; "
+            f"pass model.in_channels={c}, or data.name= the data set this tokenizer was trained on."
+        )
+    f = model.total_downsample
+    if h % f or w % f:
+        raise ValueError(
+            f"data set {data.name!r} has {h}×{w} images, which the model's total downsampling {f} "
+            f"(model.downsample={model.downsample}, model.num_levels={model.num_levels}) does not divide; "
+            "choose a smaller model.downsample."
+        )
+
+
+def corpus_images(corpus: CodeCorpus, root: str | None, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images (uint8) and labels of the data set split that ``corpus`` was made from, first ``limit`` of them."""
+    dataset: dict[str, Any] = corpus.meta.get("dataset", {})
+    data = load_image_dataset(dataset["name"], dataset["split"], root=root)
+    n = len(data) if limit is None else min(limit, len(data))
+    return data.images[:n], data.labels[:n]

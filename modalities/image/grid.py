@@ -13,7 +13,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.utils import make_grid
 
+from modalities.image.codes import ImageCodes
 from modalities.image.preprocess import to_uint8
+from modalities.image.tokenizer import ImageTokenizer
 
 
 def comparison_grid(
@@ -58,3 +60,12 @@ def image_grid(images: torch.Tensor, per_row: int, min_cell: int) -> torch.Tenso
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     return make_grid(x, nrow=per_row, padding=2, pad_value=255).round().to(torch.uint8)
+
+
+def decode_images(tokenizer: ImageTokenizer, levels: list[torch.Tensor], batch_size: int = 256) -> torch.Tensor:
+    """Codes (one ``(n, h_l, w_l)`` grid per level) → uint8 images ``(n, c, h, w)`` on the CPU."""
+    out = []
+    for start in range(0, levels[0].shape[0], batch_size):
+        codes = ImageCodes([g[start : start + batch_size] for g in levels])
+        out.append(to_uint8(tokenizer.decode(codes)).cpu())
+    return torch.cat(out)

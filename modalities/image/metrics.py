@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from modalities.image.codes import ImageCodes
+from modalities.image.data import ImageArrays
 from modalities.image.preprocess import as_image_batch, to_unit
 from modalities.image.tokenizer import ImageTokenizer
 from tokenizers_vq.metrics import code_stats, label_normalized_mutual_information
@@ -171,3 +172,17 @@ def evaluate_tokenizer(
     return TokenizerEvaluation(
         num_images=n, mse=mse, psnr=psnr, ssim=ssim, images_per_second=n / max(seconds, 1e-9), levels=levels
     )
+
+
+def evaluate_images(model: ImageTokenizer, data: ImageArrays, batch_size: int, limit: int | None = None) -> dict:
+    """``evaluate_tokenizer`` on (the first ``limit`` images of) ``data`` → its figures as a dict.
+
+    Runs without gradients and leaves the global RNG as it found it, so evaluating in the middle of
+    training does not change what training does next. The caller sets eval mode and autocast.
+    """
+    images, labels = data.images, data.labels
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        return evaluate_tokenizer(model, images, labels, batch_size=batch_size).to_dict()

@@ -19,85 +19,14 @@ from numpy.lib.format import open_memmap
 from modalities.base import CodingItems, CorpusSource, ItemCodes, RateTraits
 from modalities.image.codecs import codec_points, read_image_files, save_png
 from modalities.image.codes import ImageCodes
-from modalities.image.config import ImageTokenizerConfig
-from modalities.image.data import ImageArrays, load_image_dataset
+from modalities.image.data import ImageArrays, check_fits, load_split
 from modalities.image.grid import comparison_grid, png_bytes
-from modalities.image.metrics import evaluate_tokenizer, reconstruction_metrics
+from modalities.image.metrics import evaluate_images, reconstruction_metrics
 from modalities.image.preprocess import to_uint8
 from modalities.image.tokenizer import ImageTokenizer
-from tokenizers_vq.corpus import CodeCorpus, code_dtype, save_array
+from modalities.image.training import ImageTraining, training_data
+from tokenizers_vq.corpus import code_dtype, save_array
 from tokenizers_vq.io import atomic_write_bytes
-
-
-def load_split(data: Any, split: str, limit: int | None = None, seed: int | None = None) -> ImageArrays:
-    """Split ``split`` of ``data``; with ``limit``, the first ``limit`` images, or a random subset when ``seed``.
-
-    The subset is drawn with its own generator, so it does not disturb the global RNG.
-    """
-    images = load_image_dataset(data.name, split, root=data.root, download=data.download)
-    if len(images) == 0:
-        raise ValueError(f"data set {data.name!r} split {split!r} holds no images.")
-    if limit is None or limit >= len(images):
-        return images
-    if seed is None:
-        keep = torch.arange(limit)
-    else:
-        keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:limit].sort().values
-    return ImageArrays(
-        images=images.images[keep].contiguous(),
-        labels=images.labels[keep].contiguous(),
-        class_names=images.class_names,
-        name=images.name,
-        split=images.split,
-    )
-
-
-def check_fits(model: ImageTokenizerConfig, data: ImageArrays) -> None:
-    """Raise ``ValueError`` unless a tokenizer with config ``model`` can take the images of ``data``, saying what to change."""
-    c, h, w = data.image_shape
-    if c != model.in_channels:
-        raise ValueError(
-            f"data set {data.name!r} has {c}-channel images but model.in_channels={model.in_channels}; "
-            f"pass model.in_channels={c}, or data.name= the data set this tokenizer was trained on."
-        )
-    f = model.total_downsample
-    if h % f or w % f:
-        raise ValueError(
-            f"data set {data.name!r} has {h}×{w} images, which the model's total downsampling {f} "
-            f"(model.downsample={model.downsample}, model.num_levels={model.num_levels}) does not divide; "
-            "choose a smaller model.downsample."
-        )
-
-
-def evaluate_images(model: ImageTokenizer, data: ImageArrays, batch_size: int, limit: int | None = None) -> dict:
-    """``evaluate_tokenizer`` on (the first ``limit`` images of) ``data`` → its figures as a dict.
-
-    Runs without gradients and leaves the global RNG as it found it, so evaluating in the middle of
-    training does not change what training does next. The caller sets eval mode and autocast.
-    """
-    images, labels = data.images, data.labels
-    if limit is not None:
-        images, labels = images[:limit], labels[:limit]
-    device = next(model.parameters()).device
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        return evaluate_tokenizer(model, images, labels, batch_size=batch_size).to_dict()
-
-
-def decode_images(tokenizer: ImageTokenizer, levels: list[torch.Tensor], batch_size: int = 256) -> torch.Tensor:
-    """Codes (one ``(n, h_l, w_l)`` grid per level) → uint8 images ``(n, c, h, w)`` on the CPU."""
-    out = []
-    for start in range(0, levels[0].shape[0], batch_size):
-        codes = ImageCodes([g[start : start + batch_size] for g in levels])
-        out.append(to_uint8(tokenizer.decode(codes)).cpu())
-    return torch.cat(out)
-
-
-def corpus_images(corpus: CodeCorpus, root: str | None, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The images (uint8) and labels of the data set split that ``corpus`` was made from, first ``limit`` of them."""
-    dataset: dict[str, Any] = corpus.meta.get("dataset", {})
-    data = load_image_dataset(dataset["name"], dataset["split"], root=root)
-    n = len(data) if limit is None else min(limit, len(data))
-    return data.images[:n], data.labels[:n]
 
 
 class ImageModality:
@@ -107,17 +36,8 @@ class ImageModality:
     tokenizer_class = ImageTokenizer
     reconstruction_figures = "reconstructions.json"  # the JSON file `reconstruct` writes beside its outputs
 
-    def training_data(self, cfg: Any) -> Any:
-        """The training items and the held-out ones evaluated during training (:mod:`modalities.image.training`)."""
-        from modalities.image.training import training_data
-
-        return training_data(cfg)
-
-    def training(self, model: Any, cfg: Any, data: Any) -> Any:
-        """The training set, step and evaluation of ``model`` (on its device) over ``data``."""
-        from modalities.image.training import ImageTraining
-
-        return ImageTraining.build(model, cfg, data)
+    training_data = staticmethod(training_data)  # the training items and the held-out ones (modalities.image.training)
+    training = staticmethod(ImageTraining.build)  # the training set, step and evaluation of a model over them
 
     def prepare(self, model: ImageTokenizer, cfg: Any) -> ImageTokenizer:
         return model

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from modalities.image.data import ImageArrays
-from modalities.image.task import check_fits, evaluate_images, load_split
+from modalities.image.data import ImageArrays, check_fits, load_split
+from modalities.image.metrics import evaluate_images
 from modalities.image.tokenizer import ImageTokenizer
 from tokenizers_vq.training import StepOutput
 

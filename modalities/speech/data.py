@@ -17,10 +17,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import soundfile as sf
+import torch
 
+from modalities.speech.audio import load_audio
 from modalities.speech.labels import PHONE_MAPS, PhoneSegment, apply_phone_map, read_phn, read_textgrid
+from modalities.speech.tokenizer import SpeechTokenizer
 
 DATA_ENV = "VQTOK_DATA"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
@@ -151,3 +156,62 @@ def select(utterances: Sequence[Utterance], selection: Selection) -> list[Uttera
 def speakers_of(utterances: Sequence[Utterance]) -> list[str]:
     """The distinct speakers, sorted."""
     return sorted({u.speaker for u in utterances})
+
+
+@dataclass
+class SpeechSplit:
+    """Utterances of one split with their waveforms ``(t,)`` at the model's rate."""
+
+    utterances: list[Utterance]
+    waveforms: list[torch.Tensor]
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    @property
+    def has_phones(self) -> bool:
+        return bool(self.utterances) and all(u.phones_path is not None for u in self.utterances)
+
+
+def selection_of(data: Any, split: str) -> Selection:
+    """``data.train`` or ``data.eval``."""
+    return data.train if split == "train" else data.eval
+
+
+def data_name(data: Any) -> str:
+    """The data set's name: the folder's name when ``data.root`` is set, else ``data.name``."""
+    return Path(data.root).name if data.root else data.name
+
+
+def find_utterances(data: Any, selection: Selection, limit: int | None = None) -> list[Utterance]:
+    """The utterances of ``data`` that ``selection`` keeps (the first ``limit`` of them when given)."""
+    root = find_data_folder(data.name, data.root)
+    utterances = select(list_utterances(root, data.layout), selection)
+    if not utterances:
+        raise ValueError(
+            f"no utterance in {root} fits the selection {selection}; check data.train / data.eval "
+            "(speakers, min_index, max_index)."
+        )
+    return utterances[:limit] if limit is not None else utterances
+
+
+def load_split(data: Any, selection: Selection, sample_rate: int, limit: int | None = None) -> SpeechSplit:
+    """Audio of the selected utterances, mono and resampled to ``sample_rate``."""
+    utterances = find_utterances(data, selection, limit)
+    return SpeechSplit(utterances, [load_audio(u.path, sample_rate)[0] for u in utterances])
+
+
+def phone_segments(data: Any, utterances: list[Utterance]) -> list[list[PhoneSegment]]:
+    """Phone labels of each utterance, folded by ``data.phone_map``."""
+    return [u.phones(data.phone_map, data.textgrid_tier) for u in utterances]
+
+
+def phone_inventory(*segment_sets: list[list[PhoneSegment]]) -> list[str]:
+    """The sorted phones that occur in any of the segment sets."""
+    return sorted({s.phone for segments in segment_sets for utt in segments for s in utt})
+
+
+@torch.no_grad()
+def encode_waveforms(tokenizer: SpeechTokenizer, waveforms: list[torch.Tensor]) -> list[np.ndarray]:
+    """Codes of each waveform ``(t,)`` at the model's rate: ``(n,)`` arrays, or ``(n, l)`` for residual codes."""
+    return [tokenizer.encode(w, tokenizer.sample_rate).codes[0].cpu().numpy() for w in waveforms]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,77 +22,22 @@ from modalities.speech.audio import load_audio, save_audio
 from modalities.speech.codecs import AUDIO_CODECS, codec_points
 from modalities.speech.data import (
     AUDIO_SUFFIXES,
-    Selection,
-    Utterance,
-    find_data_folder,
-    list_utterances,
-    select,
+    SpeechSplit,
+    data_name,
+    encode_waveforms,
+    find_utterances,
+    load_split,
+    phone_inventory,
+    phone_segments,
+    selection_of,
     speakers_of,
 )
-from modalities.speech.labels import PhoneSegment, frame_labels
+from modalities.speech.labels import frame_labels
 from modalities.speech.metrics import evaluate_reconstruction, log_mel_distance, stoi_score
 from modalities.speech.tokenizer import SpeechTokenizer
+from modalities.speech.training import SpeechTraining, training_data
 from tokenizers_vq.corpus import code_dtype, save_array
 from tokenizers_vq.io import write_jsonl
-
-
-@dataclass
-class SpeechSplit:
-    """Utterances of one split with their waveforms ``(t,)`` at the model's rate."""
-
-    utterances: list[Utterance]
-    waveforms: list[torch.Tensor]
-
-    def __len__(self) -> int:
-        return len(self.utterances)
-
-    @property
-    def has_phones(self) -> bool:
-        return bool(self.utterances) and all(u.phones_path is not None for u in self.utterances)
-
-
-def selection_of(data: Any, split: str) -> Selection:
-    """``data.train`` or ``data.eval``."""
-    return data.train if split == "train" else data.eval
-
-
-def data_name(data: Any) -> str:
-    """The data set's name: the folder's name when ``data.root`` is set, else ``data.name``."""
-    return Path(data.root).name if data.root else data.name
-
-
-def find_utterances(data: Any, selection: Selection, limit: int | None = None) -> list[Utterance]:
-    """The utterances of ``data`` that ``selection`` keeps (the first ``limit`` of them when given)."""
-    root = find_data_folder(data.name, data.root)
-    utterances = select(list_utterances(root, data.layout), selection)
-    if not utterances:
-        raise ValueError(
-            f"no utterance in {root} fits the selection {selection}; check data.train / data.eval "
-            "(speakers, min_index, max_index)."
-        )
-    return utterances[:limit] if limit is not None else utterances
-
-
-def load_split(data: Any, selection: Selection, sample_rate: int, limit: int | None = None) -> SpeechSplit:
-    """Audio of the selected utterances, mono and resampled to ``sample_rate``."""
-    utterances = find_utterances(data, selection, limit)
-    return SpeechSplit(utterances, [load_audio(u.path, sample_rate)[0] for u in utterances])
-
-
-def phone_segments(data: Any, utterances: list[Utterance]) -> list[list[PhoneSegment]]:
-    """Phone labels of each utterance, folded by ``data.phone_map``."""
-    return [u.phones(data.phone_map, data.textgrid_tier) for u in utterances]
-
-
-def phone_inventory(*segment_sets: list[list[PhoneSegment]]) -> list[str]:
-    """The sorted phones that occur in any of the segment sets."""
-    return sorted({s.phone for segments in segment_sets for utt in segments for s in utt})
-
-
-@torch.no_grad()
-def encode_waveforms(tokenizer: SpeechTokenizer, waveforms: list[torch.Tensor]) -> list[np.ndarray]:
-    """Codes of each waveform ``(t,)`` at the model's rate: ``(n,)`` arrays, or ``(n, l)`` for residual codes."""
-    return [tokenizer.encode(w, tokenizer.sample_rate).codes[0].cpu().numpy() for w in waveforms]
 
 
 class SpeechModality:
@@ -103,17 +48,8 @@ class SpeechModality:
     tokenizer_class = SpeechTokenizer
     reconstruction_figures = "figures.json"  # the JSON file `reconstruct` writes beside its outputs
 
-    def training_data(self, cfg: Any) -> Any:
-        """The training items and the held-out ones evaluated during training (:mod:`modalities.speech.training`)."""
-        from modalities.speech.training import training_data
-
-        return training_data(cfg)
-
-    def training(self, model: Any, cfg: Any, data: Any) -> Any:
-        """The training set, step and evaluation of ``model`` (on its device) over ``data``."""
-        from modalities.speech.training import SpeechTraining
-
-        return SpeechTraining.build(model, cfg, data)
+    training_data = staticmethod(training_data)  # the training utterances and held-out ones (modalities.speech.training)
+    training = staticmethod(SpeechTraining.build)  # the segments, step and evaluation of a model over them
 
     def prepare(self, model: SpeechTokenizer, cfg: Any) -> SpeechTokenizer:
         if cfg.duration_penalty is not None:  # encode with it instead of the tokenizer's own (checked by the config)

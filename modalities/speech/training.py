@@ -19,9 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modalities.speech.data import speakers_of
+from modalities.speech.data import (
+    SpeechSplit,
+    encode_waveforms,
+    load_split,
+    phone_inventory,
+    phone_segments,
+    speakers_of,
+)
 from modalities.speech.phones import analyse
-from modalities.speech.task import SpeechSplit, encode_waveforms, load_split, phone_inventory, phone_segments
 from modalities.speech.tokenizer import SpeechTokenizer
 from tokenizers_vq.metrics import code_stats
 from tokenizers_vq.training import StepOutput

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from modalities.image.task import corpus_images
+from modalities.image.data import corpus_images
 from modalities.speech import SpeechTokenizer, load_audio
 from priors import accuracy, class_probabilities, classification_accuracy_score, train_classifier
 from recipes.engine.results import format_figures

@@ -17,8 +17,7 @@ from typing import Any
 
 import torch
 
-from modalities.image.grid import image_grid, png_bytes
-from modalities.image.task import decode_images
+from modalities.image.grid import decode_images, image_grid, png_bytes
 from modalities.speech import SpeechTokenizer, save_audio
 from recipes.engine.artifacts import corpus_tokenizer
 from recipes.engine.config import save_config

@@ -7,7 +7,7 @@ read as they are; ``tensorboard/`` holds the rows as TensorBoard scalars. Traini
 NLL per token over whole streams (prompt, markers and codes); batches mix the modalities at random,
 audio about ``data.audio_share`` of them. Resuming and the refusal to clobber a run are
 :func:`recipes.engine.trainer.fit`'s, like every training recipe's; the task is a
-:class:`recipes.sequence_lm.SequenceTask` over the mixed streams.
+:class:`recipes.engine.sequence.SequenceTask` over the mixed streams.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from modalities.image import load_image_dataset
-from modalities.image.task import corpus_images, decode_images
+from modalities.image.data import corpus_images
+from modalities.image.grid import decode_images
 from priors import (
     CodeLayout,
     accuracy,

@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from modalities.image.task import corpus_images, decode_images
+from modalities.image.data import corpus_images
+from modalities.image.grid import decode_images
 from priors import discretized_gaussian_bits, evaluate_likelihood
 from recipes.engine.artifacts import corpus_tokenizer
 from recipes.engine.results import format_figures

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from modalities.image.grid import image_grid, png_bytes
-from modalities.image.task import corpus_images, decode_images
+from modalities.image.data import corpus_images
+from modalities.image.grid import decode_images, image_grid, png_bytes
 from priors import class_probabilities, rejection_mask, train_classifier
 from recipes.engine.artifacts import corpus_tokenizer
 from recipes.engine.config import save_config

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from modalities.speech import SpeechTokenizer, confusion_png, kmeans_codes, mfcc_frames, random_codes
+from modalities.speech.data import SpeechSplit, encode_waveforms, load_split, phone_inventory, phone_segments
 from modalities.speech.phones import analyse
-from modalities.speech.task import SpeechSplit, encode_waveforms, load_split, phone_inventory, phone_segments
 from recipes.engine.artifacts import open_tokenizer
 from recipes.engine.results import format_figures, format_table
 from recipes.engine.runtime import evaluation_mode, setup_runtime
