@@ -32,21 +32,9 @@ from tqdm.auto import tqdm
 from recipes.engine.checkpoint import RESUME_FIXED, RunPaths, start_training
 from recipes.engine.parallel import Ranks, codebook_check, raise_if_disagree
 from recipes.engine.runlog import RunLog, due
+from tokenizers_vq.training import Figure, StepOutput
 
-# A figure of a training step: one number, or one per quantizer level.
-Figure = float | list[float]
-
-
-@dataclass
-class StepOutput:
-    """One training step of a task: the loss to minimise and the figures to log.
-
-    ``figures`` are averaged over each log interval, lists element-wise, e.g.
-    ``{"loss": 0.31, "psnr": 21.4, "usage": [0.9, 0.7]}`` (a two-level tokenizer).
-    """
-
-    loss: torch.Tensor  # scalar, of this rank's share of the batch
-    figures: dict[str, Figure]
+__all__ = ["Figure", "FitOutcome", "Meter", "StepOutput", "Task", "TrainSchedule", "adam", "fit"]
 
 
 class Task(Protocol):
@@ -59,7 +47,7 @@ class Task(Protocol):
         ...
 
     def step(self, net: nn.Module, indices: torch.Tensor) -> StepOutput:
-        """The forward pass of ``net`` (the model, in DDP with several ranks) on the items ``indices`` ``(b / world,)``."""
+        """The forward pass of ``net`` (the model; DDP with several ranks) on the items ``indices`` ``(b / world,)``."""
         ...
 
     def evaluate(self) -> dict[str, Any] | None:
@@ -192,9 +180,10 @@ def fit(
         while step < train.steps:
             out = task.step(net, ranks.share(order.next()))  # this rank's contiguous share of the global batch
             if not ranks.all_finite(out.loss):  # checked on every rank, so that all of them stop here
+                loss = float(out.loss.detach())
                 raise FloatingPointError(
-                    f"the training loss became {float(out.loss)} at step {step + 1}; lower train.lr or set "
-                    "train.grad_clip."
+                    f"the training loss is not finite at step {step + 1} ({loss} on rank {ranks.rank}); lower "
+                    "train.lr, or set train.grad_clip."
                 )
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)
