@@ -24,7 +24,6 @@ file; they still open (:func:`tokenizer_path`, :func:`tokenizers_vq.pretrained.m
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tokenizers_vq.io import atomic_write_json
+from tokenizers_vq.io import atomic_write_json, read_json
 from tokenizers_vq.layout import CodeLayout
 
 FORMAT = "tokenizers-vq/code-corpus"
@@ -77,10 +76,7 @@ def read_meta(corpus_dir: str | Path) -> dict[str, Any]:
     path = Path(corpus_dir) / "meta.json"
     if not path.is_file():
         raise FileNotFoundError(f"{corpus_dir} is not a code corpus: meta.json is missing.")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); the corpus is damaged.") from err
+    meta = read_json(path, "the corpus")
     if (
         not isinstance(meta, dict)
         or meta.get("format") != FORMAT

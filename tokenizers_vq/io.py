@@ -124,6 +124,14 @@ def write_jsonl(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) ->
     atomic_write_text(path, "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
 
 
+def read_json(path: str | os.PathLike[str], what: str) -> Any:
+    """The JSON value in ``path``; ``ValueError`` saying ``what`` is damaged when the file is not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); {what} is damaged.") from err
+
+
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The rows of a JSON-lines file; an absent file has none."""
     path = Path(path)

@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from tokenizers_vq.io import atomic_path, atomic_write_json, sha256_file
+from tokenizers_vq.io import atomic_path, atomic_write_json, read_json, sha256_file
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
@@ -109,10 +109,7 @@ def read_model_config(directory: str | os.PathLike[str], kind: str | None = None
     for path in (config_path, directory / WEIGHTS_NAME):
         if not path.is_file():
             raise FileNotFoundError(f"{directory} is not a complete {what} directory: {path.name} is missing.")
-    try:
-        meta = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{config_path} is not valid JSON ({err}); the directory is damaged.") from err
+    meta = read_json(config_path, "the directory")
     if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
         raise ValueError(f"{config_path} must be a JSON object with a 'config' object inside.")
     if kind is not None and meta.get("kind") != kind:

@@ -114,3 +114,19 @@ class TrainResult(TrainingResultFigures):
     figures: dict[str, Any] = field(default_factory=dict)  # last evaluation on the held-out split
     world_size: int = 1  # processes that trained (torchrun)
     codebook_checksum: str | None = None  # at the last checkpoint, the same on every rank
+
+
+@dataclass
+class Figures:
+    """A verb's result as one flat JSON object: what it was about (``subject``: the prior, the tokenizer, the data)
+    beside its ``figures``; printed as a table under ``title``."""
+
+    title: str
+    subject: dict[str, Any]
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.subject, **self.figures}
+
+    def format(self) -> str:
+        return format_figures(self.to_dict(), title=self.title)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,7 @@ import torch
 from modalities.image.data import corpus_images
 from modalities.speech import SpeechTokenizer, load_audio
 from priors import accuracy, class_probabilities, classification_accuracy_score, train_classifier
-from recipes.engine.results import format_figures
+from recipes.engine.results import Figures
 from recipes.engine.runtime import resolve_device, seed_everything, set_threads
 from recipes.mixed.config import MixedRecipeConfig
 from recipes.mixed.data import AUDIO, IMAGE, ModalityData, open_prior
@@ -77,21 +76,7 @@ def _sample_accuracy(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tens
     return float((class_probabilities(model, x).argmax(-1).cpu() == labels).sum()) / total
 
 
-@dataclass
-class MixedCASResult:
-    """The prior and the figures of both modalities."""
-
-    prior: str
-    figures: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"prior": self.prior, **self.figures}
-
-    def format(self) -> str:
-        return format_figures(self.to_dict(), title="cas (mixed prior)")
-
-
-def run(cfg: MixedRecipeConfig) -> MixedCASResult:
+def run(cfg: MixedRecipeConfig) -> Figures:
     """Sample every label's prompt and score the samples of both modalities (see the module docstring)."""
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
@@ -154,6 +139,6 @@ def run(cfg: MixedRecipeConfig) -> MixedCASResult:
                    audio_accuracy_ratio=sample_acc / real if real else None,
                    audio_sample_codes=float(np.mean([len(s.levels[0]) for _, s in drawn[AUDIO]] or [0])))  # fmt: skip
     figures["seconds"] = round(time.perf_counter() - start, 3)
-    result = MixedCASResult(prior=str(prior_dir), figures=figures)
+    result = Figures("cas (mixed prior)", {"prior": str(prior_dir)}, figures)
     write_figures(cfg, "cas", result.to_dict())
     return result

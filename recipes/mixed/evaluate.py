@@ -13,14 +13,13 @@ and its bits go to what it predicts:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from priors.mixed import MixedPrior
-from recipes.engine.results import format_figures
+from recipes.engine.results import Figures
 from recipes.engine.runtime import resolve_device, set_threads
 from recipes.mixed.config import MixedRecipeConfig
 from recipes.mixed.data import AUDIO, IMAGE, MixedData, ModalityData, open_prior
@@ -69,20 +68,6 @@ def held_out_figures(prior: MixedPrior, data: MixedData, batch_size: int, limit:
     return figures
 
 
-@dataclass
-class MixedEvaluateResult:
-    """What was evaluated and its figures."""
-
-    prior: str
-    figures: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"prior": self.prior, **self.figures}
-
-    def format(self) -> str:
-        return format_figures(self.to_dict(), title="evaluate (mixed prior)")
-
-
 def write_figures(cfg: MixedRecipeConfig, verb: str, figures: dict[str, Any]) -> None:
     """``out``, when set, gets the figures as one JSON file."""
     if cfg.out:
@@ -92,12 +77,12 @@ def write_figures(cfg: MixedRecipeConfig, verb: str, figures: dict[str, Any]) ->
         atomic_write_json(path, figures)
 
 
-def run(cfg: MixedRecipeConfig) -> MixedEvaluateResult:
+def run(cfg: MixedRecipeConfig) -> Figures:
     """Score the held-out corpora (``data.*_eval_corpus``, else the prior's training run's) under ``cfg.prior``."""
     set_threads(cfg.threads)
     prior, prior_dir, data = open_prior(cfg, resolve_device(cfg.device), "evaluate")
     figures = {"parameters": sum(p.numel() for p in prior.parameters())}
     figures.update(held_out_figures(prior, data, cfg.eval.batch_size, cfg.eval.max_items))
-    result = MixedEvaluateResult(prior=str(prior_dir), figures=figures)
+    result = Figures("evaluate (mixed prior)", {"prior": str(prior_dir)}, figures)
     write_figures(cfg, "evaluate", result.to_dict())
     return result

@@ -16,7 +16,6 @@ Figures: ``cas``, ``real_accuracy``, ``cas_ratio`` (= cas / real_accuracy), ``ac
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,28 +31,13 @@ from priors import (
     train_classifier,
 )
 from recipes.engine.artifacts import corpus_tokenizer
-from recipes.engine.results import format_figures
+from recipes.engine.results import Figures
 from recipes.priors.common import class_labels, draw_samples, find_corpus, open_prior, setup
 from recipes.priors.config import PriorRecipeConfig
 from tokenizers_vq.io import atomic_write_json
 
 
-@dataclass
-class CASRecipeResult:
-    """The prior, the data, and the CAS figures."""
-
-    prior: str
-    dataset: str
-    figures: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"prior": self.prior, "dataset": self.dataset, **self.figures}
-
-    def format(self) -> str:
-        return format_figures(self.to_dict(), title="cas")
-
-
-def run(cfg: PriorRecipeConfig) -> CASRecipeResult:
+def run(cfg: PriorRecipeConfig) -> Figures:
     """CAS of the prior at ``cfg.prior`` against real data (see the module docstring)."""
     device = setup(cfg)
     prior, prior_dir = open_prior(cfg, device, "cas")
@@ -100,7 +84,7 @@ def run(cfg: PriorRecipeConfig) -> CASRecipeResult:
             figures["cas_ratio_rejection"] = rejected.cas_ratio
             figures["num_samples_rejection"] = rejected.num_samples
     figures["seconds"] = round(time.perf_counter() - start, 3)
-    result = CASRecipeResult(prior=str(prior_dir), dataset=str(corpus.meta["dataset"]["name"]), figures=figures)
+    result = Figures("cas", {"prior": str(prior_dir), "dataset": str(corpus.meta["dataset"]["name"])}, figures)
     if cfg.out:
         path = Path(cfg.out).expanduser()
         if path.is_dir():

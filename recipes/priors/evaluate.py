@@ -14,7 +14,6 @@ distortion: an upper bound on the image's negative log-likelihood, the VQ-VAE pa
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,26 +23,11 @@ from modalities.image.data import corpus_images
 from modalities.image.grid import decode_images
 from priors import discretized_gaussian_bits, evaluate_likelihood
 from recipes.engine.artifacts import corpus_tokenizer
-from recipes.engine.results import format_figures
+from recipes.engine.results import Figures
 from recipes.priors.common import find_corpus, open_prior, setup
 from recipes.priors.config import PriorRecipeConfig
 from tokenizers_vq.corpus import CodeCorpus
 from tokenizers_vq.io import atomic_write_json
-
-
-@dataclass
-class PriorEvaluateResult:
-    """What was evaluated and its figures."""
-
-    prior: str
-    corpus: str
-    figures: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"prior": self.prior, "corpus": self.corpus, **self.figures}
-
-    def format(self) -> str:
-        return format_figures(self.to_dict(), title="evaluate (prior)")
 
 
 def distortion_bits(
@@ -63,7 +47,7 @@ def distortion_bits(
     return {"distortion_sigma": sigma, "distortion_bits_per_dim": float(bits.mean()) / images[0].numel()}
 
 
-def run(cfg: PriorRecipeConfig) -> PriorEvaluateResult:
+def run(cfg: PriorRecipeConfig) -> Figures:
     """Score the held-out corpus (``eval_corpus``, else the prior's run's) under the prior at ``cfg.prior``."""
     device = setup(cfg)
     prior, prior_dir = open_prior(cfg, device, "evaluate")
@@ -86,7 +70,7 @@ def run(cfg: PriorRecipeConfig) -> PriorEvaluateResult:
             train = find_corpus(cfg, prior_dir, "corpus", prior.layout)
             figures.update(distortion_bits(cfg, train, held_out, cfg.eval.max_items, device))
             figures["elbo_bits_per_dim"] = figures["bits_per_dim"] + figures["distortion_bits_per_dim"]
-    out = PriorEvaluateResult(prior=str(prior_dir), corpus=str(held_out.directory), figures=figures)
+    out = Figures("evaluate (prior)", {"prior": str(prior_dir), "corpus": str(held_out.directory)}, figures)
     if cfg.out:
         path = Path(cfg.out).expanduser()
         if path.is_dir():
