@@ -25,7 +25,6 @@ Speed does not depend on the weights or the data, so every model is freshly init
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +33,7 @@ import image_tokenizer
 import prior_sampling
 import speech_tokenizer
 import torch
+from _cli import benchmark_parser, report
 from _timing import interleaved_medians, machine
 from peers.rosinality_vqvae import VQVAE, training_loss
 
@@ -154,9 +154,7 @@ def print_tables(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
-    parser.add_argument("--quick", action="store_true", help="small models and inputs, few repeats (a smoke run)")
+    parser = benchmark_parser(__doc__, "small models and inputs, few repeats (a smoke run)", output="the tables")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     parser.add_argument("--batch-size", type=int, default=None, help="training batch (default 32; 4 with --quick)")
@@ -171,11 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = run(args)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_tables(result)
+    report(run(args), args.json, print_tables)
     return 0
 
 

@@ -14,11 +14,10 @@ since 28 is not a multiple of 8.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 
 import torch
+from _cli import add_repeats_and_device, benchmark_parser, median_of, parse_with_defaults, print_heading, report
 from _timing import machine, median_seconds
 
 from modalities.image import ImageTokenizer, ImageTokenizerConfig
@@ -61,13 +60,10 @@ def run(batch_size: int, repeats: int, device: torch.device, quick: bool) -> dic
 
 
 def print_table(result: dict) -> None:
-    m = result["machine"]
-    print(f"{m['device']}, {m['threads']} threads, torch {m['torch']}; median of {result['repeats']} runs")
-    head = (
-        f"{'model':<7} {'input':<9} {'batch':>5} {'codes':<14} {'params':>9} {'encode img/s':>13} {'decode img/s':>13}"
+    print_heading(
+        f"{'model':<7} {'input':<9} {'batch':>5} {'codes':<14} {'params':>9} {'encode img/s':>13} {'decode img/s':>13}",
+        median_of(result),
     )
-    print(head)
-    print("-" * len(head))
     for r in result["rows"]:
         grids = "+".join(f"{a}x{b}" for a, b in r["code_grids"])
         print(
@@ -77,23 +73,13 @@ def print_table(result: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--quick", action="store_true", help="small models, batch 8 and 2 repeats (smoke run)")
+    parser = benchmark_parser(__doc__, "small models, batch 8 and 2 repeats (smoke run)")
     parser.add_argument("--batch-size", type=int, default=None, help="images per call (default 64; 8 with --quick)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per figure (default 7; 2 with --quick)")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    args = parser.parse_args(argv)
-    batch_size = args.batch_size or (8 if args.quick else 64)
-    repeats = args.repeats or (2 if args.quick else 7)
-    if batch_size < 1 or repeats < 1:
-        parser.error("--batch-size and --repeats must be positive")
+    add_repeats_and_device(parser, repeats=7)
+    args = parse_with_defaults(parser, argv, batch_size=(64, 8), repeats=(7, 2))
     with torch.inference_mode():
-        result = run(batch_size, repeats, torch.device(args.device), args.quick)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_table(result)
+        result = run(args.batch_size, args.repeats, torch.device(args.device), args.quick)
+    report(result, args.json, print_table)
 
 
 if __name__ == "__main__":

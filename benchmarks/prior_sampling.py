@@ -18,11 +18,10 @@ compare runs with ``--threads 1`` and ``--threads 2``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 
 import torch
+from _cli import benchmark_parser, report
 from _timing import machine, timed
 
 from priors import CodeLayout, ConvNetConfig, PixelCNNPrior, SamplingConfig, TransformerConfig, TransformerPrior
@@ -81,10 +80,21 @@ def run(quick: bool = False, naive: bool = True, naive_transformer: bool = True)
     }
 
 
+def print_table(result: dict) -> None:
+    side, batch, codes = result["grid"][0], result["batch"], result["codebook_size"]
+    print(f"sampling one {side}x{side} grid (K={codes}), batch {batch}, class-conditional; "
+          f"{torch.get_num_threads()} torch threads")  # fmt: skip
+    header = f"{'model':<22}{'params':>12}{'cached s':>12}{'naive s':>12}{'speedup':>10}  same codes"
+    print(header)
+    for r in result["rows"]:
+        naive = "-" if r["naive_seconds"] is None else f"{r['naive_seconds']:.2f}"
+        speedup = "-" if r["speedup"] is None else f"{r['speedup']:.1f}x"
+        same = "-" if r["same_codes"] is None else ("yes" if r["same_codes"] else "NO")
+        print(f"{r['model']:<22}{r['parameters']:>12,}{r['cached_seconds']:>12.2f}{naive:>12}{speedup:>10}  {same}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--quick", action="store_true", help="8×8 grid, a small model: a smoke run in seconds")
+    parser = benchmark_parser(__doc__, "8×8 grid, a small model: a smoke run in seconds", output="the table")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument(
         "--skip-naive-transformer", action="store_true", help="time the transformer with its cache only"
@@ -92,21 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = run(args.quick, naive_transformer=not args.skip_naive_transformer)
-    side, batch, codes = result["grid"][0], result["batch"], result["codebook_size"]
-    rows = result["rows"]
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    print(f"sampling one {side}x{side} grid (K={codes}), batch {batch}, class-conditional; "
-          f"{torch.get_num_threads()} torch threads")  # fmt: skip
-    header = f"{'model':<22}{'params':>12}{'cached s':>12}{'naive s':>12}{'speedup':>10}  same codes"
-    print(header)
-    for r in rows:
-        naive = "-" if r["naive_seconds"] is None else f"{r['naive_seconds']:.2f}"
-        speedup = "-" if r["speedup"] is None else f"{r['speedup']:.1f}x"
-        same = "-" if r["same_codes"] is None else ("yes" if r["same_codes"] else "NO")
-        print(f"{r['model']:<22}{r['parameters']:>12,}{r['cached_seconds']:>12.2f}{naive:>12}{speedup:>10}  {same}")
+    report(run(args.quick, naive_transformer=not args.skip_naive_transformer), args.json, print_table)
     return 0
 
 

@@ -15,14 +15,14 @@ float32 matrix-product rate. The peer is skipped where its N × K distance matri
 
 from __future__ import annotations
 
-import argparse
 import functools
-import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+
+from _cli import benchmark_parser, print_heading, report
 
 SHAPES = [(32768, 64, 512), (16384, 256, 8192), (65536, 64, 65536)]
 QUICK_SHAPES = [(4096, 64, 512), (2048, 256, 1024)]
@@ -153,10 +153,10 @@ def run(shapes, reps: int) -> dict:
 
 def print_table(result: dict) -> None:
     m = result["machine"]
-    print(f"float32 matmul rate: {m['matmul_gflops_fp32']} GFLOP/s, {m['threads']} threads, torch {m['torch']}")
-    head = f"{'N':>6} {'D':>4} {'K':>6} {'mode':<6} {'ours ms':>9} {'peer ms':>9} {'speedup':>8} {'Mvec/s':>7} {'roofline':>9} {'ours MiB':>9} {'peer MiB':>9}"
-    print(head)
-    print("-" * len(head))
+    print_heading(
+        f"{'N':>6} {'D':>4} {'K':>6} {'mode':<6} {'ours ms':>9} {'peer ms':>9} {'speedup':>8} {'Mvec/s':>7} {'roofline':>9} {'ours MiB':>9} {'peer MiB':>9}",
+        f"float32 matmul rate: {m['matmul_gflops_fp32']} GFLOP/s, {m['threads']} threads, torch {m['torch']}",
+    )
     for r in result["rows"]:
         s = r["shape"]
 
@@ -171,9 +171,7 @@ def print_table(result: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--quick", action="store_true", help="small shapes only (smoke run)")
+    parser = benchmark_parser(__doc__, "small shapes only (smoke run)")
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args()
     # Fixed malloc thresholds make freed buffers leave the process, so each call's peak memory is
@@ -181,11 +179,7 @@ def main() -> None:
     if os.environ.get("MALLOC_MMAP_THRESHOLD_") is None:
         env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
         sys.exit(subprocess.run([sys.executable, *sys.argv], env=env).returncode)
-    result = run(QUICK_SHAPES if args.quick else SHAPES, args.reps)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_table(result)
+    report(run(QUICK_SHAPES if args.quick else SHAPES, args.reps), args.json, print_table)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,10 @@ noise at the model's rate (the cost does not depend on the content either).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 
 import torch
+from _cli import add_repeats_and_device, benchmark_parser, median_of, parse_with_defaults, print_heading, report
 from _timing import machine, median_seconds
 
 from modalities.speech import FrontEndConfig, SpeechTokenizer, SpeechTokenizerConfig
@@ -85,12 +84,11 @@ def run(seconds: float, repeats: int, device: torch.device, quick: bool, tokeniz
 
 
 def print_table(result: dict) -> None:
-    m = result["machine"]
-    print(f"{m['device']}, {m['threads']} threads, torch {m['torch']}; median of {result['repeats']} runs")
-    print("real-time factor = compute seconds / audio seconds (lower is faster; 0.01 = 100x real time)")
-    head = f"{'model':<28} {'params':>9} {'bit/s':>6} {'encode':>8} {'decode mel':>11} {'decode wave':>12}"
-    print(head)
-    print("-" * len(head))
+    print_heading(
+        f"{'model':<28} {'params':>9} {'bit/s':>6} {'encode':>8} {'decode mel':>11} {'decode wave':>12}",
+        median_of(result),
+        "real-time factor = compute seconds / audio seconds (lower is faster; 0.01 = 100x real time)",
+    )
     for r in result["rows"]:
         print(
             f"{r['model'][-28:]:<28} {r['parameters']:>9,} {r['bitrate']:>6.0f} {r['encode_rtf']:>8.4f} "
@@ -99,24 +97,14 @@ def print_table(result: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--quick", action="store_true", help="tiny models, 1 s of audio, 2 repeats (smoke run)")
+    parser = benchmark_parser(__doc__, "tiny models, 1 s of audio, 2 repeats (smoke run)")
     parser.add_argument("--seconds", type=float, default=None, help="audio length (default 10; 1 with --quick)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per figure (default 5; 2 with --quick)")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    add_repeats_and_device(parser, repeats=5)
     parser.add_argument("--tokenizer", action="append", default=[], help="also time this trained tokenizer directory")
-    args = parser.parse_args(argv)
-    seconds = args.seconds or (1.0 if args.quick else 10.0)
-    repeats = args.repeats or (2 if args.quick else 5)
-    if seconds <= 0 or repeats < 1:
-        parser.error("--seconds and --repeats must be positive")
+    args = parse_with_defaults(parser, argv, seconds=(10.0, 1.0), repeats=(5, 2))
     with torch.inference_mode():
-        result = run(seconds, repeats, torch.device(args.device), args.quick, args.tokenizer)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_table(result)
+        result = run(args.seconds, args.repeats, torch.device(args.device), args.quick, args.tokenizer)
+    report(result, args.json, print_table)
 
 
 if __name__ == "__main__":

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
+from collections.abc import Callable
+from types import ModuleType
 
 import pytest
 import torch
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 @pytest.fixture
-def bench_path(monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The benchmarks folder on sys.path: the scripts import their siblings (``_timing``, ``peers``, ...)."""
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
+def load(load_benchmark: Callable[[str], ModuleType]) -> Callable[[str], ModuleType]:
+    """The benchmark loader (its folder on sys.path, so ``peers`` imports too), with torch on one thread."""
     torch.set_num_threads(1)
-    return BENCHMARKS
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark
 
 
 def _conv(c_in: int, c_out: int, k: int) -> int:
@@ -42,7 +32,7 @@ def _original_count(in_ch: int = 3, ch: int = 128, blocks: int = 2, res: int = 3
     return enc_b + enc_t + dec_t + dec + quantize_convs + _conv(d, d, 4)  # last: upsample_t
 
 
-def test_peer_matches_the_original_size_and_shapes(bench_path: Path) -> None:
+def test_peer_matches_the_original_size_and_shapes(load: Callable[[str], ModuleType]) -> None:
     from peers.rosinality_vqvae import PARAMETERS, VQVAE
 
     model = VQVAE()
@@ -56,7 +46,7 @@ def test_peer_matches_the_original_size_and_shapes(bench_path: Path) -> None:
     assert small(x)[0].shape == x.shape
 
 
-def test_peer_quantizer_is_nearest_neighbour_with_ema_in_training_only(bench_path: Path) -> None:
+def test_peer_quantizer_is_nearest_neighbour_with_ema_in_training_only(load: Callable[[str], ModuleType]) -> None:
     from peers.rosinality_vqvae import Quantize
 
     torch.manual_seed(0)  # unseeded draws can hold a near-tie that the peer's expanded distance breaks otherwise
@@ -74,8 +64,8 @@ def test_peer_quantizer_is_nearest_neighbour_with_ema_in_training_only(bench_pat
     assert not torch.equal(q.embed, before)  # the EMA update moved the codebook
 
 
-def test_end_to_end_quick_json(bench_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    module = _load("end_to_end")
+def test_end_to_end_quick_json(load: Callable[[str], ModuleType], capsys: pytest.CaptureFixture[str]) -> None:
+    module = load("end_to_end")
     assert module.main(["--quick", "--json", "--steps", "1"]) == 0
     result = json.loads(capsys.readouterr().out)
     rows = {r["model"]: r for r in result["training"]["rows"]}
@@ -92,9 +82,9 @@ def test_end_to_end_quick_json(bench_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_end_to_end_rejects_an_image_size_it_cannot_halve_three_times(
-    bench_path: Path, capsys: pytest.CaptureFixture[str]
+    load: Callable[[str], ModuleType], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = _load("end_to_end")
+    module = load("end_to_end")
     with pytest.raises(SystemExit):
         module.main(["--quick", "--image-size", "20"])
     assert "multiple of 8" in capsys.readouterr().err

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-
-BENCHMARK = Path(__file__).resolve().parents[3] / "benchmarks" / "image_tokenizer.py"
 
 
-def test_benchmark_json(capsys, monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARK.parent))  # the benchmarks import their sibling _timing
-    spec = importlib.util.spec_from_file_location("image_tokenizer_benchmark", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(["--quick", "--json", "--batch-size", "2", "--repeats", "1"])
+def test_benchmark_json(capsys, load_benchmark):
+    load_benchmark("image_tokenizer").main(["--quick", "--json", "--batch-size", "2", "--repeats", "1"])
     result = json.loads(capsys.readouterr().out)
     rows = result["rows"]
     assert [(r["model"], r["input"]) for r in rows] == [

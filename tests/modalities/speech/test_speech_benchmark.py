@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-
-BENCHMARK = Path(__file__).resolve().parents[3] / "benchmarks" / "speech_tokenizer.py"
 
 
-def test_speech_benchmark_json(capsys, monkeypatch) -> None:
-    monkeypatch.syspath_prepend(str(BENCHMARK.parent))  # the benchmarks import their sibling _timing
-    spec = importlib.util.spec_from_file_location("speech_tokenizer_benchmark", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(["--quick", "--json", "--seconds", "0.5", "--repeats", "1"])
+def test_speech_benchmark_json(capsys, load_benchmark) -> None:
+    load_benchmark("speech_tokenizer").main(["--quick", "--json", "--seconds", "0.5", "--repeats", "1"])
     result = json.loads(capsys.readouterr().out)
     rows = result["rows"]
     assert [r["sample_rate"] for r in rows] == [16000, 8000, 16000, 16000, 16000]
