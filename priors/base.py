@@ -40,6 +40,12 @@ class PriorOutput:
     nll: torch.Tensor
     loss: torch.Tensor
 
+    @classmethod
+    def from_logits(cls, logits: list[torch.Tensor], levels: Sequence[torch.Tensor]) -> PriorOutput:
+        """The output for per-level ``logits`` of the codes ``levels``: their NLL, and its mean as the loss."""
+        nll = nll_from_logits(logits, levels)
+        return cls(logits=logits, nll=nll, loss=nll.mean())
+
 
 @dataclass
 class SampleResult:
@@ -78,11 +84,27 @@ class CodePrior(nn.Module, ABC):
     def forward(self, levels: Sequence[torch.Tensor], labels: torch.Tensor | None = None) -> PriorOutput:
         """Logits and per-code NLL of ``levels`` given ``labels`` (teacher forcing)."""
 
-    @abstractmethod
+    @torch.no_grad()
     def sample(
-        self, labels: torch.Tensor | None = None, batch_size: int | None = None, sampling: SamplingConfig | None = None
+        self,
+        labels: torch.Tensor | None = None,
+        batch_size: int | None = None,
+        sampling: SamplingConfig | None = None,
+        cached: bool = True,
     ) -> SampleResult:
-        """Draw codes for every level, top first; ``labels`` ``(b,)`` for a conditional prior, else ``batch_size``."""
+        """Draw codes for every level, top first; ``labels`` ``(b,)`` for a conditional prior, else ``batch_size``.
+
+        ``sampling`` defaults to ``SamplingConfig()``. ``cached=True`` reuses the work of earlier positions
+        (fast); ``cached=False`` re-runs the whole network for every code. Both give the same codes for
+        the same ``sampling.seed``.
+        """
+        return self._sample(labels, batch_size, sampling or SamplingConfig(), cached)
+
+    @abstractmethod
+    def _sample(
+        self, labels: torch.Tensor | None, batch_size: int | None, sampling: SamplingConfig, cached: bool
+    ) -> SampleResult:
+        """What :meth:`sample` does for this kind of prior (without gradients, ``sampling`` given)."""
 
     @abstractmethod
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:

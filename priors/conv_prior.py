@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from priors.base import CodeLayout, CodePrior, PriorOutput, SampleResult, nll_from_logits
+from priors.base import CodeLayout, CodePrior, PriorOutput, SampleResult
 from priors.pixelcnn import ConvLevelNet, ConvNetConfig, GatedPixelCNN, WaveNetPrior
 from priors.sampling import SamplingConfig, draw
 from tokenizers_vq.pretrained import load_model_directory, save_model_directory
@@ -59,16 +59,10 @@ class PixelCNNPrior(CodePrior):
         for level, net in enumerate(self.levels):
             out = net(levels[level], labels, levels[level - 1] if level else None)  # (b, K, *grid)
             logits.append(out.movedim(1, -1))
-        nll = nll_from_logits(logits, levels)
-        return PriorOutput(logits=logits, nll=nll, loss=nll.mean())
+        return PriorOutput.from_logits(logits, levels)
 
-    @torch.no_grad()
-    def sample(
-        self,
-        labels: torch.Tensor | None = None,
-        batch_size: int | None = None,
-        sampling: SamplingConfig | None = None,
-        cached: bool = True,
+    def _sample(
+        self, labels: torch.Tensor | None, batch_size: int | None, sampling: SamplingConfig, cached: bool
     ) -> SampleResult:
         """Codes of every level, top first, given ``labels`` ``(b,)`` (conditional) or ``batch_size``.
 
@@ -76,7 +70,6 @@ class PixelCNNPrior(CodePrior):
         for every code, as the reference implementations do. Both draw from the same seeded generator
         in the same order, so they give the same codes for the same ``sampling.seed``.
         """
-        sampling = sampling or SamplingConfig()
         batch = self._batch(labels, batch_size)
         device = self.levels[0].embed.weight.device
         labels = None if labels is None else labels.to(device).long()

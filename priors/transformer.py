@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, LogitsProcessor, LogitsProcessorList
 
-from priors.base import CodeLayout, CodePrior, PriorOutput, SampleResult, nll_from_logits
+from priors.base import CodeLayout, CodePrior, PriorOutput, SampleResult
 from priors.sampling import SamplingConfig
 
 CONFIG_KEY = "vqtok_prior"  # the entry of config.json that holds the layout and our settings
@@ -217,23 +217,16 @@ class TransformerPrior(CodePrior):
             # Only the level's own ids: the likelihood is normalised over the codes valid there.
             per_level.append(logits[:, start : start + length, lo : lo + k].reshape(batch, *shape, k))
             start += length
-        nll = nll_from_logits(per_level, levels)
-        return PriorOutput(logits=per_level, nll=nll, loss=nll.mean())
+        return PriorOutput.from_logits(per_level, levels)
 
-    @torch.no_grad()
-    def sample(
-        self,
-        labels: torch.Tensor | None = None,
-        batch_size: int | None = None,
-        sampling: SamplingConfig | None = None,
-        cached: bool = True,
+    def _sample(
+        self, labels: torch.Tensor | None, batch_size: int | None, sampling: SamplingConfig, cached: bool
     ) -> SampleResult:
         """Codes of every level, top first, drawn with ``generate()`` (``cached``: with its KV cache).
 
         ``labels`` ``(b,)`` start each item from its class token; ``labels=None`` with ``batch_size``
         starts from ``<bos>`` (an unconditional prior, or a conditional one trained with ``label_dropout``).
         """
-        sampling = sampling or SamplingConfig()
         if labels is not None:
             self.layout.check_labels(labels, labels.shape[0])
             batch = labels.shape[0]
