@@ -1,29 +1,19 @@
-"""Small image tokenizers for fast tests."""
+"""The image architectures under test, and the class that ``make_tokenizer`` (tests/modalities/conftest.py) builds."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
-import torch
 
-from modalities.image import ImageTokenizer, ImageTokenizerConfig
-
-TINY = {"hidden_channels": 16, "res_channels": 8, "num_res_blocks": 1, "codebook_size": 16, "code_dim": 8}
+from modalities.image import ImageTokenizer
 
 # (kind, num_levels, downsample): one VQ-VAE and VQ-VAE-2 hierarchies of two and three levels.
 ARCHITECTURES = [("vqvae", 1, 4), ("vqvae2", 2, 2), ("vqvae2", 3, 2)]
 
 
 @pytest.fixture
-def make_tokenizer() -> Callable[..., ImageTokenizer]:
-    """``make_tokenizer(**config_overrides)``: a tiny tokenizer with fixed initial weights."""
-
-    def make(**overrides) -> ImageTokenizer:
-        torch.manual_seed(0)
-        return ImageTokenizer(ImageTokenizerConfig(**{**TINY, **overrides}))
-
-    return make
+def tokenizer_class() -> type[ImageTokenizer]:
+    """The tokenizer that ``make_tokenizer`` (tests/modalities/conftest.py) builds tiny."""
+    return ImageTokenizer
 
 
 @pytest.fixture(params=ARCHITECTURES, ids=[f"{k}-L{n}-d{d}" for k, n, d in ARCHITECTURES])

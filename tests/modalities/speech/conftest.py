@@ -1,23 +1,13 @@
-"""A tiny synthetic speech corpus with phone labels, and tiny speech tokenizers, for fast tests."""
+"""A tiny synthetic speech corpus with phone labels, and the class that ``make_tokenizer`` (tests/modalities/conftest.py)
+builds."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
 
-from modalities.speech import SpeechTokenizer, SpeechTokenizerConfig, write_synthetic_corpus
-
-TINY = {
-    "hidden_channels": 16,
-    "num_res_blocks": 1,
-    "codebook_size": 16,
-    "code_dim": 8,
-    "speaker_dim": 8,
-    "griffin_lim_iters": 4,
-}
+from modalities.speech import SpeechTokenizer, write_synthetic_corpus
 
 
 @pytest.fixture(scope="session")
@@ -27,11 +17,6 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def make_tokenizer() -> Callable[..., SpeechTokenizer]:
-    """``make_tokenizer(**config_overrides)``: a tiny tokenizer with fixed initial weights."""
-
-    def make(**overrides) -> SpeechTokenizer:
-        torch.manual_seed(0)
-        return SpeechTokenizer(SpeechTokenizerConfig(**{**TINY, **overrides}))
-
-    return make
+def tokenizer_class() -> type[SpeechTokenizer]:
+    """The tokenizer that ``make_tokenizer`` (tests/modalities/conftest.py) builds tiny."""
+    return SpeechTokenizer

@@ -21,43 +21,44 @@ from modalities.speech import (
     select,
 )
 
-TEXTGRID = """File type = "ooTextFile"
+# A Praat TextGrid in its long text format: the header, then per tier an item and its intervals.
+TEXTGRID_HEAD = """File type = "ooTextFile"
 Object class = "TextGrid"
 
 xmin = 0
-xmax = 0.3
+xmax = {xmax}
 tiers? <exists>
-size = 2
+size = {size}
 item []:
-    item [1]:
-        class = "IntervalTier"
-        name = "words"
-        xmin = 0
-        xmax = 0.3
-        intervals: size = 1
-        intervals [1]:
-            xmin = 0
-            xmax = 0.3
-            text = "hi"
-    item [2]:
-        class = "IntervalTier"
-        name = "phones"
-        xmin = 0
-        xmax = 0.3
-        intervals: size = 3
-        intervals [1]:
-            xmin = 0
-            xmax = 0.1
-            text = "hh"
-        intervals [2]:
-            xmin = 0.1
-            xmax = 0.25
-            text = "ay"
-        intervals [3]:
-            xmin = 0.25
-            xmax = 0.3
-            text = ""
 """
+TEXTGRID_TIER = """    item [{i}]:
+        class = "IntervalTier"
+        name = "{name}"
+        xmin = 0
+        xmax = {xmax}
+        intervals: size = {size}
+"""
+TEXTGRID_INTERVAL = """        intervals [{j}]:
+            xmin = {start}
+            xmax = {end}
+            text = "{text}"
+"""
+
+
+def long_textgrid(tiers: dict[str, list[tuple[float, float, str]]], xmax: float) -> str:
+    """The text of a TextGrid with one interval tier per entry of ``tiers`` (name: (start, end, text) intervals)."""
+    text = TEXTGRID_HEAD.format(xmax=xmax, size=len(tiers))
+    for i, (name, intervals) in enumerate(tiers.items(), 1):
+        text += TEXTGRID_TIER.format(i=i, name=name, xmax=xmax, size=len(intervals))
+        for j, (start, end, label) in enumerate(intervals, 1):
+            text += TEXTGRID_INTERVAL.format(j=j, start=start, end=end, text=label)
+    return text
+
+
+# Words and phones of "hi", the last phone interval empty (a pause), as an aligner writes them.
+TEXTGRID = long_textgrid(
+    {"words": [(0, 0.3, "hi")], "phones": [(0, 0.1, "hh"), (0.1, 0.25, "ay"), (0.25, 0.3, "")]}, 0.3
+)
 
 
 def test_read_phn_converts_samples_to_seconds(tmp_path: Path) -> None:
