@@ -33,6 +33,11 @@ def _res_stack(channels: int, kernel_size: int, num_blocks: int) -> nn.ModuleLis
     return nn.ModuleList(ResBlock1d(channels, kernel_size, 2**i) for i in range(num_blocks))
 
 
+def _stride_2_convs(conv: type[nn.Conv1d | nn.ConvTranspose1d], channels: int, downsample: int) -> nn.ModuleList:
+    # One stride-2 convolution (or transposed one, to upsample) per factor 2 of the power of two ``downsample``.
+    return nn.ModuleList(conv(channels, channels, 4, stride=2, padding=1) for _ in range(downsample.bit_length() - 1))
+
+
 class Encoder1d(nn.Module):
     """Log-mel ``(b, m, f)`` → pre-quantization vectors ``(b, d, f / downsample)``.
 
@@ -44,9 +49,7 @@ class Encoder1d(nn.Module):
         super().__init__()
         self.input = nn.Conv1d(n_mels, channels, kernel_size, padding=kernel_size // 2)
         self.before = _res_stack(channels, kernel_size, num_blocks)
-        self.down = nn.ModuleList(
-            nn.Conv1d(channels, channels, 4, stride=2, padding=1) for _ in range(downsample.bit_length() - 1)
-        )
+        self.down = _stride_2_convs(nn.Conv1d, channels, downsample)
         self.after = _res_stack(channels, kernel_size, num_blocks)
         self.output = nn.Conv1d(channels, code_dim, 1)
 
@@ -80,9 +83,7 @@ class Decoder1d(nn.Module):
         super().__init__()
         self.input = nn.Conv1d(code_dim, channels, kernel_size, padding=kernel_size // 2)
         self.before = _res_stack(channels, kernel_size, num_blocks)
-        self.up = nn.ModuleList(
-            nn.ConvTranspose1d(channels, channels, 4, stride=2, padding=1) for _ in range(downsample.bit_length() - 1)
-        )
+        self.up = _stride_2_convs(nn.ConvTranspose1d, channels, downsample)
         self.after = _res_stack(channels, kernel_size, num_blocks)
         self.output = nn.Conv1d(channels, n_mels, kernel_size, padding=kernel_size // 2)
         self.speaker = nn.Linear(speaker_dim, channels) if speaker_dim else None
