@@ -70,3 +70,20 @@ def test_a_copied_run_folder_samples_from_any_working_directory(vqtok, tiny_run:
                 "sample.num_samples=2")  # fmt: skip
     assert res.code == 0, res.err
     assert all(Path(f).is_file() for f in res.json()["files"])
+
+
+def test_a_format_1_corpus_still_opens_and_names_its_tokenizer(vqtok, tiny_run: Path, tmp_path: Path) -> None:
+    """Corpora written before format 2 recorded an absolute tokenizer path and the SHA-256 of the weights file."""
+    from tokenizers_vq.corpus import open_corpus
+    from tokenizers_vq.io import sha256_file
+    from tokenizers_vq.pretrained import matches_identity
+
+    out = tmp_path / "old"
+    assert vqtok("tokenize", "--tokenizer", tiny_run / "tokenizer", "--split", "test", "--out", out).code == 0
+    meta = json.loads((out / "meta.json").read_text())
+    weights_hash = sha256_file(tiny_run / "tokenizer" / "model.safetensors")
+    meta.update(format_version=1, tokenizer={"path": str((tiny_run / "tokenizer").resolve()), "sha256": weights_hash})
+    (out / "meta.json").write_text(json.dumps(meta))
+    corpus = open_corpus(out)
+    assert corpus.tokenizer_dir == (tiny_run / "tokenizer").resolve()
+    assert matches_identity(corpus.meta["tokenizer"]["sha256"], corpus.tokenizer_dir)
