@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from tokenizers_vq.hub import resolve_model
 from tokenizers_vq.pretrained import read_model_config
 from tokenizers_vq.tokenizer import Tokenizer
 
@@ -139,9 +140,9 @@ def get_modality(name: str) -> Modality:
     return getattr(importlib.import_module(module), attr)()
 
 
-def tokenizer_modality(directory: str | os.PathLike[str]) -> str:
-    """The modality of the tokenizer saved in ``directory``, read from its ``config.json``."""
-    kind = read_model_config(Path(directory).expanduser()).get("kind")
+def tokenizer_modality(directory: str | os.PathLike[str], revision: str | None = None) -> str:
+    """The modality of the tokenizer saved in ``directory`` (a folder or a Hub repo id), read from its ``config.json``."""
+    kind = read_model_config(resolve_model(directory, revision)).get("kind")
     if kind not in TOKENIZER_KINDS:
         raise ValueError(
             f"{directory} holds a {kind!r}, not a tokenizer ({', '.join(TOKENIZER_KINDS)}); "
@@ -150,13 +151,16 @@ def tokenizer_modality(directory: str | os.PathLike[str]) -> str:
     return TOKENIZER_KINDS[kind]
 
 
-def load_tokenizer(directory: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Tokenizer:
-    """Load any tokenizer directory, picking the class from its ``config.json`` kind; eval mode, on ``map_location``.
+def load_tokenizer(
+    directory: str | os.PathLike[str], map_location: str | torch.device = "cpu", revision: str | None = None
+) -> Tokenizer:
+    """Load any tokenizer (a folder or a Hub repo id), picking the class from its ``config.json`` kind; eval mode,
+    on ``map_location``.
 
     >>> tok = load_tokenizer("runs/quickstart/tokenizer")   # doctest: +SKIP  (an ImageTokenizer)
     """
-    modality = get_modality(tokenizer_modality(directory))
-    return modality.tokenizer_class.from_pretrained(Path(directory).expanduser(), map_location=map_location)
+    folder = resolve_model(directory, revision)
+    return get_modality(tokenizer_modality(folder)).tokenizer_class.from_pretrained(folder, map_location=map_location)
 
 
 def stack_chunks(chunks: Iterator[dict[str, np.ndarray]], keys: list[str]) -> dict[str, np.ndarray]:

@@ -35,10 +35,15 @@ from priors.likelihood import LikelihoodResult, discretized_gaussian_bits, evalu
 from priors.pixelcnn import ConvNetConfig, GatedPixelCNN, WaveNetPrior
 from priors.sampling import SamplingConfig, draw, filter_logits
 from priors.transformer import TokenLayout, TransformerConfig, TransformerPrior, ValidCodesLogitsProcessor
+from tokenizers_vq.hub import resolve_model
 
 
-def load_prior(directory: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> CodePrior:
-    """Load any prior directory: a :class:`PixelCNNPrior` or a :class:`TransformerPrior` (told apart by config.json)."""
+def load_prior(
+    directory: str | os.PathLike[str], map_location: str | torch.device = "cpu", revision: str | None = None
+) -> CodePrior:
+    """Load any prior (a folder, or a Hub repo id at ``revision``): a :class:`PixelCNNPrior` or a
+    :class:`TransformerPrior` (told apart by config.json)."""
+    directory = resolve_model(directory, revision)
     path = Path(directory) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(

@@ -208,6 +208,19 @@ _ROWS = (
         ),
     ),
     Verb(
+        "push",
+        "publish a tokenizer or prior folder on the Hugging Face Hub with a generated model card",
+        default_config="push",
+        out_help="not used",
+        recipes=(Recipe("hub", "recipes.hub.push:run", "recipes.hub.push:PushConfig"),),
+        positional=Positional("MODEL_DIR", "model", "the folder to publish (a run's tokenizer/ or prior/ folder)"),
+        shortcuts=(
+            Shortcut("--repo", "repo", "the Hub repository, namespace/name", "REPO"),
+            Shortcut("--revision", "revision", "the branch to push to (default main)", "BRANCH"),
+            Shortcut("--private", "private", "create the repository as private", const="true"),
+        ),
+    ),
+    Verb(
         "phones",
         "how close speech codes are to phones: mapping accuracy, purities, PNMI, beside k-means-on-MFCC and random codes",
         default_config="speech_festival",

@@ -12,6 +12,7 @@ written here once; a concrete tokenizer names its ``kind``, ``modality`` and ``c
 from __future__ import annotations
 
 import os
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tokenizers_vq.hub import push_to_hub, resolve_model
 from tokenizers_vq.pretrained import content_identity, load_model_directory, read_model_config, save_model_directory
 
 C = TypeVar("C", bound="Codes")
@@ -180,13 +182,26 @@ class Tokenizer(nn.Module, ABC):
         extra = {"data": self.data_source} if self.data_source else {}
         return save_model_directory(directory, self.kind, self.config.to_dict(), self.state_dict(), extra=extra)
 
+    def push_to_hub(self, repo_id: str, **options: Any) -> str:
+        """Save this tokenizer and publish it as the Hub repository ``repo_id`` with a model card; returns the
+        commit URL (``options``: those of :func:`tokenizers_vq.hub.push_to_hub`)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            return push_to_hub(self.save_pretrained(Path(tmp) / "model"), repo_id, **options)
+
     @classmethod
-    def from_pretrained(cls: type[T], directory: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> T:
-        """Load a tokenizer written by :meth:`save_pretrained`, in eval mode, on ``map_location``.
+    def from_pretrained(
+        cls: type[T],
+        directory: str | os.PathLike[str],
+        map_location: str | torch.device = "cpu",
+        revision: str | None = None,
+    ) -> T:
+        """Load a tokenizer written by :meth:`save_pretrained` (a folder, or a Hub repo id at ``revision``), in
+        eval mode, on ``map_location``.
 
         Codebooks come back exactly as saved (their ``initialized`` flags included), so training on
         from here never re-runs the k-means initialisation.
         """
+        directory = resolve_model(directory, revision)
         config, state = load_model_directory(directory, cls.kind)
         model = cls(cls.config_class.from_dict(config))
         try:

@@ -60,6 +60,7 @@ from recipes.engine.results import format_figures
 from recipes.engine.runtime import evaluation_mode, setup_runtime
 from tokenizers_vq.corpus import read_meta
 from tokenizers_vq.entropy import CodeFileHeader, write_code_file
+from tokenizers_vq.hub import resolve_model
 from tokenizers_vq.layout import CodeLayout
 from tokenizers_vq.pretrained import matches_identity
 from tokenizers_vq.tokenizer import Tokenizer
@@ -109,7 +110,7 @@ def open_prior(cfg: Any, device: torch.device, tokenizer_dir: Path) -> tuple[Cod
 
     A prior that cannot say which tokenizer it belongs to is taken; the layout checks still apply.
     """
-    directory = Path(cfg.prior).expanduser()
+    directory = resolve_model(cfg.prior)  # a folder, or the cached snapshot of a Hub repo id
     if not directory.is_dir():
         raise FileNotFoundError(f"prior directory {cfg.prior} does not exist; train one with `vqtok train-prior`.")
     recorded = prior_tokenizer(directory)

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from modalities.base import Modality, get_modality, load_tokenizer, tokenizer_modality
 from recipes.engine.config import flatten, peek
 from tokenizers_vq.corpus import CodeCorpus
+from tokenizers_vq.hub import resolve_model
 from tokenizers_vq.pretrained import read_model_config
 from tokenizers_vq.tokenizer import Tokenizer
 
@@ -25,7 +26,7 @@ def open_tokenizer(cfg: Any, device: torch.device, verb: str) -> tuple[Modality,
             f"{verb} needs a tokenizer: pass --tokenizer DIR (or tokenizer=DIR), the 'tokenizer' folder "
             "that train-tokenizer wrote."
         )
-    directory = Path(cfg.tokenizer).expanduser()
+    directory = resolve_model(cfg.tokenizer)  # a folder, or the cached snapshot of a Hub repo id
     if not directory.is_dir():
         raise FileNotFoundError(
             f"tokenizer directory {cfg.tokenizer} does not exist; train one with `vqtok train-tokenizer`."
@@ -54,9 +55,14 @@ def implied_config(overrides: Sequence[str]) -> tuple[str, list[str]] | None:
     overrides name a data set themselves (``data.name`` or ``data.root``), only the modality is taken.
     """
     path = peek(None, overrides, "tokenizer", None)
-    if path is None or not Path(str(path)).expanduser().is_dir():
+    if path is None:
+        return None
+    try:
+        directory = resolve_model(str(path))
+    except FileNotFoundError:
+        return None  # a repo id that cannot be fetched: the recipe reports it
+    if not directory.is_dir():
         return None  # nothing to learn from; the recipe reports a missing tokenizer
-    directory = Path(str(path)).expanduser()
     modality = tokenizer_modality(directory)
     if any(peek(None, overrides, key, None) is not None for key in ("data.name", "data.root")):
         return MODALITY_PRESETS[modality], []

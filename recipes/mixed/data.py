@@ -18,6 +18,7 @@ from priors.mixed import MixedPrior
 from recipes.engine.config import load_config
 from recipes.mixed.config import MixedDataConfig, MixedRecipeConfig
 from tokenizers_vq.corpus import CodeCorpus, item_codes, open_corpus
+from tokenizers_vq.hub import resolve_model
 from tokenizers_vq.text import load_text_model, train_text_model
 from tokenizers_vq.token_space import CodeSegment, TextSegment, TokenSpace
 
@@ -164,6 +165,6 @@ def open_prior(cfg: MixedRecipeConfig, device: Any, verb: str) -> tuple[MixedPri
     """The prior at ``cfg.prior`` (eval mode, on ``device``), its directory, and its data."""
     if cfg.prior is None:
         raise ValueError(f"{verb} needs a prior: pass --prior DIR (prior=DIR), the 'prior' folder train-mixed wrote.")
-    directory = Path(cfg.prior).expanduser()
+    directory = resolve_model(cfg.prior)  # a folder, or the cached snapshot of a Hub repo id
     prior = MixedPrior.from_pretrained(directory, map_location=device)
     return prior, directory, open_mixed_data(corpus_sources(cfg, directory), prior.space)

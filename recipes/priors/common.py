@@ -16,6 +16,7 @@ from recipes.engine.config import load_config
 from recipes.engine.runtime import resolve_device, set_threads
 from recipes.priors.config import PriorRecipeConfig
 from tokenizers_vq.corpus import CodeCorpus, open_corpus
+from tokenizers_vq.hub import resolve_model
 from tokenizers_vq.io import atomic_write_json
 
 
@@ -31,7 +32,7 @@ def open_prior(cfg: PriorRecipeConfig, device: torch.device, verb: str) -> tuple
         raise ValueError(
             f"{verb} needs a prior: pass --prior DIR (prior=DIR), the 'prior' folder that train-prior wrote."
         )
-    directory = Path(cfg.prior).expanduser()
+    directory = resolve_model(cfg.prior)  # a folder, or the cached snapshot of a Hub repo id
     if not directory.is_dir():
         raise FileNotFoundError(f"prior directory {cfg.prior} does not exist; train one with `vqtok train-prior`.")
     return load_prior(directory, map_location=device).eval(), directory
