@@ -60,7 +60,7 @@ def test_a_revision_picks_its_snapshot(hub_cache: Path, tmp_path: Path) -> None:
 
 
 def test_an_uncached_repo_offline_is_a_clear_error(hub_cache: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="not in the cache.*HF_HUB_OFFLINE"):
+    with pytest.raises(FileNotFoundError, match=r"not in the cache.*HF_HUB_OFFLINE"):
         ImageTokenizer.from_pretrained("org/never-downloaded")
 
 
