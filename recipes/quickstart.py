@@ -83,9 +83,7 @@ def fit_and_sample(
     corpora = {}
     for role, split in (("corpus", cfg.data.train_split), ("eval_corpus", cfg.data.eval_split)):
         out = root / f"codes_{split}"
-        tokenize.run(
-            replace(cfg, tokenizer=tokenizer_dir, out=str(out), tokenize=replace(cfg.tokenize, split=split))
-        )
+        tokenize.run(replace(cfg, tokenizer=tokenizer_dir, out=str(out), tokenize=replace(cfg.tokenize, split=split)))
         corpora[role] = out
     preset_steps = load_config(PriorRecipeConfig, PRESET).train.steps
     # A smoke-sized quickstart (a few tokenizer steps) gets an equally small prior: never more steps than the tokenizer's.

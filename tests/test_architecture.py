@@ -27,7 +27,12 @@ ALLOWED = {
     "priors": {"tokenizers_vq", "priors"},
     "recipes": set(PACKAGES),
 }
-TOP_LEVEL_RECIPES = {"cli", "verbs", "quickstart", "__init__"}  # may import any family (quickstart: a pipeline of verbs)
+TOP_LEVEL_RECIPES = {
+    "cli",
+    "verbs",
+    "quickstart",
+    "__init__",
+}  # may import any family (quickstart: a pipeline of verbs)
 
 
 def _module_of(path: Path) -> str:

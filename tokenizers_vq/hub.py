@@ -89,7 +89,12 @@ def model_card(folder: str | os.PathLike[str], repo_id: str, license: str = "apa
         "",
     ]
     if figures:
-        lines += ["**Measured on held-out data at the end of its training run:**", "", "| figure | value |", "|---|---|"]
+        lines += [
+            "**Measured on held-out data at the end of its training run:**",
+            "",
+            "| figure | value |",
+            "|---|---|",
+        ]
         lines += [f"| {k} | {v:.4g} |" for k, v in sorted(figures.items())]
         lines.append("")
     lines += ["## Use", "", "```python", f'{loader}("{repo_id}")', "```", "", f"Licence: {license}.", ""]
@@ -114,7 +119,9 @@ def push_to_hub(
     """
     folder = Path(folder).expanduser()
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} is not a model directory (config.json is missing); pass the folder to publish.")
+        raise FileNotFoundError(
+            f"{folder} is not a model directory (config.json is missing); pass the folder to publish."
+        )
     if not REPO_ID.match(repo_id):
         raise ValueError(f"repo id {repo_id!r} must read 'namespace/name' (letters, digits, '-', '_', '.').")
     card = folder / CARD_NAME

@@ -52,7 +52,9 @@ def test_a_tokenizer_of_another_modality_than_the_config_is_refused(vqtok, tiny_
     assert "holds an image tokenizer" in res.err and "leave out --config" in res.err
 
 
-def test_a_copied_run_folder_samples_from_any_working_directory(vqtok, tiny_run: Path, tmp_path: Path, monkeypatch) -> None:
+def test_a_copied_run_folder_samples_from_any_working_directory(
+    vqtok, tiny_run: Path, tmp_path: Path, monkeypatch
+) -> None:
     """prior → its sources.json → corpus → meta.json → tokenizer, every hop relative to the artifact itself."""
     work = tmp_path / "work"
     shutil.copytree(tiny_run / "tokenizer", work / "runs" / "tok" / "tokenizer")
