@@ -32,7 +32,7 @@ from transformers import GenerationConfig, LlamaForCausalLM, LogitsProcessorList
 from priors.grammar import BOS, EOS, PAD, SegmentGrammar
 from priors.sampling import SamplingConfig
 from priors.sequence import build_causal_lm, sequence_nll
-from priors.transformer import TransformerConfig, seeded_generate
+from priors.transformer import TransformerConfig, load_causal_lm, save_causal_lm, seeded_generate
 from tokenizers_vq.token_space import CodeSegment, TokenSpace
 
 CONFIG_KEY = "vqtok_mixed"
@@ -116,7 +116,7 @@ class MixedPrior(nn.Module):
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """The model and the token space in one directory (see the module docstring)."""
         directory = Path(directory)
-        self.model.save_pretrained(directory)
+        save_causal_lm(self.model, directory)
         self.space.export_hf(directory)
         return directory
 
@@ -129,7 +129,7 @@ class MixedPrior(nn.Module):
                 f"{directory} is not a mixed prior directory (config.json and token_space.json); train one with "
                 "`vqtok train-mixed`."
             )
-        model = LlamaForCausalLM.from_pretrained(directory, local_files_only=True)
+        model = load_causal_lm(directory)
         settings = getattr(model.config, CONFIG_KEY, None)
         if not isinstance(settings, dict):
             raise ValueError(f"{directory} holds a transformers model but not a mixed prior (no {CONFIG_KEY!r}).")

@@ -30,8 +30,23 @@ from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, Logits
 
 from priors.base import CodeLayout, CodePrior, PriorOutput, SampleResult
 from priors.sampling import SamplingConfig
+from tokenizers_vq.pretrained import DIGEST_KEY, check_weights_file, tensors_digest
 
 CONFIG_KEY = "vqtok_prior"  # the entry of config.json that holds the layout and our settings
+
+
+def save_causal_lm(model: LlamaForCausalLM, directory: Path) -> None:
+    """``model.save_pretrained(directory)`` with the digest of its tensors in config.json (an extra key that
+    transformers keeps and ignores), so :func:`load_causal_lm` detects damaged weights."""
+    setattr(model.config, DIGEST_KEY, tensors_digest(model.state_dict()))
+    model.save_pretrained(directory)
+
+
+def load_causal_lm(directory: Path) -> LlamaForCausalLM:
+    """The model of a directory written by :func:`save_causal_lm` (offline), its weights checked against the
+    digest when config.json has one."""
+    check_weights_file(directory)
+    return LlamaForCausalLM.from_pretrained(directory, local_files_only=True)
 
 
 @dataclass
@@ -249,7 +264,7 @@ class TransformerPrior(CodePrior):
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """A plain transformers directory (``config.json``, ``model.safetensors``, ``generation_config.json``)."""
         directory = Path(directory)
-        self.model.save_pretrained(directory)
+        save_causal_lm(self.model, directory)
         return directory
 
     @classmethod
@@ -260,7 +275,7 @@ class TransformerPrior(CodePrior):
         directory = Path(directory)
         if not (directory / "config.json").is_file():
             raise FileNotFoundError(f"{directory} is not a transformer prior directory: config.json is missing.")
-        model = LlamaForCausalLM.from_pretrained(directory, local_files_only=True)
+        model = load_causal_lm(directory)
         settings = getattr(model.config, CONFIG_KEY, None)
         if not isinstance(settings, dict):
             raise ValueError(
