@@ -15,6 +15,7 @@ training recipe (tokenizers of each modality, priors) through :func:`recipes.eng
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,15 +202,61 @@ def save_checkpoint(
         "data_position": order.position(),
         "seconds": seconds,
     }
+    state[DIGEST_KEY] = state_digest(state)
     with atomic_path(paths.state) as tmp:
         torch.save(state, tmp)
 
 
+DIGEST_KEY = "digest"  # in state.pt: state_digest of everything else, checked on --resume
+
+
+def state_digest(value: Any) -> str:
+    """Hex SHA-256 of a nested training state (dicts in key order, lists, tensors by dtype, shape and bytes, and
+    plain values), so a damaged ``state.pt`` that still unpickles is told from a good one."""
+    digest = hashlib.sha256()
+
+    def walk(v: Any) -> None:
+        if isinstance(v, torch.Tensor):
+            t = v.detach().to("cpu").contiguous()
+            digest.update(f"T{t.dtype}{list(t.shape)}|".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(v, dict):
+            digest.update(f"D{len(v)}|".encode())
+            for key in sorted(v, key=repr):
+                digest.update(f"{key!r}:".encode())
+                walk(v[key])
+        elif isinstance(v, list | tuple):
+            digest.update(f"L{len(v)}|".encode())
+            for item in v:
+                walk(item)
+        else:
+            digest.update(f"{v!r}|".encode())
+
+    walk(value)
+    return digest.hexdigest()
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The training state saved in ``checkpoint/state.pt`` (on the CPU)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    """The training state saved in ``checkpoint/state.pt`` (on the CPU), checked against its digest.
+
+    A file that cannot be read (empty, truncated, not a checkpoint) or whose content is not what was saved
+    raises a one-line ``ValueError`` that says so and what to do.
+    """
+    what_to_do = "restore it from a copy, or start the run again with --overwrite"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # zip, pickle and EOF errors alike: whatever it is, the file is not a checkpoint
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path} cannot be read as a checkpoint ({reason}): it is damaged; {what_to_do}.") from err
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a training state: it is damaged; {what_to_do}.")
     if state.get("version") != CHECKPOINT_VERSION:
         raise ValueError(f"{path} has checkpoint version {state.get('version')!r}; expected {CHECKPOINT_VERSION}.")
+    recorded = state.pop(DIGEST_KEY, None)  # checkpoints written before the digest have none
+    if recorded is not None and recorded != state_digest(state):
+        raise ValueError(f"{path} is damaged: its content does not match the digest saved with it; {what_to_do}.")
     return state
 
 
