@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from priors.mixed import MixedPrior
+from recipes.engine.artifacts import check_same_tokenizer
 from recipes.engine.config import load_config
 from recipes.mixed.config import MixedDataConfig, MixedRecipeConfig
 from tokenizers_vq.corpus import CodeCorpus, item_codes, open_corpus
@@ -151,12 +152,16 @@ def open_mixed_data(cfg: MixedDataConfig, space: TokenSpace | None = None) -> Mi
         role = f"data.{'image' if stream == IMAGE else 'audio'}_eval_corpus"
         return ModalityData(stream, open_corpus(path, role, num_classes=train.num_classes), prompts)
 
+    image_eval = held_out(cfg.image_eval_corpus, image, IMAGE, image_prompts)
+    audio_eval = held_out(cfg.audio_eval_corpus, audio, AUDIO, audio_prompts)
+    check_same_tokenizer({"data.image_corpus": image, "data.image_eval_corpus": image_eval and image_eval.corpus})
+    check_same_tokenizer({"data.audio_corpus": audio, "data.audio_eval_corpus": audio_eval and audio_eval.corpus})
     return MixedData(
         space=space,
         image=ModalityData(IMAGE, image, image_prompts, cfg.image_items),
         audio=ModalityData(AUDIO, audio, audio_prompts),
-        image_eval=held_out(cfg.image_eval_corpus, image, IMAGE, image_prompts),
-        audio_eval=held_out(cfg.audio_eval_corpus, audio, AUDIO, audio_prompts),
+        image_eval=image_eval,
+        audio_eval=audio_eval,
         config=cfg,
     )
 

@@ -32,7 +32,7 @@ from priors import (
 )
 from recipes.engine.artifacts import corpus_tokenizer
 from recipes.engine.results import Figures
-from recipes.priors.common import class_labels, draw_samples, find_corpus, open_prior, setup
+from recipes.priors.common import class_labels, corpus_path, draw_samples, find_corpus, open_prior, setup
 from recipes.priors.config import PriorRecipeConfig
 from tokenizers_vq.io import atomic_write_json
 
@@ -95,10 +95,8 @@ def run(cfg: PriorRecipeConfig) -> Figures:
 
 def _held_out_images(cfg: PriorRecipeConfig, prior_dir: Path, layout: CodeLayout, dataset: str, limit: int | None):
     """The real images to test on: the eval corpus's split when there is one, else the data set's ``test`` split."""
-    try:
-        held_out = find_corpus(cfg, prior_dir, "eval_corpus", layout)
-    except ValueError:  # no eval corpus anywhere
+    if corpus_path(cfg, prior_dir, "eval_corpus") is None:  # no eval corpus anywhere
         data = load_image_dataset(dataset, "test", root=cfg.data_root)
         n = len(data) if limit is None else min(limit, len(data))
         return data.images[:n], data.labels[:n]
-    return corpus_images(held_out, cfg.data_root, limit)
+    return corpus_images(find_corpus(cfg, prior_dir, "eval_corpus", layout), cfg.data_root, limit)

@@ -5,19 +5,17 @@ Dimension legend: ``n`` samples, ``c``/``h``/``w`` image channels and size, ``T`
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import torch
 
 from priors import CodeLayout, CodePrior, SamplingConfig, load_prior
+from recipes.engine.artifacts import check_corpus_of, recorded_source
 from recipes.engine.config import load_config
 from recipes.engine.runtime import resolve_device, set_threads
 from recipes.priors.config import PriorRecipeConfig
 from tokenizers_vq.corpus import CodeCorpus, open_corpus
 from tokenizers_vq.hub import resolve_model
-from tokenizers_vq.io import atomic_write_json
 
 
 def setup(cfg: PriorRecipeConfig) -> torch.device:
@@ -44,34 +42,6 @@ def training_config(prior_dir: Path) -> PriorRecipeConfig | None:
     return load_config(PriorRecipeConfig, saved) if saved.is_file() else None
 
 
-SOURCES_NAME = "sources.json"  # in a prior directory: its corpora and tokenizer, by paths relative to it
-
-
-def write_sources(prior_dir: Path, corpus: CodeCorpus, held_out: CodeCorpus | None) -> None:
-    """Record in ``prior_dir`` the corpora it was trained on and their tokenizer (content identity, and paths
-    relative to the prior), so the prior finds them wherever the run folder is copied and whatever the
-    working directory."""
-    rel = lambda path: os.path.relpath(Path(path).resolve(), prior_dir.resolve())  # noqa: E731
-    record = corpus.meta.get("tokenizer") or {}
-    tokenizer = corpus.tokenizer_dir
-    sources = {
-        "corpus": rel(corpus.directory),
-        "eval_corpus": None if held_out is None else rel(held_out.directory),
-        "tokenizer": None if tokenizer is None else {"path": rel(tokenizer), "sha256": record.get("sha256")},
-        "modality": corpus.modality,
-    }
-    atomic_write_json(prior_dir / SOURCES_NAME, sources)
-
-
-def recorded_source(prior_dir: Path, key: str) -> Path | None:
-    """The ``key`` corpus that ``prior_dir``'s ``sources.json`` names (None when it names none)."""
-    path = prior_dir / SOURCES_NAME
-    if not path.is_file():
-        return None
-    value = json.loads(path.read_text(encoding="utf-8")).get(key)
-    return Path(os.path.normpath(prior_dir.resolve() / value)) if isinstance(value, str) else None
-
-
 def find_corpus(
     cfg: PriorRecipeConfig, prior_dir: Path, key: str = "corpus", layout: CodeLayout | None = None
 ) -> CodeCorpus:
@@ -79,14 +49,23 @@ def find_corpus(
 
     ``key`` is ``corpus`` (the training codes) or ``eval_corpus`` (the held-out ones). With the prior's
     ``layout``, the corpus takes its class count and (speech) its padded length, so its codes fit the prior.
+    A corpus of another tokenizer than the prior's is refused.
     """
+    directory = corpus_path(cfg, prior_dir, key)
+    num_classes = layout.num_classes or None if layout is not None else None
+    max_length = layout.shapes[0][0] if layout is not None and layout.ndim == 1 else None
+    corpus = open_corpus(directory, key, num_classes=num_classes, max_length=max_length)
+    check_corpus_of(corpus, prior_dir, key)
+    return corpus
+
+
+def corpus_path(cfg: PriorRecipeConfig, prior_dir: Path, key: str) -> str | Path | None:
+    """Where ``cfg.<key>`` or the prior's training run says the corpus is; None when neither names one."""
     directory = getattr(cfg, key) or recorded_source(prior_dir, key)
     trained = training_config(prior_dir) if directory is None else None
     if directory is None and trained is not None:
         directory = getattr(trained, key)
-    num_classes = layout.num_classes or None if layout is not None else None
-    max_length = layout.shapes[0][0] if layout is not None and layout.ndim == 1 else None
-    return open_corpus(directory, key, num_classes=num_classes, max_length=max_length)
+    return directory
 
 
 def class_labels(prior: CodePrior, classes: list[int] | None, per_class: int) -> torch.Tensor | None:

@@ -62,9 +62,9 @@ def _save_array(path: Path, array: np.ndarray) -> None:
 
 
 def _write_speech(out: Path, corpus: CodeCorpus, codes: torch.Tensor, labels: torch.Tensor | None, cfg) -> list[str]:
-    from modalities.speech import SpeechTokenizer, save_audio
+    from modalities.speech import save_audio
 
-    tokenizer = SpeechTokenizer.from_pretrained(corpus.tokenizer_dir)
+    tokenizer = corpus_tokenizer(corpus, "cpu")
     speaker = cfg.sample.speaker
     if tokenizer.speaker_embedding is not None and speaker is None:
         speaker = tokenizer.config.speakers[0]
@@ -86,6 +86,9 @@ def run(cfg: PriorRecipeConfig) -> SampleRecipeResult:
     device = setup(cfg)
     prior, prior_dir = open_prior(cfg, device, "sample")
     sc = cfg.sample
+    # The corpus (and through it the tokenizer) is checked before anything is drawn or written.
+    corpus = find_corpus(cfg, prior_dir, "corpus", prior.layout) if sc.decode else None
+    tokenizer = corpus_tokenizer(corpus, device) if corpus is not None else None
     labels = class_labels(prior, sc.classes, sc.num_samples)
     total = sc.num_samples if labels is None else labels.numel()
     levels, seconds = draw_samples(prior, labels, total, sc.batch_size, sc.sampling, sc.cached)
@@ -99,12 +102,10 @@ def run(cfg: PriorRecipeConfig) -> SampleRecipeResult:
 
     files: list[str] = []
     acceptance = None
-    if sc.decode:
-        corpus = find_corpus(cfg, prior_dir, "corpus", prior.layout)
+    if corpus is not None:
         if corpus.modality == "speech":
             files = _write_speech(out, corpus, levels[0], labels, cfg)
         else:
-            tokenizer = corpus_tokenizer(corpus, device)
             images = decode_images(tokenizer, levels)
             rows = sc.per_row or sc.num_samples
             if sc.rejection_threshold is not None:

@@ -26,11 +26,12 @@ from torch import nn
 
 from priors import CodePrior, PixelCNNPrior, TransformerPrior, evaluate_likelihood
 from recipes.engine import parallel
+from recipes.engine.artifacts import check_same_tokenizer, write_sources
 from recipes.engine.checkpoint import RunPaths, run_dir
 from recipes.engine.results import TrainingResultFigures
 from recipes.engine.runtime import evaluation_mode, seed_everything
 from recipes.engine.trainer import StepOutput, adam, fit
-from recipes.priors.common import setup, write_sources
+from recipes.priors.common import setup
 from recipes.priors.config import PriorRecipeConfig
 from tokenizers_vq.corpus import CodeCorpus, open_corpus
 
@@ -54,6 +55,7 @@ def open_corpora(cfg: PriorRecipeConfig) -> tuple[CodeCorpus, CodeCorpus | None]
     if cfg.eval_corpus:
         length = train.levels[0].shape[1] if train.end_code is not None else None
         held_out = open_corpus(cfg.eval_corpus, "eval_corpus", num_classes=train.num_classes, max_length=length)
+        check_same_tokenizer({"corpus": train, "eval_corpus": held_out})
         mine, theirs = train.layout(), held_out.layout()
         if (mine.shapes, mine.codebook_sizes) != (theirs.shapes, theirs.codebook_sizes):
             raise ValueError(

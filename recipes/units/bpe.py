@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from priors.sequence import build_causal_lm, sequence_nll
+from recipes.engine.artifacts import check_same_tokenizer
 from recipes.engine.checkpoint import RunPaths, run_dir
 from recipes.engine.config import save_config
 from recipes.engine.parallel import Ranks
@@ -125,6 +126,7 @@ def run(cfg: BPERecipeConfig) -> BPEResult:
     device = resolve_device(cfg.device)
     train_corpus = open_corpus(cfg.corpus, "corpus")
     held_out = open_corpus(cfg.eval_corpus, "eval_corpus")
+    check_same_tokenizer({"corpus": train_corpus, "eval_corpus": held_out})
     k = int(train_corpus.meta["levels"][0]["codebook_size"])
     if any(int(lv["codebook_size"]) != k for lv in [*train_corpus.meta["levels"], *held_out.meta["levels"]]):
         raise ValueError(
