@@ -15,8 +15,11 @@ Codes come as one int64 tensor per level: ``(n, *grid_l)`` grids (images), or fo
 rows ``(n, T)``, each item's frames followed by the *end code* ``K`` (the code-corpus convention of
 :mod:`tokenizers_vq.corpus`); nothing after an item's end code is stored.
 
-The header names the tokenizer and the entropy model by :func:`model_digest` (the SHA-256 of their
-``config.json`` and ``model.safetensors``) or, for code frequencies, :func:`counts_digest`.
+The header names the tokenizer and a prior by their content identity
+(:func:`tokenizers_vq.pretrained.directory_identity`), code frequencies by :func:`counts_digest`;
+:func:`check_models` refuses other models (files of format version 1, which named models by the hashes
+of their files, included). :func:`read_code_file` also checks what the header's ``extra`` holds
+(:func:`check_extra`) before anything is decoded.
 """
 
 from __future__ import annotations
@@ -32,15 +35,20 @@ import torch
 
 from priors.base import CodePrior
 from priors.coding import decode_codes, encode_codes, past_end_code
-from tokenizers_vq.entropy import CodeDecoder, CodeEncoder, CodeFileHeader, codes_digest
-from tokenizers_vq.io import sha256_file
+from tokenizers_vq import entropy
+from tokenizers_vq.entropy import CodeDecoder, CodeEncoder, CodeFileHeader, codes_digest, malformed
 from tokenizers_vq.layout import CodeLayout
+from tokenizers_vq.pretrained import directory_identity, matches_identity
 
 LN2 = math.log(2.0)
-_IDENTITY_FILES = ("config.json", "model.safetensors")  # what a tokenizer or prior is: its config and weights
 UNIGRAM = "unigram"  # extra["rate_model"] of a file coded with code frequencies; "prior" otherwise
 MAX_SIDE = 65535  # a grid side (a row's length) is a u16 in the header
-_SYMBOLS = 65536  # symbols handed to the coder at once with fixed tables (their (b, K) table is materialised)
+_TABLE_ENTRIES = 1 << 22  # probabilities handed to the coder at once with fixed tables ((b, K) is materialised)
+
+
+def _symbols_per_call(table: np.ndarray) -> int:
+    """Symbols coded per call with one fixed table: their (b, K) table stays within ``_TABLE_ENTRIES``."""
+    return max(1, _TABLE_ENTRIES // table.shape[-1])
 
 
 @dataclass
@@ -55,26 +63,95 @@ class CodedChunks:
     padding_nll_bits: float = 0.0  # sequences: a prior's NLL of the positions after each end code (not stored)
 
 
-def model_digest(directory: str | Path) -> str:
-    """Hex SHA-256 naming a model directory in a code file: the hashes of its ``config.json`` and ``model.safetensors``."""
-    directory = Path(directory)
-    digest = hashlib.sha256()
-    for name in _IDENTITY_FILES:
-        path = directory / name
-        if not path.is_file():
-            raise FileNotFoundError(f"{directory} is not a model directory: {name} is missing.")
-        digest.update(f"{name}\0{sha256_file(path)}\n".encode())
-    return digest.hexdigest()
+def model_identity(directory: str | Path) -> str:
+    """Hex identity naming a tokenizer or prior directory in a code file: its content identity."""
+    return directory_identity(directory)
 
 
-def check_layout(prior: CodePrior, shapes: list[tuple[int, ...]], sizes: list[int], what: str) -> None:
-    """Raise ``ValueError`` unless ``prior`` models codes of these grid ``shapes`` and codebook ``sizes``."""
+def check_models(header: CodeFileHeader, tokenizer_dir: Path, prior_dir: Path | None) -> None:
+    """Raise ``ValueError`` naming the tokenizer or entropy model (``prior_dir``; None for code frequencies) that is
+    not the one the file was made with."""
+    stated = [("tokenizer", header.tokenizer_sha256, tokenizer_dir)]
+    if header.extra.get("rate_model") == UNIGRAM:
+        if counts_digest(recorded_counts(header)) != header.model_sha256:
+            raise ValueError("the code file's code frequencies are not those it was coded with: the file is damaged.")
+    else:
+        assert prior_dir is not None, "a prior-coded file is checked against its prior"
+        stated.append(("prior (entropy model)", header.model_sha256, prior_dir))
+    for what, recorded, directory in stated:
+        if not matches_identity(recorded, directory):
+            raise ValueError(
+                f"this file was compressed with a different {what}: the file names {recorded[:16]}…, {directory} is "
+                f"{model_identity(directory)[:16]}…. Pass the {what.split()[0]} it was compressed with."
+            )
+
+
+def check_extra(header: CodeFileHeader, payload_bytes: int) -> None:
+    """Raise ``ValueError`` unless the header's ``extra`` holds what the decoder reads, within bounds: a known
+    ``rate_model``; for code frequencies, one count of at least 1 per symbol of each level and no more symbols than
+    ``payload_bytes`` can hold at those frequencies; a conditional prior's labels that fit too; ``names`` (one
+    string per item), ``modality`` (a string) and ``image_shape`` (three sides) when present."""
+    extra, n = header.extra, header.num_items
+    rate_model = extra.get("rate_model", "prior")
+    if rate_model not in ("prior", UNIGRAM):
+        raise malformed(f"rate_model {rate_model!r} (prior or {UNIGRAM})")
+    if not isinstance(extra.get("modality", ""), str):
+        raise malformed("'modality' is not a string")
+    names = extra.get("names")
+    if names is not None and (not isinstance(names, list) or len(names) != n or not all(isinstance(x, str) for x in names)):
+        raise malformed(f"'names' is not a list of {n} strings (one per item)")
+    shape = extra.get("image_shape")
+    if shape is not None and (not isinstance(shape, list) or len(shape) != 3
+                              or not all(type(x) is int and 1 <= x <= MAX_SIDE for x in shape)):  # fmt: skip
+        raise malformed(f"image_shape {shape!r} (channels, height, width)")
+    budget = 8 * payload_bytes + 64  # bits: a range coder never writes less than the information it codes
+    if rate_model == UNIGRAM:
+        if header.num_classes:
+            raise malformed("class labels in a file coded with code frequencies")
+        counts = recorded_counts(header)
+        # Fewest symbols each level codes: every position of a grid; of rows, at least each item's end code.
+        symbols = [n * math.prod(shape) if header.end_code is None else n for shape in header.shapes]
+        if sum(m * _least_bits(c) for m, c in zip(symbols, counts, strict=True)) > budget:
+            raise malformed(f"{n} items in a payload of {payload_bytes} bytes, too small for them at these frequencies")
+    else:
+        chunk_codes, most = min(header.chunk_size, n) * header.codes_per_item, entropy.LIMITS.max_chunk_codes
+        if chunk_codes > most:
+            raise malformed(f"chunks of {header.chunk_size} items of {header.codes_per_item} codes, more than {most}")
+        if header.num_classes > 1 and n * math.log2(header.num_classes) > budget:
+            raise malformed(f"{n} class labels in a payload of {payload_bytes} bytes, too small to hold them")
+
+
+def _least_bits(counts: np.ndarray) -> float:
+    """A lower bound on the bits of any one symbol coded with the table of ``counts`` (as the coder quantises it:
+    24-bit probabilities, each symbol keeping at least one unit)."""
+    k, unit = counts.size, 2.0**-24
+    top = min(1.0 - (k - 1) * unit, float(counts.max()) / float(counts.sum()) + k * unit)
+    return -math.log2(top)
+
+
+def read_code_file(path: str | Path) -> tuple[CodeFileHeader, bytes]:
+    """:func:`tokenizers_vq.entropy.read_code_file` with the header's ``extra`` checked (:func:`check_extra`)."""
+    header, payload = entropy.read_code_file(path)
+    check_extra(header, len(payload))
+    return header, payload
+
+
+def check_layout(
+    prior: CodePrior, shapes: list[tuple[int, ...]], sizes: list[int], what: str, num_classes: int | None = None
+) -> None:
+    """Raise ``ValueError`` unless ``prior`` models codes of these grid ``shapes`` and codebook ``sizes`` (and, when
+    given, ``num_classes`` classes)."""
     layout = prior.layout
     if [tuple(s) for s in shapes] != layout.shapes or list(sizes) != layout.codebook_sizes:
         raise ValueError(
             f"the prior models codes of grids {layout.shapes} with codebooks {layout.codebook_sizes}, but {what} "
             f"has grids {[tuple(s) for s in shapes]} with codebooks {list(sizes)}. "
             "Pass the prior that was trained on this tokenizer's codes."
+        )
+    if num_classes is not None and num_classes != layout.num_classes:
+        raise ValueError(
+            f"the prior models {layout.num_classes} classes, but {what} has {num_classes}. Pass the prior it was "
+            "coded with."
         )
 
 
@@ -139,6 +216,17 @@ def make_header(
     """The header of a code file holding ``levels`` of ``layout``, coded by the entropy model ``model_sha256``."""
     if any(side > MAX_SIDE for shape in layout.shapes for side in shape):
         raise ValueError(f"a code file holds grids (rows) of at most {MAX_SIDE} codes a side; got {layout.shapes}.")
+    n, per_item, limits = int(levels[0].shape[0]), sum(math.prod(s) for s in layout.shapes), entropy.LIMITS
+    if n * per_item > limits.max_codes or n > limits.max_items:
+        raise ValueError(
+            f"{n} items of {per_item} codes are more than one code file holds ({limits.max_codes} codes, "
+            f"{limits.max_items} items); compress fewer items at a time (--max-items) into several files."
+        )
+    if extra.get("rate_model") != UNIGRAM and min(chunk_size, n) * per_item > limits.max_chunk_codes:
+        raise ValueError(
+            f"chunk_size={chunk_size} items of {per_item} codes is more than {limits.max_chunk_codes} codes a chunk; "
+            "lower compress.chunk_size."
+        )
     return CodeFileHeader(
         tokenizer_sha256=tokenizer_digest,
         model_sha256=model_sha256,
@@ -214,9 +302,16 @@ def counts_record(counts: list[np.ndarray]) -> list:
 
 
 def recorded_counts(header: CodeFileHeader) -> list[np.ndarray]:
-    """The counts a unigram-coded file carries, one array per level (the inverse of :func:`counts_record`)."""
-    counts = header.extra["unigram_counts"]
-    per_level = [counts] if counts and not isinstance(counts[0], list) else counts
+    """The counts a unigram-coded file carries, one array per level (the inverse of :func:`counts_record`); a
+    ``ValueError`` unless there is one count of at least 1 per symbol of each level."""
+    counts = header.extra.get("unigram_counts")
+    per_level = [counts] if isinstance(counts, list) and counts and not isinstance(counts[0], list) else counts
+    sizes = header.codebook_sizes
+    if (not isinstance(per_level, list) or len(per_level) != len(sizes)
+            or not all(isinstance(c, list) and len(c) == k for c, k in zip(per_level, sizes, strict=True))):  # fmt: skip
+        raise malformed(f"'unigram_counts' is not one list of counts per level, as long as its codebook {sizes}")
+    if not all(type(x) is int and 1 <= x < 2**53 for c in per_level for x in c):
+        raise malformed("'unigram_counts' holds a count that is not a whole number from 1 to 2**53")
     return [np.asarray(c, dtype=np.int64) for c in per_level]
 
 
@@ -225,7 +320,7 @@ def encode_unigram(streams: list[torch.Tensor], counts: list[np.ndarray]) -> Cod
     start = time.perf_counter()
     encoder = CodeEncoder()
     for stream, table in zip(streams, map(table_of, counts), strict=True):
-        for part in chunks(stream.numel(), _SYMBOLS):  # the coder takes a (b, K) table: bounded memory
+        for part in chunks(stream.numel(), _symbols_per_call(table)):  # the coder takes a (b, K) table
             encoder.encode(stream[part].numpy(), np.broadcast_to(table, (part.stop - part.start, table.size)))
     bits = encoder.information_bits
     return CodedChunks(encoder.finish(), bits, bits, 0.0, time.perf_counter() - start)
@@ -240,7 +335,7 @@ def decode_unigram(header: CodeFileHeader, payload: bytes) -> list[torch.Tensor]
         if header.end_code is None:
             size = header.num_items * math.prod(shape)
             flat = [decoder.decode(np.broadcast_to(table, (p.stop - p.start, table.shape[1])))
-                    for p in chunks(size, _SYMBOLS)]  # fmt: skip
+                    for p in chunks(size, _symbols_per_call(table))]  # fmt: skip
             codes = np.concatenate(flat) if flat else np.zeros(0, dtype=np.int64)
             levels.append(torch.from_numpy(codes).reshape(header.num_items, *shape))
             continue

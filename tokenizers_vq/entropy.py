@@ -14,14 +14,22 @@ endian). All integers are little endian::
 
     magic "VQTC" | version u8 | body length u16 | body | CRC32 of everything before it u32 | payload
 
-    body: tokenizer SHA-256 (32 bytes) | entropy-model SHA-256 (32 bytes) | items u32 | chunk u32
+    body: tokenizer identity (32 bytes) | entropy-model identity (32 bytes) | items u32 | chunk u32
           | classes u32 | end code i32 (-1: none) | levels u8 | per level: ndim u8, sides u16 each,
-          codebook size u32 | extra length u16, extra (compact JSON) | payload bytes u64
+          codebook size u32 | extra length u16, extra (compact JSON object) | payload bytes u64
           | payload CRC32 u32 | codes digest (first 8 bytes of the SHA-256 of codes and labels)
+
+Version 2 names the tokenizer and a prior by their content identity
+(:func:`tokenizers_vq.pretrained.content_identity`: config and tensors, the same for every save of the
+same weights); version 1 named them by the SHA-256s of their files, and still reads
+(:func:`tokenizers_vq.pretrained.matches_identity` knows both).
 
 Truncation, corruption (header or payload), a file of another kind or version, and codes that do
 not decode to what was stored (a different model, or a machine whose arithmetic differs) each
-raise a ``ValueError`` that says which.
+raise a ``ValueError`` that says which. A header is checked against its schema and bounds
+(:data:`LIMITS`) before anything is sized by it, since a CRC is no defence against a crafted file:
+a header that claims more codes than :data:`LIMITS` allows, levels of another shape than a grid or a
+row, a sequence without an end code, ``chunk_size`` 0 or an ``extra`` that is not an object is refused.
 """
 
 from __future__ import annotations
@@ -44,12 +52,34 @@ import torch
 from tokenizers_vq.io import atomic_write_bytes
 
 MAGIC = b"VQTC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the tokenizer and the prior by content identity; 1: by the SHA-256s of their files
+READABLE_VERSIONS = (1, 2)
 _PREFIX = struct.Struct("<4sBH")  # magic, version, body length
 _FIXED = struct.Struct("<32s32sIIIiB")  # tokenizer, model, items, chunk, classes, end code, levels
 _TAIL = struct.Struct("<QI8s")  # payload bytes, payload CRC32, codes digest
 _CRC = struct.Struct("<I")
 _WORD = np.dtype("<u4")
+
+
+@dataclass(frozen=True)
+class HeaderLimits:
+    """What a code-file header may claim: checked before anything is allocated or decoded from it."""
+
+    max_levels: int = 8
+    max_codebook_size: int = 1 << 24  # the coder quantises probabilities to 24 bits: no more symbols than that
+    max_classes: int = 1 << 16
+    max_items: int = 1 << 20
+    max_codes: int = 1 << 25  # codes of all items over all levels (int64 when decoded: 256 MiB)
+    max_chunk_codes: int = 1 << 22  # codes of one chunk of a prior-coded file (one sequential pass of the prior)
+
+
+LIMITS = HeaderLimits()
+
+
+def malformed(why: str) -> ValueError:
+    """The error of a header (or its ``extra``) that breaks the schema: ``why`` says which field and what it holds."""
+    return ValueError(f"the code file's header is malformed: {why}. The file is damaged or was not made by "
+                      "`vqtok compress`.")  # fmt: skip
 
 
 def probabilities(logits: torch.Tensor) -> np.ndarray:
@@ -180,21 +210,51 @@ class CodeFileHeader:
     payload_bytes: int = 0
     payload_crc32: int = 0
     codes_digest: bytes = b"\0" * 8
+    version: int = FORMAT_VERSION  # how the identities are meant (see the module docstring)
 
-    def check_identity(self, tokenizer_sha256: str, model_sha256: str) -> None:
-        """Raise ``ValueError`` naming the tokenizer or model that differs from the ones this file was made with."""
-        for what, stored, given in (
-            ("tokenizer", self.tokenizer_sha256, tokenizer_sha256),
-            ("prior (entropy model)", self.model_sha256, model_sha256),
-        ):
-            if stored != given:
-                raise ValueError(
-                    f"this file was compressed with a different {what}: the file names sha256 {stored[:16]}…, "
-                    f"the one given has sha256 {given[:16]}…. Pass the {what.split()[0]} it was compressed with."
-                )
+    @property
+    def codes_per_item(self) -> int:
+        return sum(math.prod(shape) for shape in self.shapes)
+
+    def check(self, limits: HeaderLimits = LIMITS) -> None:
+        """Raise ``ValueError`` unless the header is one this package writes, within ``limits``.
+
+        Run on every header read (and before one is written), before anything is sized by its counts.
+        """
+        bad = malformed
+        if not 1 <= len(self.shapes) <= limits.max_levels or len(self.codebook_sizes) != len(self.shapes):
+            raise bad(f"{len(self.shapes)} levels (1 to {limits.max_levels}, each with a codebook size)")
+        ndims = {len(shape) for shape in self.shapes}
+        if not ndims <= {1, 2} or len(ndims) != 1:
+            raise bad(f"levels of shapes {self.shapes}: all rows (1-D) or all grids (2-D)")
+        if any(side < 1 for shape in self.shapes for side in shape):
+            raise bad(f"a level of shape {self.shapes}: every side is at least 1")
+        if any(not 1 <= k <= limits.max_codebook_size for k in self.codebook_sizes):
+            raise bad(f"codebook sizes {self.codebook_sizes} (1 to {limits.max_codebook_size})")
+        if not 1 <= self.num_items <= limits.max_items:
+            raise bad(f"{self.num_items} items (1 to {limits.max_items})")
+        if self.chunk_size < 1:
+            raise bad(f"chunk_size {self.chunk_size} (at least 1)")
+        if not 0 <= self.num_classes <= limits.max_classes:
+            raise bad(f"{self.num_classes} classes (0 to {limits.max_classes})")
+        per_item = self.codes_per_item
+        if self.num_items * per_item > limits.max_codes:
+            raise bad(f"{self.num_items} items of {per_item} codes, more than the {limits.max_codes} codes a file holds")
+        if ndims == {1}:  # rows: each item's frames, then the end code (the last symbol of the alphabet)
+            if self.end_code is None:
+                raise bad("rows (1-D levels) without an end code")
+            if any(self.end_code != k - 1 for k in self.codebook_sizes):
+                raise bad(f"end code {self.end_code} with codebooks {self.codebook_sizes} (the end code is K - 1)")
+        elif self.end_code is not None:
+            raise bad(f"an end code ({self.end_code}) with grids (2-D levels), which have none")
+        if not isinstance(self.extra, dict):
+            raise bad(f"'extra' is a JSON {type(self.extra).__name__}, not an object")
+        if self.version not in READABLE_VERSIONS:
+            raise bad(f"version {self.version}")
 
     def pack(self) -> bytes:
         """The header's bytes (magic to header CRC32)."""
+        self.check()
         levels = b"".join(
             struct.pack(f"<B{len(s)}HI", len(s), *s, k) for s, k in zip(self.shapes, self.codebook_sizes, strict=True)
         )
@@ -214,20 +274,21 @@ class CodeFileHeader:
             + extra
             + _TAIL.pack(self.payload_bytes, self.payload_crc32, self.codes_digest)
         )
-        head = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(body)) + body
+        head = _PREFIX.pack(MAGIC, self.version, len(body)) + body
         return head + _CRC.pack(zlib.crc32(head))
 
     @classmethod
     def unpack(cls, data: bytes) -> tuple[CodeFileHeader, int]:
-        """Parse the header at the start of ``data``; returns it and the offset of the payload."""
+        """Parse and :meth:`check` the header at the start of ``data``; returns it and the offset of the payload."""
         if len(data) < _PREFIX.size or data[:4] != MAGIC:
             raise ValueError(
                 f"not a tokenizers-vq code file: it does not start with {MAGIC!r}. Pass a file written by `vqtok compress`."
             )
         _, version, body_length = _PREFIX.unpack_from(data)
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise ValueError(
-                f"code file format version {version}; this version of tokenizers-vq reads version {FORMAT_VERSION}."
+                f"code file format version {version}; this version of tokenizers-vq reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}."
             )
         end = _PREFIX.size + body_length
         if len(data) < end + _CRC.size:
@@ -236,18 +297,26 @@ class CodeFileHeader:
             )
         if zlib.crc32(data[:end]) != _CRC.unpack_from(data, end)[0]:
             raise ValueError("the code file's header is corrupted (CRC32 mismatch).")
-        tok, model, items, chunk, classes, end_code, num_levels = _FIXED.unpack_from(data, _PREFIX.size)
-        pos = _PREFIX.size + _FIXED.size
+        body = _Body(data[_PREFIX.size : end])
+        tok, model, items, chunk, classes, end_code, num_levels = body.read(_FIXED)
+        if not 1 <= num_levels <= LIMITS.max_levels:
+            raise body.bad(f"{num_levels} levels (1 to {LIMITS.max_levels})")
         shapes, sizes = [], []
         for _ in range(num_levels):
-            (ndim,) = struct.unpack_from("<B", data, pos)
-            *sides, k = struct.unpack_from(f"<{ndim}HI", data, pos + 1)
-            pos += 1 + 2 * ndim + 4
+            (ndim,) = body.read(struct.Struct("<B"))
+            if not 1 <= ndim <= 2:
+                raise body.bad(f"a level of {ndim} dimensions (1 or 2)")
+            *sides, k = body.read(struct.Struct(f"<{ndim}HI"))
             shapes.append(tuple(sides))
             sizes.append(k)
-        (extra_length,) = struct.unpack_from("<H", data, pos)
-        extra = json.loads(data[pos + 2 : pos + 2 + extra_length].decode("utf-8"))
-        payload_bytes, payload_crc, digest = _TAIL.unpack_from(data, pos + 2 + extra_length)
+        (extra_length,) = body.read(struct.Struct("<H"))
+        try:
+            extra = json.loads(body.take(extra_length).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise body.bad(f"'extra' is not JSON ({err})") from err
+        payload_bytes, payload_crc, digest = body.read(_TAIL)
+        if body.left:
+            raise body.bad(f"{body.left} bytes after its last field")
         header = cls(
             tokenizer_sha256=tok.hex(),
             model_sha256=model.hex(),
@@ -261,8 +330,32 @@ class CodeFileHeader:
             payload_bytes=payload_bytes,
             payload_crc32=payload_crc,
             codes_digest=digest,
+            version=version,
         )
+        header.check()
         return header, end + _CRC.size
+
+
+class _Body:
+    """Reads a header body field by field, never past its end."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    @property
+    def left(self) -> int:
+        return len(self.data) - self.pos
+
+    bad = staticmethod(malformed)
+
+    def take(self, n: int) -> bytes:
+        if n > self.left:
+            raise self.bad(f"its body ends {n - self.left} bytes early")
+        self.pos += n
+        return self.data[self.pos - n : self.pos]
+
+    def read(self, layout: struct.Struct) -> tuple:
+        return layout.unpack(self.take(layout.size))
 
 
 def pack_code_file(header: CodeFileHeader, payload: bytes) -> bytes:

@@ -28,14 +28,12 @@ figure, not in the file).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-import yaml
 
 from modalities.base import CodingItems, ItemCodes, Modality
 from priors import CodePrior, load_prior
@@ -50,15 +48,14 @@ from priors.code_file import (
     encode_levels,
     encode_unigram,
     make_header,
-    model_digest,
+    model_identity,
     resize_rows,
     unigram_counts,
 )
 from recipes.coding.config import FILE_SUFFIX
-from recipes.engine.artifacts import open_tokenizer
+from recipes.engine.artifacts import open_tokenizer, prior_tokenizer
 from recipes.engine.results import format_figures
 from recipes.engine.runtime import evaluation_mode, setup_runtime
-from tokenizers_vq.corpus import read_meta
 from tokenizers_vq.entropy import CodeFileHeader, write_code_file
 from tokenizers_vq.hub import resolve_model
 from tokenizers_vq.layout import CodeLayout
@@ -86,23 +83,6 @@ class CompressResult(RateResult):
     """Where the file went and its size accounting."""
 
     where = "file"
-
-
-def prior_tokenizer(prior_dir: Path) -> str | None:
-    """The identity of the tokenizer whose codes trained the prior, as its ``sources.json`` records it (written by
-    ``train-prior``), else as its training corpus does (older priors: the corpus their run's ``config.yaml``
-    names); None when neither says."""
-    try:
-        record = json.loads((prior_dir / "sources.json").read_text(encoding="utf-8")).get("tokenizer") or {}
-        if record.get("sha256"):
-            return str(record["sha256"])
-    except (OSError, ValueError, AttributeError):
-        pass
-    try:
-        run = yaml.safe_load((prior_dir.parent / "config.yaml").read_text(encoding="utf-8"))
-        return str(read_meta(run["corpus"])["tokenizer"]["sha256"])
-    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
-        return None
 
 
 def open_prior(cfg: Any, device: torch.device, tokenizer_dir: Path) -> tuple[CodePrior, Path]:
@@ -179,7 +159,7 @@ def with_prior(
                 )
         levels = [resize_rows(rows, T, end) for rows in levels]
     coded = encode_levels(prior, levels, labels, chunk_size, end)
-    return Coded(coded, levels, prior.layout, model_digest(prior_dir), chunk_size, {"rate_model": "prior"})
+    return Coded(coded, levels, prior.layout, model_identity(prior_dir), chunk_size, {"rate_model": "prior"})
 
 
 def with_frequencies(codes: ItemCodes, fit: ItemCodes, with_end: bool = True) -> Coded:
@@ -198,7 +178,7 @@ def header_of(
     tokenizer_dir: Path, coded: Coded, codes: ItemCodes, labels: torch.Tensor | None, extra: dict
 ) -> CodeFileHeader:
     """The header of a file of ``coded`` codes made with the tokenizer at ``tokenizer_dir``."""
-    return make_header(model_digest(tokenizer_dir), coded.model_sha256, coded.layout, coded.levels, labels,
+    return make_header(model_identity(tokenizer_dir), coded.model_sha256, coded.layout, coded.levels, labels,
                        coded.chunk_size, {**extra, **coded.extra}, codes.end_code)  # fmt: skip
 
 

@@ -22,20 +22,11 @@ import numpy as np
 import torch
 
 from modalities.base import ItemCodes
-from priors.code_file import (
-    UNIGRAM,
-    check_layout,
-    counts_digest,
-    decode_levels,
-    decode_unigram,
-    model_digest,
-    recorded_counts,
-)
+from priors.code_file import UNIGRAM, check_layout, check_models, decode_levels, decode_unigram, read_code_file
 from recipes.coding.compress import RateResult, open_prior
 from recipes.engine.artifacts import open_tokenizer
 from recipes.engine.runtime import evaluation_mode, setup_runtime
 from tokenizers_vq.corpus import save_array, trim_at_end
-from tokenizers_vq.entropy import read_code_file
 from tokenizers_vq.io import atomic_directory, write_jsonl
 
 
@@ -88,7 +79,7 @@ def run(cfg: Any) -> DecompressResult:
     if rate_model == UNIGRAM:
         if cfg.prior is not None:
             raise ValueError(f"{source.name} was coded with code frequencies, not a prior; drop --prior.")
-        header.check_identity(model_digest(tokenizer_dir), counts_digest(recorded_counts(header)))
+        check_models(header, tokenizer_dir, None)
         levels, labels = decode_unigram(header, payload), None
     else:
         if cfg.prior is None:
@@ -97,8 +88,8 @@ def run(cfg: Any) -> DecompressResult:
                 "the prior it was compressed with."
             )
         prior, prior_dir = open_prior(cfg, device, tokenizer_dir)
-        header.check_identity(model_digest(tokenizer_dir), model_digest(prior_dir))
-        check_layout(prior, header.shapes, header.codebook_sizes, f"the file {source.name}")
+        check_models(header, tokenizer_dir, prior_dir)
+        check_layout(prior, header.shapes, header.codebook_sizes, f"the file {source.name}", header.num_classes)
         levels, labels = decode_levels(prior, header, payload)
     seconds = time.perf_counter() - start
     end = header.end_code

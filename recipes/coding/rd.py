@@ -32,13 +32,12 @@ from recipes.coding.compress import (
     class_labels,
     fit_codes,
     header_of,
-    prior_tokenizer,
     uniform_bits,
     with_frequencies,
     with_prior,
 )
 from recipes.coding.plot import rd_plot
-from recipes.engine.artifacts import open_tokenizer
+from recipes.engine.artifacts import open_tokenizer, prior_tokenizer
 from recipes.engine.results import format_table
 from recipes.engine.runtime import evaluation_mode, setup_runtime
 from tokenizers_vq.io import atomic_write_bytes, atomic_write_json
