@@ -20,6 +20,11 @@ to ``T``, so the prior also learns where utterances stop. Samples are cut at the
 
 Corpora of format version 1 recorded the tokenizer by an absolute path and the SHA-256 of its weights
 file; they still open (:func:`tokenizer_path`, :func:`tokenizers_vq.pretrained.matches_identity`).
+
+:func:`open_corpus` checks a corpus before a prior sees it: ``meta.json`` against its schema, every file it
+names inside the corpus folder, every array readable and as ``meta.json`` describes it (integer codes within
+the codebook, one grid per item, the same item count everywhere, offsets that cover the frames). A corpus
+that breaks any of these is refused with the file and the mismatch.
 """
 
 from __future__ import annotations
@@ -168,7 +173,7 @@ class CodeCorpus:
 def open_corpus(
     directory: str | Path | None, role: str = "corpus", num_classes: int | None = None, max_length: int | None = None
 ) -> CodeCorpus:
-    """Open the corpus at ``directory`` for a prior.
+    """Open the corpus at ``directory`` for a prior, after checking it (see the module docstring).
 
     Args:
         directory: a folder written by ``vqtok tokenize``.
@@ -183,27 +188,62 @@ def open_corpus(
     if not path.is_dir():
         raise FileNotFoundError(f"{role} {directory} does not exist; make one with `vqtok tokenize`.")
     meta = read_meta(path)
-    labels_file = path / meta.get("labels", "labels.npy")
-    labels = np.load(labels_file, mmap_mode="r") if labels_file.is_file() else None
+    check = _Checker(path)
+    levels_meta = check.levels(meta)
+    labels = check.array(meta.get("labels", "labels.npy"), "labels", required=False)
+    if labels is not None:
+        check.integers(labels, "labels", ndim=1)
     if meta.get("modality", "image") == "speech":
-        return _speech_corpus(path, meta, labels, num_classes, max_length)
-    levels = [np.load(path / lv["file"], mmap_mode="r") for lv in meta["levels"]]
-    classes = num_classes if num_classes is not None else len(meta.get("dataset", {}).get("class_names") or [])
+        return _speech_corpus(check, meta, levels_meta, labels, num_classes, max_length)
+    if meta.get("modality", "image") != "image":
+        raise check.bad(f"modality {meta.get('modality')!r} (image or speech)")
+    levels = []
+    for i, lv in enumerate(levels_meta):
+        grid = check.array(lv["file"], f"levels[{i}].file")
+        check.integers(grid, lv["file"], ndim=None)
+        if grid.ndim < 2 or ("shape" in lv and list(grid.shape[1:]) != list(lv["shape"])):
+            raise check.mismatch(lv["file"], f"holds an array of shape {grid.shape}, not (items, *grid) with the "
+                                 f"grid {lv.get('shape')} of levels[{i}].shape")  # fmt: skip
+        check.codes(grid, lv["file"], int(lv["codebook_size"]))
+        levels.append(grid)
+    n = int(levels[0].shape[0])
+    check.counts(meta, {lv["file"]: int(a.shape[0]) for lv, a in zip(levels_meta, levels, strict=True)}, labels)
+    names = (meta.get("dataset") or {}).get("class_names") if isinstance(meta.get("dataset"), dict) else None
+    classes = num_classes if num_classes is not None else len(names or [])
+    if classes and labels is not None:
+        check.codes(labels, meta.get("labels", "labels.npy"), classes, what="labels")
+    if n == 0:
+        raise check.bad("no items: the corpus is empty")
     return CodeCorpus(path, meta, levels, labels if classes else None, classes)
 
 
 def _speech_corpus(
-    path: Path, meta: dict[str, Any], labels: np.ndarray | None, num_classes: int | None, max_length: int | None
+    check: _Checker,
+    meta: dict[str, Any],
+    levels_meta: list[dict[str, Any]],
+    labels: np.ndarray | None,
+    num_classes: int | None,
+    max_length: int | None,
 ) -> CodeCorpus:
-    if len(meta["levels"]) != 1:
+    path = check.directory
+    if len(levels_meta) != 1:
         raise ValueError(
-            f"{path} holds {len(meta['levels'])} residual code levels per frame; the 1-D prior models one codebook. "
+            f"{path} holds {len(levels_meta)} residual code levels per frame; the 1-D prior models one codebook. "
             "Tokenize with a single-codebook speech tokenizer (model.quantizer=vq)."
         )
-    frames = np.load(path / meta["levels"][0]["file"], mmap_mode="r")
-    offsets = np.load(path / meta.get("offsets", "offsets.npy"))
+    name = levels_meta[0]["file"]
+    end = int(levels_meta[0]["codebook_size"])
+    frames = check.array(name, "levels[0].file")
+    check.integers(frames, name, ndim=1)
+    check.codes(frames, name, end)
+    offsets_name = meta.get("offsets", "offsets.npy")
+    offsets = np.asarray(check.array(offsets_name, "offsets"))
+    check.integers(offsets, offsets_name, ndim=1)
+    if offsets.size < 2 or offsets[0] != 0 or (np.diff(offsets) < 0).any() or offsets[-1] != frames.shape[0]:
+        raise check.mismatch(offsets_name, f"must rise from 0 to the {frames.shape[0]} frames of {name}, one entry "
+                             "per utterance boundary")  # fmt: skip
     lengths = np.diff(offsets)
-    end = int(meta["levels"][0]["codebook_size"])
+    check.counts(meta, {offsets_name + " (utterances)": len(lengths)}, labels)
     T = int(max_length if max_length is not None else lengths.max() + 1)  # +1: room for the end code
     rows = np.full((len(lengths), T), end, dtype=np.int64)
     for u, (start, length) in enumerate(zip(offsets[:-1], lengths, strict=True)):
@@ -212,8 +252,96 @@ def _speech_corpus(
     has_labels = labels is not None and len(labels) and int(np.min(labels)) >= 0
     if num_classes is None:
         num_classes = int(np.max(labels)) + 1 if has_labels else 0
+    elif has_labels and num_classes:
+        check.codes(labels, meta.get("labels", "labels.npy"), num_classes, what="labels")
     labels = np.asarray(labels) if has_labels else None
     return CodeCorpus(path, meta, [rows], labels, num_classes, end_code=end, lengths=lengths)
+
+
+_SCAN = 1 << 24  # elements read at a time when checking the values of a memory-mapped array
+
+
+class _Checker:
+    """The checks of one corpus folder; every error names the file and what does not match."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.meta_path = directory / "meta.json"
+
+    def bad(self, why: str) -> ValueError:
+        return ValueError(f"{self.meta_path} is not a valid corpus description: {why}. Tokenize the data again.")
+
+    def mismatch(self, name: str, why: str) -> ValueError:
+        return ValueError(f"{self.directory / name} does not match meta.json: it {why}. The corpus is damaged; "
+                          "tokenize the data again.")  # fmt: skip
+
+    def levels(self, meta: dict[str, Any]) -> list[dict[str, Any]]:
+        """``meta["levels"]``, checked: one entry per level with a file name, a codebook size and maybe a shape."""
+        levels = meta.get("levels")
+        if not isinstance(levels, list) or not levels:
+            raise self.bad("'levels' must be a non-empty list, one entry per code level")
+        for i, lv in enumerate(levels):
+            size = lv.get("codebook_size") if isinstance(lv, dict) else None
+            if not isinstance(lv, dict) or not isinstance(lv.get("file"), str) or type(size) is not int or size < 1:
+                raise self.bad(f"levels[{i}] must hold 'file' (a name) and 'codebook_size' (a positive whole number)")
+            shape = lv.get("shape")
+            if shape is not None and (not isinstance(shape, list) or not all(type(x) is int for x in shape)):
+                raise self.bad(f"levels[{i}].shape must be a list of whole numbers")
+        return levels
+
+    def inside(self, name: Any, what: str) -> Path:
+        """The file ``name`` (a value of meta.json's ``what``) in the corpus folder; never a path that leads out."""
+        if not isinstance(name, str) or not name:
+            raise self.bad(f"'{what}' must be a file name inside the corpus folder; got {name!r}")
+        path = self.directory / name
+        root = self.directory.resolve()
+        if root not in path.resolve().parents:
+            raise self.bad(f"'{what}' = {name!r} leads outside the corpus folder {self.directory}; a corpus's files "
+                           "lie inside it")  # fmt: skip
+        return path
+
+    def array(self, name: Any, what: str, required: bool = True) -> np.ndarray | None:
+        """The ``.npy`` array ``name`` inside the corpus, memory-mapped; errors name the file."""
+        path = self.inside(name, what)
+        if not path.is_file():
+            if not required:
+                return None
+            raise FileNotFoundError(f"{path} is missing: meta.json names it in '{what}'. The corpus is incomplete; "
+                                    "tokenize the data again.")  # fmt: skip
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise ValueError(f"{path} cannot be read as a .npy array ({err}); the corpus is damaged: tokenize the data "
+                             "again.") from err  # fmt: skip
+
+    def integers(self, array: np.ndarray, name: str, ndim: int | None) -> None:
+        if not np.issubdtype(array.dtype, np.integer):
+            raise self.mismatch(name, f"holds {array.dtype} values, not whole numbers")
+        if ndim is not None and array.ndim != ndim:
+            raise self.mismatch(name, f"has {array.ndim} dimensions (shape {array.shape}); a corpus keeps {ndim} there")
+
+    def codes(self, array: np.ndarray, name: str, size: int, what: str = "codes") -> None:
+        """Every value of ``array`` in ``0 .. size - 1`` (read in slices, so a large mapped array stays on disk)."""
+        flat = array.reshape(-1)
+        for start in range(0, flat.shape[0], _SCAN):
+            part = np.asarray(flat[start : start + _SCAN])
+            lo, hi = int(part.min()), int(part.max())
+            if lo < 0 or hi >= size:
+                bound = f"codebook_size {size}" if what == "codes" else f"{size} classes"
+                raise self.mismatch(name, f"holds {what} from {lo} to {hi}, outside 0..{size - 1} ({bound})")
+
+    def counts(self, meta: dict[str, Any], items: dict[str, int], labels: np.ndarray | None) -> None:
+        """The same item count in every array (``name → count``), in the labels and in meta.json's ``count``."""
+        if labels is not None:
+            items = {**items, str(meta.get("labels", "labels.npy")): int(labels.shape[0])}
+        if len(set(items.values())) > 1:
+            (first, n), *rest = items.items()
+            other, m = next((k, v) for k, v in rest if v != n)
+            raise self.mismatch(other, f"holds {m} items but {first} holds {n}")
+        count = meta.get("count")
+        n = next(iter(items.values()))
+        if count is not None and count != n:
+            raise self.mismatch(next(iter(items)), f"holds {n} items but meta.json's 'count' says {count}")
 
 
 def item_codes(corpus: CodeCorpus, index: int) -> list[np.ndarray]:
