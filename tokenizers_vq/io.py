@@ -24,6 +24,15 @@ def _umask() -> int:
     return mask
 
 
+def set_umask_mode(path: str | os.PathLike[str]) -> None:
+    """Give a file (or folder) the mode a new one gets under the umask (0644, 0755 under 022), whatever its writer chose.
+
+    safetensors writes its files 0600 (and so does transformers' ``save_pretrained`` through it), mkstemp and
+    mkdtemp make private ones: another user of a shared machine could list a model folder but not read it.
+    """
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed onto ``path``.
@@ -36,9 +45,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; published files get the usual mode
     try:
         yield tmp
+        # After the writer, not before: mkstemp makes 0600, and writers that replace the file they are given
+        # (safetensors' save_file does) make it 0600 again. Published files get the umask's mode.
+        set_umask_mode(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -97,6 +108,11 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
+def is_temporary(name: str) -> bool:
+    """Whether ``name`` is one of the temporaries made here or by :func:`atomic_path` (``.NAME.XXXX.tmp``, ``.tmpdir``)."""
+    return name.startswith(".") and name.endswith((_TMP_FILE_SUFFIX, _TMP_DIR_SUFFIX)) and name.count(".") >= 3
+
+
 def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
     """Delete temporaries that a killed process left in ``directory`` (recursively); returns them.
 
@@ -106,11 +122,7 @@ def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    stale = [
-        p
-        for p in directory.rglob(".*")
-        if p.name.endswith((_TMP_FILE_SUFFIX, _TMP_DIR_SUFFIX)) and p.name.count(".") >= 3
-    ]
+    stale = [p for p in directory.rglob(".*") if is_temporary(p.name)]
     for p in sorted(stale, key=lambda q: len(q.parts), reverse=True):
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
