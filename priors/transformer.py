@@ -18,15 +18,17 @@ directory (``LlamaForCausalLM.from_pretrained`` reads it); the layout rides alon
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, LogitsProcessor, LogitsProcessorList
+from transformers.utils import logging as hf_logging
 
 from priors.base import CodeLayout, CodePrior, PriorOutput, SampleResult
 from priors.sampling import SamplingConfig
@@ -39,14 +41,28 @@ def save_causal_lm(model: LlamaForCausalLM, directory: Path) -> None:
     """``model.save_pretrained(directory)`` with the digest of its tensors in config.json (an extra key that
     transformers keeps and ignores), so :func:`load_causal_lm` detects damaged weights."""
     setattr(model.config, DIGEST_KEY, tensors_digest(model.state_dict()))
-    model.save_pretrained(directory)
+    with _quiet():
+        model.save_pretrained(directory)
 
 
 def load_causal_lm(directory: Path) -> LlamaForCausalLM:
     """The model of a directory written by :func:`save_causal_lm` (offline), its weights checked against the
     digest when config.json has one."""
     check_weights_file(directory)
-    return LlamaForCausalLM.from_pretrained(directory, local_files_only=True)
+    with _quiet():
+        return LlamaForCausalLM.from_pretrained(directory, local_files_only=True)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Without transformers' progress bars: a verb's standard error keeps to its own lines (a refusal is one line)."""
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 @dataclass

@@ -176,10 +176,11 @@ def _same_tokenizer(a: str, b: str, corpus: CodeCorpus) -> bool:
     return matches_identity(a, folder) and matches_identity(b, folder)
 
 
-def check_corpus_of(corpus: CodeCorpus, prior_dir: Path, role: str) -> None:
+def check_corpus_of(corpus: CodeCorpus, prior_dir: Path, role: str, theirs: str | None = None) -> None:
     """Refuse ``corpus`` (the config key ``role``) when it was made by another tokenizer than the one whose codes
-    trained the prior at ``prior_dir``; a prior or corpus that does not say which tokenizer it belongs to passes."""
-    theirs, mine = prior_tokenizer(prior_dir), corpus_identity(corpus)
+    trained the prior at ``prior_dir`` (``theirs``: that tokenizer's identity, by default the one the prior records);
+    a prior or corpus that does not say which tokenizer it belongs to passes."""
+    theirs, mine = theirs or prior_tokenizer(prior_dir), corpus_identity(corpus)
     if theirs is None or mine is None or _same_tokenizer(mine, theirs, corpus):
         return
     raise ValueError(
@@ -199,3 +200,30 @@ def check_same_tokenizer(corpora: Mapping[str, CodeCorpus | None]) -> None:
                 f"{role_a} {a.directory} and {role_b} {b.directory} hold codes of different tokenizers "
                 f"({id_a[:16]}… and {id_b[:16]}…); tokenize both with the same tokenizer."
             )
+
+
+def write_stream_sources(prior_dir: Path, streams: Mapping[str, Mapping[str, CodeCorpus | None]]) -> None:
+    """Record in the folder of a prior over several code streams (the mixed prior) each stream's tokenizer and
+    corpora: ``streams`` maps a stream (``image``) to its corpora by config key (``data.image_corpus``: the first
+    one trained it)."""
+    rel = lambda path: os.path.relpath(Path(path).resolve(), prior_dir.resolve())  # noqa: E731
+    record: dict[str, Any] = {"corpora": {}, "tokenizers": {}, "modality": "mixed"}
+    for stream, corpora in streams.items():
+        present = {role: c for role, c in corpora.items() if c is not None}
+        record["corpora"].update({role: rel(c.directory) for role, c in present.items()})
+        first = next(iter(present.values()), None)
+        if first is not None and first.tokenizer_dir is not None:
+            record["tokenizers"][stream] = tokenizer_record(first.tokenizer_dir, corpus_identity(first), prior_dir)
+    atomic_write_json(prior_dir / SOURCES_NAME, record)
+
+
+def check_stream_corpora(prior_dir: Path, streams: Mapping[str, Mapping[str, CodeCorpus | None]]) -> None:
+    """Refuse a corpus of another tokenizer than the one its stream was trained on, as :func:`write_stream_sources`
+    recorded it (a prior without the record passes)."""
+    tokenizers = read_sources(prior_dir).get("tokenizers")
+    for stream, corpora in streams.items():
+        record = tokenizers.get(stream) if isinstance(tokenizers, dict) else None
+        recorded = record.get("sha256") if isinstance(record, dict) else None
+        for role, corpus in corpora.items():
+            if corpus is not None and isinstance(recorded, str):
+                check_corpus_of(corpus, prior_dir, role, recorded)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from priors.mixed import MixedPrior
-from recipes.engine.artifacts import check_same_tokenizer
+from recipes.engine.artifacts import check_same_tokenizer, check_stream_corpora
 from recipes.engine.config import load_config
 from recipes.mixed.config import MixedDataConfig, MixedRecipeConfig
 from tokenizers_vq.corpus import CodeCorpus, item_codes, open_corpus
@@ -96,6 +96,12 @@ class MixedData:
         aud_reps = max(1, round(share * n_img / ((1 - share) * n_aud)))
         return img_reps * n_img, aud_reps * n_aud, img_reps * n_img + aud_reps * n_aud
 
+    def streams(self) -> dict[str, dict[str, CodeCorpus | None]]:
+        """Each stream's corpora by config key, the training corpus first (what the prior records and checks)."""
+        held_out = lambda part: None if part is None else part.corpus  # noqa: E731
+        return {"image": {"data.image_corpus": self.image.corpus, "data.image_eval_corpus": held_out(self.image_eval)},
+                "audio": {"data.audio_corpus": self.audio.corpus, "data.audio_eval_corpus": held_out(self.audio_eval)}}
+
     def training_sequence(self, i: int) -> list[int]:
         """Training item ``i`` of ``range(training_index()[2])``: images first, then audio."""
         images, _, _ = self.training_index()
@@ -172,4 +178,6 @@ def open_prior(cfg: MixedRecipeConfig, device: Any, verb: str) -> tuple[MixedPri
         raise ValueError(f"{verb} needs a prior: pass --prior DIR (prior=DIR), the 'prior' folder train-mixed wrote.")
     directory = resolve_model(cfg.prior)  # a folder, or the cached snapshot of a Hub repo id
     prior = MixedPrior.from_pretrained(directory, map_location=device)
-    return prior, directory, open_mixed_data(corpus_sources(cfg, directory), prior.space)
+    data = open_mixed_data(corpus_sources(cfg, directory), prior.space)
+    check_stream_corpora(directory, data.streams())
+    return prior, directory, data

@@ -40,11 +40,10 @@ def sample_images(data: MixedData, segments: list[CodeSegment], device: torch.de
 
 
 def speech_tokenizer(data: MixedData, device: torch.device) -> SpeechTokenizer:
-    """The tokenizer that made the audio corpus (its path is in ``meta.json``)."""
-    path = data.audio.corpus.tokenizer_dir
-    if path is None or not path.is_dir():
-        raise FileNotFoundError(f"the audio corpus was made by the tokenizer at {path}, which no longer exists.")
-    return SpeechTokenizer.from_pretrained(path, map_location=device)
+    """The tokenizer that made the audio corpus (its path is in ``meta.json``; checked against its identity)."""
+    tokenizer = corpus_tokenizer(data.audio.corpus, device)
+    assert isinstance(tokenizer, SpeechTokenizer), "an audio corpus is made by a speech tokenizer"
+    return tokenizer
 
 
 def voice(tokenizer: SpeechTokenizer, speaker: str | int | None) -> str | int | None:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from priors.mixed import MixedPrior
 from recipes.engine import parallel
+from recipes.engine.artifacts import write_stream_sources
 from recipes.engine.checkpoint import RunPaths, check_run_dir, check_same_run, run_dir
 from recipes.engine.results import TrainingResultFigures
 from recipes.engine.runtime import resolve_device, seed_everything, set_threads
@@ -77,6 +78,8 @@ def run(cfg: MixedRecipeConfig, *, resume: bool = False, overwrite: bool = False
         outcome = fit(task, prior, adam(prior, cfg.train), cfg.train, paths, ranks, seed=cfg.seed, config=cfg,
                       resume=resume, overwrite=overwrite, fixed=RESUME_FIXED, desc=f"train-mixed {cfg.name}",
                       net=prior.model)  # fmt: skip
+    if ranks.is_main and paths.weights.is_dir():
+        write_stream_sources(paths.weights, data.streams())
     return TrainMixedResult.from_outcome(
         outcome,
         run_dir=str(paths.root),

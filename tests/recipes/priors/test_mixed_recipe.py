@@ -77,3 +77,19 @@ def test_train_mixed_needs_labelled_corpora(image_corpora, vqtok, tmp_path):
     result = vqtok("train-mixed", "--config", "mixed_tiny", "--out", tmp_path / "run",
                    f"data.image_corpus={image_corpora['train']}")  # fmt: skip
     assert result.code == 2 and "data.audio_corpus=DIR" in result.err
+
+
+def test_a_mixed_prior_refuses_a_corpus_of_another_tokenizer(mixed_run, vqtok, tmp_path):
+    """The prior's sources.json names each stream's tokenizer; an image corpus of another one (same grid and codebook,
+    so the token space alone cannot tell) is refused."""
+    run, _ = mixed_run
+    assert vqtok("train-tokenizer", "--config", "tiny", "--out", tmp_path / "other", "train.steps=2", "seed=1").code == 0
+    other = tmp_path / "other_codes"
+    assert vqtok("tokenize", "--tokenizer", tmp_path / "other" / "tokenizer", "--split", "test", "--out", other).code == 0
+    sources = json.loads((run / "prior" / "sources.json").read_text())
+    assert set(sources["tokenizers"]) == {"image", "audio"}
+    r = vqtok("evaluate", "--config", "mixed_tiny", f"prior={run / 'prior'}", f"data.image_corpus={other}",
+              f"data.image_eval_corpus={other}")  # fmt: skip
+    assert r.code == 2
+    assert len(r.err.strip().splitlines()) == 1
+    assert f"data.image_corpus {other} holds codes of another tokenizer than the prior" in r.err
