@@ -6,7 +6,8 @@ Dimension legend: ``...`` any leading shape (batch, grid), ``d`` vector dimensio
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,6 +28,8 @@ class QuantizerOutput:
       residual quantizers, a scalar otherwise).
     - ``usage``: fraction of the codebook used in this batch (same shape as ``perplexity``).
     - ``dead_codes``: number of codes whose moving-average usage is below the dead-code threshold.
+    - ``entropy_loss``: scalar, LFQ's weighted entropy penalty (per-sample entropy minus batch
+      entropy); zero for the quantizers that have none.
     """
 
     quantized: torch.Tensor
@@ -36,11 +39,12 @@ class QuantizerOutput:
     perplexity: torch.Tensor
     usage: torch.Tensor
     dead_codes: torch.Tensor
+    entropy_loss: torch.Tensor = field(default_factory=lambda: torch.zeros(()))
 
     @property
     def loss(self) -> torch.Tensor:
-        """The quantizer's share of the training loss: commitment plus codebook term."""
-        return self.commitment_loss + self.codebook_loss
+        """The quantizer's share of the training loss: commitment, codebook and entropy terms."""
+        return self.commitment_loss + self.codebook_loss + self.entropy_loss
 
 
 def check_vectors(x: torch.Tensor, dim: int, name: str = "input") -> None:
@@ -107,6 +111,36 @@ class Quantizer(nn.Module, ABC):
     @abstractmethod
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Vectors ``(..., d)`` for codes made by ``encode``."""
+
+
+class SingleLevelQuantizer(Quantizer):
+    """A one-level quantizer built from a dataclass ``config`` that has a ``codebook_size``."""
+
+    config: Any
+
+    def __init__(self, config_class: type, config: Any, fields: dict[str, Any]) -> None:
+        """Keep ``config``, or ``config_class(**fields)`` when it is None (one or the other, not both)."""
+        super().__init__()
+        if config is not None and fields:
+            raise TypeError(f"pass either a {config_class.__name__} or keyword fields, not both")
+        self.config = config_class(**fields) if config is None else config
+        self.dim = self.config.dim
+
+    @property
+    def codebook_size(self) -> int:
+        return self.config.codebook_size
+
+    @property
+    def num_levels(self) -> int:
+        return 1
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in asdict(self.config).items())
+
+
+def zero_loss(z: torch.Tensor) -> torch.Tensor:
+    """A float32 zero loss that stays in ``z``'s graph, so an empty batch's loss still backpropagates."""
+    return z.new_zeros((), dtype=torch.float32) + 0.0 * z.sum()
 
 
 class IdentityQuantizer(Quantizer):

@@ -29,6 +29,20 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def all_reduce_sum_autograd(t: torch.Tensor) -> torch.Tensor:
+    """The sum of ``t`` over ranks as a new tensor whose gradient is summed over ranks too.
+
+    A loss built from it on every rank has, on each rank, the gradient of the sum of all ranks' losses
+    with respect to that rank's inputs, so DDP's average of gradients is the gradient one process
+    would get from a term (such as a batch entropy) of the joined batch.
+    """
+    if not is_distributed():
+        return t
+    from torch.distributed.nn.functional import all_reduce  # differentiable collectives
+
+    return all_reduce(t, op=dist.ReduceOp.SUM)
+
+
 def broadcast(t: torch.Tensor, src: int = 0) -> torch.Tensor:
     """Copy rank ``src``'s ``t`` into every rank's ``t`` in place and return it."""
     if is_distributed():

@@ -6,15 +6,16 @@ Dimension legend: ``...`` leading shape, ``d`` input dim, ``c`` codebook dim (``
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tokenizers_vq import distributed
-from tokenizers_vq.base import Quantizer, QuantizerOutput, check_codes, check_vectors
+from tokenizers_vq.base import QuantizerOutput, SingleLevelQuantizer, check_codes, check_vectors, zero_loss
 from tokenizers_vq.metrics import perplexity_from_counts
+from tokenizers_vq.rotation import GRADIENTS, check_gradient
 from tokenizers_vq.search import DEFAULT_CHUNK_BYTES, kmeans, nearest_codes, penalized_codes
 
 _CHOICES = {
@@ -40,6 +41,9 @@ class VQConfig:
     decay: float = 0.99  # EMA decay, also used for the usage tracker in "loss" mode
     epsilon: float = 1e-5  # Laplace smoothing of EMA cluster sizes, so no code divides by zero
     beta: float = 0.25  # commitment weight, on the commitment term only (taming-transformers #46)
+    # How gradients pass the snap: "straight_through" copies them (VQ-VAE); "rotation" rotates them
+    # from the code's direction onto the input's (the rotation trick, Fifty et al. 2024).
+    gradient: str = "straight_through"
     init: str = "kmeans"  # "kmeans": k-means on the first training batch; "random": unit Gaussian
     kmeans_iters: int = 10
     dead_code: str = "restart"  # "restart": re-seed codes with EMA usage < threshold from current inputs
@@ -61,17 +65,32 @@ class VQConfig:
         for name in ("decay", "dead_code_decay"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"VQConfig.{name} must be in [0, 1); got {getattr(self, name)}")
+        check_gradient(self.gradient, "VQConfig.gradient")
 
     @property
     def code_dim(self) -> int:
         return self.codebook_dim or self.dim
 
+    def for_residual_level(self, level: int) -> VQConfig:
+        """The config of level ``level`` of a residual stack: its own seed."""
+        return replace(self, seed=self.seed + level)
 
-class VectorQuantizer(Quantizer):
+    def build(self) -> VectorQuantizer:
+        return VectorQuantizer(self)
+
+
+def sequence_codes(z: torch.Tensor, codebook: torch.Tensor, duration_penalty: float) -> torch.Tensor:
+    """Duration-penalised codes ``(b, n)`` of code-space sequences ``z`` ``(b, n, c)`` against ``codebook`` ``(k, c)``
+    (:func:`~tokenizers_vq.search.penalized_codes` on squared Euclidean distances, the penalty relative)."""
+    distances = torch.cdist(z, codebook[None].expand(z.shape[0], -1, -1)).square()  # (b, n, k)
+    return penalized_codes(distances, duration_penalty, relative=True)
+
+
+class VectorQuantizer(SingleLevelQuantizer):
     """Vector quantizer of VQ-VAE (van den Oord et al. 2017) with VQ-VAE-2's EMA codebook.
 
     Every input vector is replaced by its nearest codebook entry; gradients pass by the
-    straight-through estimator. Shape contract: ``x`` ``(..., d)`` → ``quantized`` ``(..., d)``,
+    straight-through estimator, or by the rotation trick (``gradient="rotation"``). Shape contract: ``x`` ``(..., d)`` → ``quantized`` ``(..., d)``,
     ``codes`` ``(...)``; e.g. ``(8, 32, 32, 64)`` → codes ``(8, 32, 32)`` in ``[0, K)``.
 
     The codebook is updated inside ``forward`` when ``self.training`` (EMA statistics, k-means
@@ -84,13 +103,8 @@ class VectorQuantizer(Quantizer):
     """
 
     def __init__(self, config: VQConfig | None = None, **kwargs) -> None:
-        super().__init__()
-        if config is None:
-            config = VQConfig(**kwargs)
-        elif kwargs:
-            raise TypeError("pass either a VQConfig or keyword fields, not both")
-        self.config = config
-        self.dim = config.dim
+        super().__init__(VQConfig, config, kwargs)
+        config = self.config
         c, k = config.code_dim, config.codebook_size
         projected = config.codebook_dim is not None and config.codebook_dim != config.dim
         self.project_in = nn.Linear(config.dim, c) if projected else nn.Identity()
@@ -108,17 +122,6 @@ class VectorQuantizer(Quantizer):
         self.register_buffer("initialized", torch.tensor(config.init != "kmeans"))
         self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
         self._workspace: dict[str, torch.Tensor] = {}  # the search's distance buffer, kept between calls
-
-    @property
-    def codebook_size(self) -> int:
-        return self.config.codebook_size
-
-    @property
-    def num_levels(self) -> int:
-        return 1
-
-    def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in asdict(self.config).items())
 
     # ---- helpers -------------------------------------------------------------------------
     def codebook(self) -> torch.Tensor:
@@ -222,8 +225,8 @@ class VectorQuantizer(Quantizer):
                 commitment = self.config.beta * F.mse_loss(z, q.detach())
                 codebook_loss = F.mse_loss(q, z.detach()) if self.config.update == "loss" else z.new_zeros(())
             else:
-                commitment = codebook_loss = z.new_zeros(()) + 0.0 * z.sum()
-            q_st = z + (q - z).detach()  # straight-through: d q_st / d z = I
+                commitment = codebook_loss = zero_loss(z)
+            q_st = GRADIENTS[self.config.gradient](z, q)  # equals q; straight-through: d q_st / d z = I
             quantized = self.project_out(q_st).reshape(x.shape).to(x.dtype)
         return QuantizerOutput(
             quantized=quantized,
@@ -256,10 +259,9 @@ class VectorQuantizer(Quantizer):
             return self.encode(x)  # penalized_codes refuses negative and non-finite penalties
         with torch.autocast(device_type=x.device.type, enabled=False):
             z = self._to_code_space(x).reshape(*x.shape[:2], -1)  # (b, n, c)
-            codebook = self.codebook().detach()
-            distances = torch.cdist(z, codebook[None].expand(x.shape[0], -1, -1)).square()  # (b, n, k)
-            return penalized_codes(distances, duration_penalty, relative=True)
+            return sequence_codes(z, self.codebook().detach(), duration_penalty)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         check_codes(codes, self.codebook_size)
-        return self.project_out(F.embedding(codes.long(), self.codebook()))
+        with torch.autocast(device_type=codes.device.type, enabled=False):
+            return self.project_out(F.embedding(codes.long(), self.codebook()))
