@@ -230,7 +230,7 @@ def input_files(path: str, suffixes: tuple[str, ...], kind: str) -> list[Path]:
     """The file ``path``, or every file of the folder ``path`` with one of ``suffixes`` (sorted)."""
     source = Path(path).expanduser()
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.suffix.lower() in suffixes)
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in suffixes and p.is_file())
     elif source.is_file():
         files = [source]
     else:

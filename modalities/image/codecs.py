@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from modalities.base import input_files
+from modalities.image.files import read_image
 from modalities.image.metrics import reconstruction_metrics
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -87,11 +88,7 @@ def codec_points(images: torch.Tensor, jpeg: Sequence[int], webp: Sequence[int],
 def read_image_files(path: str, channels: int) -> tuple[torch.Tensor, list[str]]:
     """An image file, or every image file of a folder (sorted), as uint8 ``(n, c, h, w)``, and their names."""
     files = input_files(path, IMAGE_SUFFIXES, "image")
-    arrays = []
-    for file in files:
-        with Image.open(file) as image:
-            array = np.asarray(image.convert("L" if channels == 1 else "RGB"))
-        arrays.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
+    arrays = [read_image(file, channels) for file in files]
     sizes = {a.shape for a in arrays}
     if len(sizes) != 1:
         raise ValueError(f"all images of one file must have the same size; {path} has sizes {sorted(sizes)}.")

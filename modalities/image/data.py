@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from modalities.image.config import ImageTokenizerConfig
+from modalities.image.files import open_image
 from tokenizers_vq.corpus import CodeCorpus
 
 DATASETS = ("digits", "fashion_mnist", "cifar10_subset", "mnist", "fashionmnist", "cifar10", "imagefolder")
@@ -206,8 +207,6 @@ def _load_fashion_mnist(name: str, split: str, root: Path | None, download: bool
 
 
 def _load_cifar10_subset(name: str, split: str, root: Path | None, download: bool) -> _Loaded:
-    from PIL import Image
-
     _check_split(name, split, ("train", "test"))
     files = [f"cifar10_batch_{k}.png" for k in range(4)] + ["labels.txt"]
     folder = _find_folder(root, "cifar10-subset", files)
@@ -217,10 +216,8 @@ def _load_cifar10_subset(name: str, split: str, root: Path | None, download: boo
             f"CIFAR-10 subset files ({', '.join(files)}) not found in {where}. Pass root= the cifar10-subset "
             f"folder, or set {DATA_ENV} to the data folder that holds it."
         )
-    batches = []
-    for k in range(4):
-        with Image.open(folder / f"cifar10_batch_{k}.png") as png:
-            batches.append(np.asarray(png.convert("RGB")))  # (1000, 1024, 3): one flattened image per row
+    # (1000, 1024, 3) each: one flattened image per row
+    batches = [np.asarray(open_image(folder / f"cifar10_batch_{k}.png").convert("RGB")) for k in range(4)]
     pixels = np.concatenate(batches).reshape(-1, 32, 32, 3)  # row = 32×32 pixels in (y, x) order, RGB
     images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))  # (n, 3, 32, 32)
     labels = _labels(np.loadtxt(folder / "labels.txt", dtype=np.int64))
@@ -255,7 +252,6 @@ def _load_torchvision(name: str, split: str, root: Path | None, download: bool) 
 
 
 def _load_image_folder(name: str, split: str, root: Path | None, download: bool) -> _Loaded:
-    from PIL import Image
     from torchvision.datasets import ImageFolder
 
     if root is None:
@@ -264,10 +260,7 @@ def _load_image_folder(name: str, split: str, root: Path | None, download: bool)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist.")
     listing = ImageFolder(str(folder), loader=lambda path: path)  # only the file list and classes
-    loaded = []
-    for path, _ in listing.samples:
-        with Image.open(path) as img:
-            loaded.append(img.copy())  # copy() reads the pixels, so the file can close
+    loaded = [open_image(path) for path, _ in listing.samples]  # 8-bit, a damaged file named
     if not loaded:
         raise FileNotFoundError(f"no images in the class folders of {folder}.")
     mode = "L" if all(img.mode in ("L", "1") for img in loaded) else "RGB"
