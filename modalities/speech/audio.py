@@ -64,24 +64,57 @@ def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Ten
     return AF.resample(waveform, int(orig_rate), int(new_rate))
 
 
-def load_audio(path: str | os.PathLike[str], sample_rate: int | None = None) -> tuple[torch.Tensor, int]:
+def _unreadable(path: Path, err: Exception) -> AudioError:
+    return AudioError(f"cannot read {path} as audio ({err}); use WAV, FLAC or another format libsndfile decodes.")
+
+
+# What soundfile raises for a file it cannot decode (LibsndfileError is a RuntimeError), or for a header
+# whose fields it cannot take.
+_DECODE_ERRORS = (sf.SoundFileError, RuntimeError, TypeError, ValueError, EOFError)
+
+
+def audio_sample_rate(path: str | os.PathLike[str]) -> int:
+    """The sample rate of a sound file from its header; :class:`AudioError` naming the file when it is not audio."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"audio file {path} does not exist.")
+    try:
+        return int(sf.info(str(path)).samplerate)
+    except _DECODE_ERRORS as err:
+        raise _unreadable(path, err) from err
+
+
+def check_duration(waveform: torch.Tensor, sample_rate: int, min_seconds: float, source: str = "waveform") -> None:
+    """Raise :class:`AudioError` when ``waveform`` (time last) lasts less than ``min_seconds`` at ``sample_rate``."""
+    samples = waveform.shape[-1]
+    if samples < min_seconds * sample_rate - 1e-6:
+        count = f"{samples} sample{'' if samples == 1 else 's'} at {sample_rate} Hz"
+        raise AudioError(
+            f"{source} is too short: {count} ({1000 * samples / sample_rate:.1f} ms); the tokenizer needs at least "
+            f"{1000 * min_seconds:.1f} ms of audio (one code's worth)."
+        )
+
+
+def load_audio(
+    path: str | os.PathLike[str], sample_rate: int | None = None, min_seconds: float = 0.0
+) -> tuple[torch.Tensor, int]:
     """Read a sound file as a mono float32 waveform ``(t,)`` in [-1, 1]; resampled when ``sample_rate`` is given.
 
     E.g. an 8 kHz stereo FLAC of 1 s with ``sample_rate=16000`` → ``(16000,)`` and ``16000``.
     Raises ``FileNotFoundError`` for a missing file and :class:`AudioError` (naming the file) for one
-    that cannot be decoded, is empty, silent only, or holds NaN/inf samples.
+    that cannot be decoded, is empty, silent only, holds NaN/inf samples, or lasts less than
+    ``min_seconds`` (a tokenizer's ``config.min_seconds``).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"audio file {path} does not exist.")
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (t, c)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
-        raise AudioError(
-            f"cannot read {path} as audio ({err}); use WAV, FLAC or another format libsndfile decodes."
-        ) from err
+    except _DECODE_ERRORS as err:
+        raise _unreadable(path, err) from err
     waveform = to_mono(torch.from_numpy(np.ascontiguousarray(data.T)))  # (c, t) -> (t,)
     check_waveform(waveform, source=str(path))
+    check_duration(waveform, rate, min_seconds, source=str(path))
     if sample_rate is not None:
         waveform, rate = resample(waveform, rate, sample_rate), sample_rate
     return waveform, int(rate)

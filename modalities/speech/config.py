@@ -149,6 +149,17 @@ class SpeechTokenizerConfig:
         return (self.downsample - 1) / 2 * self.frontend.hop_length / self.frontend.sample_rate
 
     @property
+    def min_samples(self) -> int:
+        """The shortest waveform (samples at ``frontend.sample_rate``) the tokenizer takes: one code's worth
+        (``downsample`` mel frames). 320 (20 ms) for the defaults; anything shorter holds no code of its own."""
+        return self.frontend.hop_length * self.downsample
+
+    @property
+    def min_seconds(self) -> float:
+        """:attr:`min_samples` in seconds."""
+        return self.min_samples / self.frontend.sample_rate
+
+    @property
     def bitrate(self) -> float:
         """Bits per second of the raw code stream: rate × levels × log2(K)."""
         return self.code_rate * self.num_quantizers * math.log2(self.codebook_size)

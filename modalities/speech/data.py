@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 import torch
 
-from modalities.speech.audio import load_audio
+from modalities.speech.audio import audio_sample_rate, load_audio
 from modalities.speech.labels import PHONE_MAPS, PhoneSegment, apply_phone_map, read_phn, read_textgrid
 from modalities.speech.tokenizer import SpeechTokenizer
 
@@ -50,7 +49,7 @@ class Utterance:
         if self.phones_path is None:
             raise ValueError(f"{self.path} has no phone labels: put a .phn or .TextGrid with the same stem beside it.")
         if self.phones_path.suffix.lower() == ".phn":
-            segments = read_phn(self.phones_path, sf.info(str(self.path)).samplerate)
+            segments = read_phn(self.phones_path, audio_sample_rate(self.path))
         else:
             segments = read_textgrid(self.phones_path, tier)
         if phone_map is not None:
@@ -132,7 +131,9 @@ def list_utterances(root: str | os.PathLike[str], layout: str = "auto") -> list[
     siblings: dict[Path, set[str]] = {}
     utterances = []
     for path in files:
-        names = siblings.setdefault(path.parent, {p.name for p in path.parent.iterdir()})
+        if path.parent not in siblings:  # list each folder once, not once per file in it
+            siblings[path.parent] = {p.name for p in path.parent.iterdir()}
+        names = siblings[path.parent]
         phones = _phones_beside(path, names)
         if layout == "fsdd":
             match = _FSDD_NAME.match(path.stem)
@@ -195,10 +196,13 @@ def find_utterances(data: Any, selection: Selection, limit: int | None = None) -
     return utterances[:limit] if limit is not None else utterances
 
 
-def load_split(data: Any, selection: Selection, sample_rate: int, limit: int | None = None) -> SpeechSplit:
-    """Audio of the selected utterances, mono and resampled to ``sample_rate``."""
+def load_split(
+    data: Any, selection: Selection, sample_rate: int, limit: int | None = None, min_seconds: float = 0.0
+) -> SpeechSplit:
+    """Audio of the selected utterances, mono and resampled to ``sample_rate``; an utterance shorter than
+    ``min_seconds`` (the tokenizer's ``config.min_seconds``) is refused, naming the file."""
     utterances = find_utterances(data, selection, limit)
-    return SpeechSplit(utterances, [load_audio(u.path, sample_rate)[0] for u in utterances])
+    return SpeechSplit(utterances, [load_audio(u.path, sample_rate, min_seconds)[0] for u in utterances])
 
 
 def phone_segments(data: Any, utterances: list[Utterance]) -> list[list[PhoneSegment]]:

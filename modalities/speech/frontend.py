@@ -6,6 +6,7 @@ Dimension legend: ``b`` batch, ``t`` samples, ``m`` mel bins, ``f`` STFT frames 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -110,6 +111,14 @@ class FrontEnd(nn.Module):
         """
         c = self.config
         n_stft = c.n_fft // 2 + 1
+        natural = (log_mel.shape[-1] - 1) * c.hop_length  # the length of a waveform of f frames
+        needed = c.n_fft // 2 // c.hop_length + 2  # frames whose waveform outlasts half a window
+        if natural <= c.n_fft // 2:
+            # Griffin-Lim re-analyses its waveform with reflect padding, which needs more than half a
+            # window of samples: decode a few codes with silent frames after them, then cut those off.
+            silence = torch.full_like(log_mel[..., :1], math.log(LOG_FLOOR))
+            padded = torch.cat([log_mel, silence.expand(*log_mel.shape[:-1], needed - log_mel.shape[-1])], dim=-1)
+            return self.griffin_lim(padded, n_iter)[..., : natural if length is None else length]
         magnitude_mel = log_mel.float().exp()
         fbank = self.mel.mel_scale.fb.to(magnitude_mel.device)  # (s, m)
         # The minimum-norm least-squares inverse (pseudo-inverse, any device), clamped to magnitudes >= 0;
@@ -147,6 +156,8 @@ def mfcc_features(
         log_mels=True,
         melkwargs={"n_fft": n_fft, "win_length": win_length, "hop_length": hop_length, "n_mels": 40},
     ).to(waveform.device)
+    if waveform.shape[-1] <= n_fft // 2:  # reflect padding needs more than half a window, as in FrontEnd.forward
+        waveform = nn.functional.pad(waveform, (0, n_fft // 2 + 1 - waveform.shape[-1]))
     mfcc = transform(waveform.float())  # (b, n_mfcc, f)
     delta = AF.compute_deltas(mfcc)
     return torch.cat([mfcc, delta, AF.compute_deltas(delta)], dim=-2)

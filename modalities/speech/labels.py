@@ -42,8 +42,12 @@ def read_phn(path: str | os.PathLike[str], sample_rate: int) -> list[PhoneSegmen
     Raises ``ValueError`` naming the file and line for a malformed line or a segment that ends before it starts.
     """
     path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not a UTF-8 text file of phone labels ({err}).") from err
     segments = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split()

@@ -73,7 +73,7 @@ class SpeechModality:
         def encode(start: int, stop: int) -> dict[str, np.ndarray]:
             per_utt = []
             for utt in utterances[start:stop]:
-                wave, rate = load_audio(utt.path)
+                wave, rate = load_audio(utt.path, min_seconds=model.config.min_seconds)
                 codes = model.encode(wave, rate).codes[0].cpu().numpy()  # (n,) or (n, l)
                 per_utt.append(codes.reshape(codes.shape[0], -1).astype(dtype))
             return {"codes": np.concatenate(per_utt), "lengths": np.array([len(c) for c in per_utt], dtype=np.int64)}
@@ -134,7 +134,8 @@ class SpeechModality:
         return CorpusSource(name, split, len(utterances), identity, encode, write, result)
 
     def evaluate(self, model: SpeechTokenizer, cfg: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        split = load_split(cfg.data, selection_of(cfg.data, cfg.eval.split), model.sample_rate, cfg.eval.max_utterances)
+        selection, shortest = selection_of(cfg.data, cfg.eval.split), model.config.min_seconds
+        split = load_split(cfg.data, selection, model.sample_rate, cfg.eval.max_utterances, shortest)
         known = set(model.speakers)
         keep = [i for i, u in enumerate(split.utterances) if not known or u.speaker in known]
         if not keep:
@@ -163,7 +164,8 @@ class SpeechModality:
         Returns the files, the code bitrate and each utterance's log-mel distance and STOI.
         """
         device = next(model.parameters()).device
-        split = load_split(cfg.data, selection_of(cfg.data, cfg.reconstruct.split), model.sample_rate)
+        selection, shortest = selection_of(cfg.data, cfg.reconstruct.split), model.config.min_seconds
+        split = load_split(cfg.data, selection, model.sample_rate, min_seconds=shortest)
         known = model.speakers
         candidates = [i for i, u in enumerate(split.utterances) if not known or u.speaker in known]
         if not candidates:
@@ -225,13 +227,13 @@ class SpeechModality:
     def load_items(
         self, model: SpeechTokenizer, data: Any, split: str, limit: int | None, seed: int | None = None
     ) -> CodingItems:
-        found = load_split(data, selection_of(data, split), model.sample_rate, limit)
+        found = load_split(data, selection_of(data, split), model.sample_rate, limit, model.config.min_seconds)
         labels = [int(u.label) if u.label is not None else None for u in found.utterances]
         return _coding_items(model, found, labels, None, f"{data_name(data)}_{split}", data.root or data.name)
 
     def read_files(self, model: SpeechTokenizer, path: str) -> CodingItems:
         files = input_files(path, AUDIO_SUFFIXES, "audio")
-        found = SpeechSplit([], [load_audio(f, model.sample_rate)[0] for f in files])
+        found = SpeechSplit([], [load_audio(f, model.sample_rate, model.config.min_seconds)[0] for f in files])
         stem = Path(path).expanduser().stem
         return _coding_items(model, found, [None] * len(files), [f.name for f in files], stem, path)
 

@@ -22,7 +22,7 @@ import torchaudio.functional as AF
 from einops import einsum, rearrange
 from torch import nn
 
-from modalities.speech.audio import check_waveform, resample, to_mono
+from modalities.speech.audio import check_duration, check_waveform, resample, to_mono
 from modalities.speech.config import SpeechTokenizerConfig, check_duration_penalty
 from modalities.speech.contrastive import FuturePrediction
 from modalities.speech.frontend import FrontEnd
@@ -165,22 +165,30 @@ class SpeechTokenizer(Tokenizer):
     def preprocess(self, waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """A waveform at any rate → float ``(b, t)`` at the model's rate, on the model's device.
 
-        ``waveform``: ``(t,)`` one mono utterance, ``(b, t)`` a batch of mono utterances of equal
-        length, or ``(b, c, t)`` a batch with channels (averaged to mono). Float samples in [-1, 1].
+        ``waveform``: ``(t,)`` one mono utterance, ``(1, t)`` the same as ``torchaudio.load`` gives it,
+        or ``(b, c, t)`` a batch of ``b`` utterances of equal length with ``c`` channels each (averaged
+        to mono; ``c = 1`` for mono). Float samples in [-1, 1], at least ``config.min_seconds`` long.
+        A ``(c, t)`` array with ``c > 1`` is refused: it could be one multichannel recording or a batch,
+        and taking one for the other would be silently wrong; pass ``waveform.mean(0)`` (one recording,
+        mixed to mono) or ``waveform[:, None]`` (a batch of mono utterances).
         Raises ``TypeError``/``ValueError`` for other shapes or dtypes, and
-        :class:`~modalities.speech.audio.AudioError` for empty, silent-only or non-finite audio.
+        :class:`~modalities.speech.audio.AudioError` for empty, too short, silent-only or non-finite audio.
         """
         check_waveform(waveform)
-        if waveform.ndim == 1:
-            waveform = waveform[None]
-        elif waveform.ndim == 3:
-            waveform = to_mono(waveform)
-        elif waveform.ndim != 2:
+        if waveform.ndim == 2 and waveform.shape[0] > 1:
             raise ValueError(
-                f"waveform must be (t,), (b, t) or (b, c, t); got shape {tuple(waveform.shape)}. "
-                "For one multichannel file (c, t) pass waveform[None] or use load_audio, which mixes to mono."
+                f"a 2-D waveform of shape {tuple(waveform.shape)} is ambiguous: one recording's channels (c, t) or "
+                "(t, c), or a batch of utterances? Pass one recording as mono (t,), e.g. waveform.mean(0) for (c, t) "
+                "or waveform.mean(1) for soundfile's (t, c), or a batch as (b, 1, t) with waveform[:, None]."
             )
+        if waveform.ndim not in (1, 2, 3):
+            raise ValueError(
+                f"waveform must be (t,), (1, t) or (b, c, t); got shape {tuple(waveform.shape)}. "
+                "load_audio reads a file of any channel count as mono (t,)."
+            )
+        waveform = to_mono(waveform)[None] if waveform.ndim < 3 else to_mono(waveform)  # (b, t)
         waveform = resample(waveform.float(), sample_rate, self.sample_rate)
+        check_duration(waveform, self.sample_rate, self.config.min_seconds)
         return waveform.to(self.mel_mean.device)
 
     def features(self, waveform: torch.Tensor) -> torch.Tensor:

@@ -62,8 +62,8 @@ def training_data(cfg: Any) -> SpeechTrainingData:
     """``data.train`` and ``data.eval`` at the model's rate; fills ``cfg.model.speakers`` (empty: one embedding per
     training speaker) and refuses training speakers it does not name."""
     rate = cfg.model.frontend.sample_rate
-    train = load_split(cfg.data, cfg.data.train, rate)
-    held_out = load_split(cfg.data, cfg.data.eval, rate)
+    train = load_split(cfg.data, cfg.data.train, rate, min_seconds=cfg.model.min_seconds)
+    held_out = load_split(cfg.data, cfg.data.eval, rate, min_seconds=cfg.model.min_seconds)
     if not cfg.model.speakers:
         cfg.model.speakers = speakers_of(train.utterances)
     unknown = sorted(set(speakers_of(train.utterances)) - set(cfg.model.speakers))

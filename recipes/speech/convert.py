@@ -40,7 +40,7 @@ def run(cfg: SpeechRecipeConfig) -> ConvertResult:
     if cfg.convert.speaker is None:
         raise ValueError(f"convert needs a target speaker: pass --speaker NAME, one of {model.speakers}.")
     source = Path(cfg.convert.input).expanduser()
-    wave, rate = load_audio(source)
+    wave, rate = load_audio(source, min_seconds=model.config.min_seconds)
     with evaluation_mode(model):
         converted = convert_voice(model, wave, rate, cfg.convert.speaker)
     out = Path(cfg.out).expanduser() if cfg.out else source.with_name(f"{source.stem}_as_{cfg.convert.speaker}.wav")

@@ -97,8 +97,9 @@ def run(cfg: SpeechRecipeConfig) -> PhonesResult:
     """Analyse the codes of the tokenizer at ``cfg.tokenizer`` against phone labels; see the module docstring."""
     device = setup_runtime(cfg)
     _, model, tokenizer_dir = open_tokenizer(cfg, device, "phones")
-    fit = load_split(cfg.data, cfg.phones.fit or cfg.data.train, model.sample_rate)
-    score = load_split(cfg.data, cfg.phones.score or cfg.data.eval, model.sample_rate)
+    shortest = model.config.min_seconds
+    fit = load_split(cfg.data, cfg.phones.fit or cfg.data.train, model.sample_rate, min_seconds=shortest)
+    score = load_split(cfg.data, cfg.phones.score or cfg.data.eval, model.sample_rate, min_seconds=shortest)
     for name, split in (("fitting", fit), ("scoring", score)):
         if not split.has_phones:
             missing = next(u.path for u in split.utterances if u.phones_path is None)

@@ -29,10 +29,10 @@ def test_encode_decode_shapes_and_rate(make_tokenizer) -> None:
     assert codes.frame_rate == 50.0 and codes.first_frame_time == pytest.approx(0.005)
     assert 0 <= int(codes.codes.min()) and int(codes.codes.max()) < 16
     assert tok.decode(codes, speaker="bob").shape == (1, (51 * 2 - 1) * 160)  # centred frames: (f - 1) hops
-    # any input rate, batches, channels
-    assert tok.encode(0.1 * torch.randn(2, 8000), sample_rate=8000).codes.shape == (2, 51)
+    # any input rate, batches (b, 1, t), channels (b, c, t); (c, t) is ambiguous: tests/modalities/test_bad_inputs.py
+    assert tok.encode(0.1 * torch.randn(2, 1, 8000), sample_rate=8000).codes.shape == (2, 51)
     assert tok.encode(0.1 * torch.randn(2, 2, 16000), sample_rate=16000).codes.shape == (2, 51)
-    with pytest.raises(ValueError, match=r"\(t,\), \(b, t\) or \(b, c, t\)"):
+    with pytest.raises(ValueError, match=r"\(t,\), \(1, t\) or \(b, c, t\)"):
         tok.encode(torch.randn(1, 1, 1, 100), 16000)
 
 
@@ -56,7 +56,7 @@ def test_bad_audio_is_refused(make_tokenizer) -> None:
 
 def test_forward_trains_every_part(make_tokenizer) -> None:
     tok = make_tokenizer(speakers=["a", "b"], update="loss", jitter=0.5).train()
-    x = tok.features(tok.preprocess(0.1 * torch.randn(2, 4000), 16000))
+    x = tok.features(tok.preprocess(0.1 * torch.randn(2, 1, 4000), 16000))
     out = tok(x, speaker=torch.tensor([0, 1]))
     assert out.reconstruction.shape == x.shape and out.codes.shape == (2, 13)
     out.loss.backward()
@@ -177,7 +177,7 @@ def test_config_checks() -> None:
 
 def test_duration_penalty_lengthens_code_runs_at_encode_only(make_tokenizer, tmp_path: Path) -> None:
     tok = make_tokenizer(speakers=["a"]).eval()
-    wave = 0.1 * torch.randn(2, 16000)
+    wave = 0.1 * torch.randn(2, 1, 16000)
     changes = lambda c: int((c.codes[:, 1:] != c.codes[:, :-1]).sum())  # noqa: E731
     plain = tok.encode(wave, 16000)
     smooth = tok.encode(wave, 16000, duration_penalty=3.0)
@@ -247,7 +247,7 @@ def test_cepstral_target_is_the_standardised_envelope(make_tokenizer) -> None:
     back = flat.target_to_features(flat.target(x)) * flat.mel_std[:, None] + flat.mel_mean[:, None]
     torch.testing.assert_close(back, back.mean(dim=1, keepdim=True).expand_as(back), atol=1e-4, rtol=1e-4)
     smooth = make_tokenizer(target_cepstra=20, speakers=["a"]).train()
-    out = smooth(smooth.features(smooth.preprocess(0.1 * torch.randn(2, 4000), 16000)), speaker=0)
+    out = smooth(smooth.features(smooth.preprocess(0.1 * torch.randn(2, 1, 4000), 16000)), speaker=0)
     assert out.reconstruction.shape == (2, 20, 26) and out.contrastive_loss.item() == 0.0
     assert smooth.eval().decode(smooth.encode(0.1 * torch.randn(4000), 16000), speaker="a").shape == (1, 4000)
     assert "dct" not in smooth.state_dict() and "cepstrum_std" in smooth.state_dict()  # the DCT comes from the config
@@ -257,7 +257,7 @@ def test_cepstral_target_is_the_standardised_envelope(make_tokenizer) -> None:
 
 def test_contrastive_loss_trains_the_encoder_and_is_saved(make_tokenizer, tmp_path: Path) -> None:
     tok = make_tokenizer(speakers=["a", "b"], contrastive_weight=0.5, contrastive_steps=3, target_cepstra=12).train()
-    x = tok.features(tok.preprocess(0.1 * torch.randn(2, 8000), 16000))
+    x = tok.features(tok.preprocess(0.1 * torch.randn(2, 1, 8000), 16000))
     out = tok(x, speaker=torch.tensor([0, 1]))
     assert out.contrastive_loss > 0
     torch.testing.assert_close(
