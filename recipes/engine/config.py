@@ -104,7 +104,13 @@ def _read_yaml(source: str | Path, folder: Path | None, named_in: str | None) ->
                 f"config file {str(path)!r}{context} does not exist. Pass a YAML file or one of the presets: "
                 f"{', '.join(preset_names())}."
             )
-        raw, label, identity, home = path.read_text(encoding="utf-8"), str(path), str(path.resolve()), path.parent
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ConfigError(
+                f"config file {str(path)!r}{context} is not UTF-8 text ({err}); save it as UTF-8."
+            ) from err
+        label, identity, home = str(path), str(path.resolve()), path.parent
     else:
         names = preset_names()
         if text not in names:

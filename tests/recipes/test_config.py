@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -189,12 +188,26 @@ def test_cosine_schedule_warms_up_and_decays_to_zero() -> None:
 
     tc = TrainConfig(steps=100, lr=1e-3, schedule="cosine", warmup_steps=10)
     assert tc.lr_at(0) == pytest.approx(1e-4)  # first warm-up step
-    assert tc.lr_at(9) == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 0.09)))
-    assert tc.lr_at(50) == pytest.approx(5e-4)
+    assert tc.lr_at(9) == tc.lr_at(10) == pytest.approx(1e-3)  # the peak is lr, not lr times the cosine
+    assert tc.lr_at(55) == pytest.approx(5e-4)  # the cosine runs over the 90 steps after the warm-up
     assert tc.lr_at(99) < 1e-6
     assert TrainConfig(lr=2e-4).lr_at(1234) == 2e-4
     with pytest.raises(ValueError, match="schedule"):
         TrainConfig(schedule="linear")
+
+
+def test_a_long_warm_up_reaches_the_configured_rate() -> None:
+    from recipes.tokenizer.config import TrainConfig
+
+    long = TrainConfig(steps=200, lr=1e-3, schedule="cosine", warmup_steps=150)
+    rates = [long.lr_at(step) for step in range(200)]
+    assert max(rates) == pytest.approx(1e-3) and rates.index(max(rates)) == 149  # was 26% of lr with 200 of 200
+    assert rates[:150] == sorted(rates[:150]) and rates[150:] == sorted(rates[150:], reverse=True)
+    constant = TrainConfig(steps=100, lr=1e-3, warmup_steps=10)
+    assert constant.lr_at(4) == pytest.approx(5e-4) and constant.lr_at(9) == constant.lr_at(99) == 1e-3
+    for warmup in (200, 300):
+        with pytest.raises(ValueError, match=rf"train.warmup_steps \({warmup}\) must be fewer than train.steps"):
+            TrainConfig(steps=200, schedule="cosine", warmup_steps=warmup)
 
 
 # ---------------------------------------------------------------------------------------------
