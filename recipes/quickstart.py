@@ -45,7 +45,7 @@ class QuickstartResult:
     steps: int  # optimizer steps done so far
     total_steps: int  # train.steps
     stopped_by_budget: bool  # train.max_minutes ran out first; running again continues
-    train_seconds: float
+    train_seconds: float  # the run's training time over every invocation, not this invocation's
     figures: dict[str, Any] = field(default_factory=dict)  # evaluate on the held-out split
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,7 +110,7 @@ def fit_and_sample(
         "prior": trained.prior_dir,
         "samples": drawn.files[0] if drawn.files else None,
         "prior_steps": trained.step,
-        "prior_train_seconds": trained.seconds,
+        "prior_train_seconds": trained.run_seconds,  # a finished prior given again keeps its training time
         "bits_per_code": figures.get("bits_per_code"),
         "bits_per_dim": figures.get("bits_per_dim"),
         "sampling_seconds": drawn.sampling_seconds,
@@ -133,7 +133,7 @@ def run(cfg: ImageRecipeConfig, *, resume: bool = True, overwrite: bool = False)
         steps=trained.step,
         total_steps=trained.steps,
         stopped_by_budget=trained.stopped_by_budget,
-        train_seconds=trained.seconds,
+        train_seconds=trained.run_seconds,  # a finished run given again keeps its training time
         figures={**evaluated.to_dict(), "prior": prior},
     )
     atomic_write_json(root / SUMMARY_NAME, {**result.to_dict(), "reconstruction": grid.figures["figures"]})

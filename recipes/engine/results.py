@@ -112,6 +112,7 @@ class TrainResult(TrainingResultFigures):
     stopped_by_budget: bool  # train.max_minutes ran out before train.steps
     seconds: float  # wall time of this invocation's training loop
     figures: dict[str, Any] = field(default_factory=dict)  # last evaluation on the held-out split
+    run_seconds: float = 0.0  # training time of the whole run, over every invocation
     world_size: int = 1  # processes that trained (torchrun)
     codebook_checksum: str | None = None  # at the last checkpoint, the same on every rank
 

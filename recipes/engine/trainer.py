@@ -106,6 +106,7 @@ class FitOutcome:
     stopped_by_budget: bool  # train.max_minutes ran out before train.steps
     seconds: float  # wall time of this invocation's training loop
     figures: dict[str, Any] = field(default_factory=dict)  # the last evaluation (empty without a held-out set)
+    run_seconds: float = 0.0  # training time of the whole run: earlier invocations (from the checkpoint) and this one
     world_size: int = 1  # processes that trained (torchrun)
     codebook_checksum: str | None = None  # at the last checkpoint, the same on every rank (None without quantizers)
     train_row: dict[str, Any] | None = None  # the last training row of this invocation (None when it trained nothing)
@@ -174,6 +175,7 @@ def fit(
     train_row: dict[str, Any] | None = None
     stopped_by_budget = False
     began = time.monotonic()
+    elapsed = 0.0  # this invocation's time in the loop (none for a finished run given again)
     bar = tqdm(total=train.steps, initial=step, desc=desc, unit="step", dynamic_ncols=True, file=sys.stderr,
                disable=None if ranks.is_main else True)  # fmt: skip
     try:
@@ -241,6 +243,7 @@ def fit(
         stopped_by_budget=stopped_by_budget,
         seconds=round(time.monotonic() - began, 3),
         figures=figures,
+        run_seconds=round(start.seconds_before + elapsed, 3),
         world_size=ranks.world,
         codebook_checksum=None if codebooks is None else codebooks["codebook_checksum"],
         train_row=train_row,

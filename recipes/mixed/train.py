@@ -50,6 +50,7 @@ class TrainMixedResult(TrainingResultFigures):
     train_bits_per_token: float | None  # mean over the last log interval
     figures: dict[str, Any] = field(default_factory=dict)
     world_size: int = 1  # processes that trained (torchrun)
+    run_seconds: float = 0.0  # training time of the whole run, over every invocation
 
 
 def run(cfg: MixedRecipeConfig, *, resume: bool = False, overwrite: bool = False) -> TrainMixedResult:

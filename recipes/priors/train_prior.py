@@ -124,6 +124,7 @@ class TrainPriorResult(TrainingResultFigures):
     train_bits_per_code: float | None  # mean over the last log interval
     figures: dict[str, Any] = field(default_factory=dict)  # last held-out evaluation (empty without eval_corpus)
     world_size: int = 1  # processes that trained (torchrun)
+    run_seconds: float = 0.0  # training time of the whole run, over every invocation
 
 
 def run(cfg: PriorRecipeConfig, *, resume: bool = False, overwrite: bool = False) -> TrainPriorResult:

@@ -196,9 +196,13 @@ def test_quickstart_on_the_tiny_preset(vqtok, tmp_path: Path) -> None:
     assert {"psnr", "ssim", "mse", "levels"} <= set(summary["figures"])
     assert (out / "reconstructions" / "reconstructions.png").is_file()
 
-    # Running it again continues (here: finds it complete) instead of refusing.
+    # Running it again continues (here: finds it complete) instead of refusing, and keeps the run's training
+    # time (the tokenizer's and the prior's), not the few seconds of the second invocation.
     again = vqtok("quickstart", "--config", "tiny", "--out", out, "--json")
     assert again.code == 0 and again.json()["steps"] == 8
+    rewritten = json.loads((out / "summary.json").read_text())
+    assert rewritten["train_seconds"] == again.json()["train_seconds"] == summary["train_seconds"] > 0
+    assert rewritten["figures"]["prior"]["prior_train_seconds"] == summary["figures"]["prior"]["prior_train_seconds"]
 
 
 @pytest.mark.parametrize(
