@@ -136,7 +136,7 @@ class CASResult:
 
     cas: float  # accuracy on real test images of the classifier trained on samples
     real_accuracy: float  # the same classifier trained on real training images
-    cas_ratio: float
+    cas_ratio: float | None  # None when real_accuracy is 0: there is nothing to compare with (not NaN: JSON has none)
     num_samples: int
     num_real_train: int
     num_test: int
@@ -165,7 +165,7 @@ def classification_accuracy_score(
     return CASResult(
         cas=score,
         real_accuracy=real_accuracy,
-        cas_ratio=score / real_accuracy if real_accuracy > 0 else float("nan"),
+        cas_ratio=score / real_accuracy if real_accuracy > 0 else None,
         num_samples=int(samples.shape[0]),
         num_real_train=num_real_train,
         num_test=int(test_images.shape[0]),

@@ -15,6 +15,9 @@ label's prompt (the prior picks the modality; a segment of the other modality co
   any vocoder; voices cycle through the training speakers), real held-out recordings
   (``audio_real_accuracy``) and the decoded codes of those recordings (``audio_reconstruction_accuracy``,
   what a perfect prior of these codes could reach).
+
+A figure that cannot be computed is null, never left out, and ``<figure>_reason`` beside it says why
+(as in the image ``cas``): ``image_cas`` when some class got no image sample to train on.
 """
 
 from __future__ import annotations
@@ -109,10 +112,17 @@ def run(cfg: MixedRecipeConfig) -> Figures:
     sample_acc = _sample_accuracy(reference, samples.to(device), labels, per * classes)
     figures.update(image_modality_rate=1 - wrong_modality[IMAGE] / (per * classes), image_real_accuracy=real,
                    image_sample_accuracy=sample_acc, image_accuracy_ratio=sample_acc / real if real else None)  # fmt: skip
-    if labels.unique().numel() == classes:
+    lost = sorted(set(range(classes)) - set(labels.tolist()))
+    if not lost:
         cas = classification_accuracy_score(samples.to(device), labels.to(device), test_x.to(device), test_y,
                                             classes, real, train_x.shape[0], cc.image_classifier)  # fmt: skip
         figures.update(image_cas=cas.cas, image_cas_ratio=cas.cas_ratio)
+    else:
+        figures.update(image_cas=None, image_cas_ratio=None)
+        figures["image_cas_reason"] = (
+            f"no image sample of class(es) {lost} (the prior answered their prompts with audio, or with nothing), "
+            "so no classifier over every class can be trained on the samples; draw more (cas.samples_per_class)."
+        )
 
     # Audio: the same CNN over log-mel, trained on real recordings.
     speech = speech_tokenizer(data, device)

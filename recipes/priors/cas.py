@@ -10,7 +10,10 @@ Dimension legend: ``n`` images, ``c``/``h``/``w`` image channels and size, ``C``
    class with probability above it; report the acceptance rate and the CAS of the kept samples.
 
 Figures: ``cas``, ``real_accuracy``, ``cas_ratio`` (= cas / real_accuracy), ``acceptance_rate``,
-``cas_rejection``, ``cas_ratio_rejection``, sample counts and timings.
+``cas_rejection``, ``cas_ratio_rejection``, sample counts and timings. A figure that cannot be computed
+is null, never left out, and ``<figure>_reason`` beside it says why: ``cas_rejection`` when the threshold
+kept no sample of some class (no classifier over every class can be trained on what is left),
+``cas_ratio`` when the reference classifier scored 0.
 """
 
 from __future__ import annotations
@@ -67,14 +70,21 @@ def run(cfg: PriorRecipeConfig) -> Figures:
     cas = classification_accuracy_score(samples, labels.to(device), test_images.to(device), test_labels, num_classes,
                                         real_accuracy, train_images.shape[0], cc.classifier)  # fmt: skip
     figures: dict[str, Any] = cas.to_dict()
+    if cas.cas_ratio is None:
+        figures["cas_ratio_reason"] = "the classifier trained on real images scored 0 on the test images"
     figures["sampling_seconds"] = round(sampling_seconds, 3)
     if cc.rejection_threshold is not None:
         keep = rejection_mask(class_probabilities(reference, samples), labels, cc.rejection_threshold).cpu()
         figures["rejection_threshold"] = cc.rejection_threshold
         figures["acceptance_rate"] = float(keep.float().mean())
-        kept_classes = labels[keep].unique().numel()
-        if kept_classes < num_classes:
-            figures["cas_rejection"] = None  # some class lost every sample: no classifier over all classes
+        lost = sorted(set(range(num_classes)) - set(labels[keep].tolist()))
+        if lost:  # no classifier over every class can be trained on the samples left
+            figures.update(cas_rejection=None, cas_ratio_rejection=None, num_samples_rejection=int(keep.sum()))
+            figures["cas_rejection_reason"] = (
+                f"rejection_threshold={cc.rejection_threshold} kept no sample of class(es) {lost}, so no classifier "
+                "over every class can be trained on the kept samples; lower cas.rejection_threshold or draw more "
+                "samples (cas.samples_per_class)."
+            )
         else:
             rejected = classification_accuracy_score(
                 samples[keep.to(device)], labels[keep].to(device), test_images.to(device), test_labels, num_classes,

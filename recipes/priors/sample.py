@@ -46,13 +46,18 @@ class SampleRecipeResult:
     samples_per_second: float
     files: list[str] = field(default_factory=list)  # the PNG grid or the WAV files
     acceptance_rate: float | None = None  # with rejection sampling: the fraction of samples kept
+    # Speech: the samples drawn but not written, each {"sample": index, "reason": why} (an utterance the
+    # prior ended at once has no audio); len(files) + len(skipped) == num_samples.
+    skipped: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def format(self) -> str:
-        figures = {k: v for k, v in self.to_dict().items() if k != "files"}
+        figures = {k: v for k, v in self.to_dict().items() if k not in ("files", "skipped")}
         figures["files"] = self.files[0] if len(self.files) == 1 else f"{len(self.files)} files in {self.out_dir}"
+        if self.skipped:
+            figures["skipped"] = "; ".join(f"sample {s['sample']}: {s['reason']}" for s in self.skipped)
         return format_figures(figures, title="sample")
 
 
@@ -61,24 +66,31 @@ def _save_array(path: Path, array: np.ndarray) -> None:
         np.save(f, array)
 
 
-def _write_speech(out: Path, corpus: CodeCorpus, codes: torch.Tensor, labels: torch.Tensor | None, cfg) -> list[str]:
+def _write_speech(
+    out: Path, corpus: CodeCorpus, codes: torch.Tensor, labels: torch.Tensor | None, cfg
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """One WAV per sampled utterance; returns the files, and the samples skipped with the reason."""
     from modalities.speech import save_audio
 
     tokenizer = corpus_tokenizer(corpus, "cpu")
     speaker = cfg.sample.speaker
     if tokenizer.speaker_embedding is not None and speaker is None:
         speaker = tokenizer.config.speakers[0]
-    files = []
+    files, skipped = [], []
     assert corpus.end_code is not None, "a speech corpus has an end code"
     for i, row in enumerate(trim_at_end(codes, corpus.end_code)):
-        if row.numel() < 2:
-            continue  # an utterance that ends at once has nothing to play
+        if row.numel() == 0:
+            skipped.append({"sample": i, "reason": "the prior drew the end code first: an empty utterance"})
+            continue
         wave = tokenizer.decode(row[None], speaker=speaker)[0].cpu()
+        if wave.numel() == 0:
+            skipped.append({"sample": i, "reason": f"its {row.numel()} code(s) decode to no samples"})
+            continue
         tag = "" if labels is None else f"_class{int(labels[i])}"
         path = out / f"sample_{i:03d}{tag}.wav"
         save_audio(path, wave, tokenizer.sample_rate)
         files.append(str(path))
-    return files
+    return files, skipped
 
 
 def run(cfg: PriorRecipeConfig) -> SampleRecipeResult:
@@ -101,10 +113,11 @@ def run(cfg: PriorRecipeConfig) -> SampleRecipeResult:
     save_config(cfg, out / "config.yaml")
 
     files: list[str] = []
+    skipped: list[dict[str, Any]] = []
     acceptance = None
     if corpus is not None:
         if corpus.modality == "speech":
-            files = _write_speech(out, corpus, levels[0], labels, cfg)
+            files, skipped = _write_speech(out, corpus, levels[0], labels, cfg)
         else:
             images = decode_images(tokenizer, levels)
             rows = sc.per_row or sc.num_samples
@@ -130,6 +143,7 @@ def run(cfg: PriorRecipeConfig) -> SampleRecipeResult:
         samples_per_second=total / seconds if seconds > 0 else float("inf"),
         files=files,
         acceptance_rate=acceptance,
+        skipped=skipped,
     )
     atomic_write_json(out / FIGURES_NAME, result.to_dict())
     return result
