@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from modalities.image.layers import ACTIVATIONS
 from tokenizers_vq import VQConfig
+from tokenizers_vq.kinds import KINDS, LevelConfig, check_kind_fields, config_dict, level_config, num_codes
 from tokenizers_vq.pretrained import check_known_fields
 
 _KINDS = ("vqvae", "vqvae2")
@@ -16,7 +17,11 @@ _CHOICES = {
     "init": ("kmeans", "random"),
     "dead_code": ("restart", "none"),
     "activation": tuple(ACTIVATIONS),
+    "quantizer": KINDS,
 }
+# Fields added after image tokenizers were first saved: config.json holds them only when they differ
+# from their defaults, so a tokenizer saved before them keeps its config.json and content identity.
+_ADDED = ("quantizer", "gradient", "fsq_levels", "lfq_entropy_weight")
 
 
 @dataclass
@@ -28,6 +33,12 @@ class ImageTokenizerConfig:
     ``downsample=4`` and ``num_levels=2`` the code grids are 4×4 (top) and 8×8 (bottom). For 28×28
     images (MNIST, Fashion-MNIST) pick a total factor that divides 28: ``vqvae`` with ``downsample=4``
     (7×7 codes) or ``vqvae2`` with ``downsample=2`` and ``num_levels=2`` (7×7 top, 14×14 bottom).
+
+    ``quantizer`` picks how every level snaps its vectors to codes (docs/quantizer.md): ``"vq"`` uses
+    ``codebook_size`` and all the codebook fields (``codebook_dim`` to ``decay``); ``"simvq"`` uses
+    ``codebook_size``, ``beta``, ``gradient`` and ``seed``; ``"fsq"`` only ``fsq_levels`` (its codebook
+    size is their product); ``"lfq"`` and ``"bsq"`` take ``codebook_size`` (a power of two: 2^bits),
+    ``beta`` and ``lfq_entropy_weight``. The other fields are ignored by that kind.
     """
 
     kind: str = "vqvae"  # "vqvae": one code grid (van den Oord 2017); "vqvae2": a hierarchy (Razavi 2019)
@@ -48,6 +59,10 @@ class ImageTokenizerConfig:
     beta: float = 0.25  # commitment weight
     decay: float = 0.99  # EMA decay of the codebook statistics
     seed: int = 0  # seed of codebook initialisation and restarts; level l uses seed + l
+    quantizer: str = "vq"  # "vq" (VQ-VAE's codebook), "fsq", "lfq", "bsq" (spherical LFQ) or "simvq"
+    gradient: str = "straight_through"  # vq, simvq: "rotation" passes gradients by the rotation trick (Fifty 2024)
+    fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])  # fsq: levels per dimension (1,000 codes)
+    lfq_entropy_weight: float = 0.1  # lfq, bsq: weight of the entropy penalty that keeps the codes in use
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -89,6 +104,11 @@ class ImageTokenizerConfig:
             raise ValueError(f"ImageTokenizerConfig.decay must be in [0, 1); got {self.decay}.")
         if self.beta < 0:
             raise ValueError(f"ImageTokenizerConfig.beta must be >= 0; got {self.beta}.")
+        check_kind_fields(
+            "ImageTokenizerConfig", self.quantizer, self.gradient, self.fsq_levels, self.codebook_size,
+            self.lfq_entropy_weight,
+        )  # fmt: skip
+        self.fsq_levels = list(self.fsq_levels)
 
     @property
     def total_downsample(self) -> int:
@@ -99,9 +119,14 @@ class ImageTokenizerConfig:
         """Factor from image to the grid of ``level`` (0 = top)."""
         return self.downsample * 2 ** (self.num_levels - 1 - level)
 
-    def quantizer_config(self, level: int) -> VQConfig:
-        """The :class:`~tokenizers_vq.VQConfig` of ``level`` (0 = top)."""
-        return VQConfig(
+    @property
+    def num_codes(self) -> int:
+        """Codes per level (``K``) whatever the quantizer: ``codebook_size``, or the product of ``fsq_levels``."""
+        return num_codes(self.quantizer, self.codebook_size, self.fsq_levels)
+
+    def quantizer_config(self, level: int) -> LevelConfig:
+        """The config of ``level``'s quantizer (0 = top): a :class:`~tokenizers_vq.VQConfig` for ``"vq"``."""
+        vq = VQConfig(
             dim=self.code_dim,
             codebook_size=self.codebook_size,
             codebook_dim=self.codebook_dim,
@@ -111,11 +136,13 @@ class ImageTokenizerConfig:
             dead_code=self.dead_code,
             beta=self.beta,
             decay=self.decay,
+            gradient=self.gradient,
             seed=self.seed + level,
         )
+        return level_config(self.quantizer, vq, self.fsq_levels, self.lfq_entropy_weight)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return config_dict(self, _ADDED)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ImageTokenizerConfig:

@@ -180,8 +180,8 @@ class ImageModality:
     def describe_model(self, model: ImageTokenizer, codes: ItemCodes, depth: int | None) -> tuple[str, dict[str, Any]]:
         shapes = [list(g.shape[1:]) for g in codes.levels]
         grids = "+".join("x".join(map(str, s)) for s in shapes)
-        label = f"{model.config.kind}, K={model.config.codebook_size}, {grids}"
-        return label, {"kind": model.config.kind, "codebook_size": model.config.codebook_size, "level_shapes": shapes}
+        label = f"{model.config.kind}, K={model.config.num_codes}, {grids}"
+        return label, {"kind": model.config.kind, "codebook_size": model.config.num_codes, "level_shapes": shapes}
 
     def codec_points(
         self, model: ImageTokenizer, items: CodingItems, options: Any

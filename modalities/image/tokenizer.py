@@ -28,7 +28,7 @@ from modalities.image.codes import ImageCodes
 from modalities.image.config import ImageTokenizerConfig
 from modalities.image.layers import Decoder, Encoder, upsampler
 from modalities.image.preprocess import as_image_batch, check_layout, from_signed_unit, to_signed_unit
-from tokenizers_vq import QuantizerOutput, VectorQuantizer
+from tokenizers_vq import QuantizerOutput, build_quantizer
 from tokenizers_vq.tokenizer import Tokenizer
 
 KIND = "image-tokenizer"
@@ -95,7 +95,7 @@ class ImageTokenizer(Tokenizer):
         self.pre_quantize = nn.ModuleList(
             nn.Conv2d(k if level == 0 else k + d, d, kernel_size=1) for level in range(num_levels)
         )
-        self.quantizers = nn.ModuleList(VectorQuantizer(cfg.quantizer_config(level)) for level in range(num_levels))
+        self.quantizers = nn.ModuleList(build_quantizer(cfg.quantizer_config(level)) for level in range(num_levels))
         self.upsamplers = nn.ModuleList(upsampler(d, num_levels - 1 - level, act) for level in range(num_levels - 1))
         self.decoder = Decoder(d * num_levels, cfg.in_channels, k, *blocks, num_upsamples=bottom_steps, act=act)
 

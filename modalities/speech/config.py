@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from modalities.speech.frontend import FrontEndConfig
 from tokenizers_vq import RVQConfig, VQConfig
+from tokenizers_vq.kinds import (
+    KINDS,
+    SEARCH_KINDS,
+    QuantizerConfig,
+    check_kind_fields,
+    config_dict,
+    level_config,
+    num_codes,
+)
 from tokenizers_vq.pretrained import check_known_fields
 
 _CHOICES = {
-    "quantizer": ("vq", "rvq"),
+    "quantizer": ("vq", "rvq", *KINDS[1:]),
     "update": ("ema", "loss"),
     "init": ("kmeans", "random"),
     "dead_code": ("restart", "none"),
     "encoder_norm": ("none", "utterance", "shape"),
 }
+# Fields added after speech tokenizers were first saved: config.json holds them only when they differ
+# from their defaults, so a tokenizer saved before them keeps its config.json and content identity.
+_ADDED = ("gradient", "fsq_levels", "lfq_entropy_weight")
 
 
 def check_duration_penalty(value: Any, name: str = "duration_penalty") -> None:
@@ -42,7 +54,10 @@ class SpeechTokenizerConfig:
     # own, up to the upsampling's overlap, so a code must describe its frames alone instead of spreading
     # them over its neighbours: the codes then cluster frames much as k-means on the target would.
     decoder_kernel_size: int | None = None
-    quantizer: str = "vq"  # "vq": one codebook (VQ-VAE); "rvq": residual levels (SoundStream)
+    # "vq": one codebook (VQ-VAE); "rvq": residual levels (SoundStream); "fsq", "lfq", "bsq", "simvq": the
+    # other quantizers (docs/quantizer.md), residual with num_quantizers > 1. Which fields each kind uses:
+    # the same as in ImageTokenizerConfig's docstring.
+    quantizer: str = "vq"
     num_quantizers: int = 1  # levels of the residual quantizer; must be 1 for "vq"
     # Quantizer dropout (SoundStream), "rvq" only: with this probability a training batch uses only the
     # first n ~ U{1..l} levels, so decoding the first d levels alone (a lower bitrate) stays good.
@@ -55,6 +70,9 @@ class SpeechTokenizerConfig:
     beta: float = 0.25
     decay: float = 0.99
     seed: int = 0
+    gradient: str = "straight_through"  # vq, rvq, simvq: "rotation" passes gradients by the rotation trick
+    fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])  # fsq: levels per dimension (1,000 codes)
+    lfq_entropy_weight: float = 0.1  # lfq, bsq: weight of the entropy penalty; codebook_size must be 2^bits
     speakers: list[str] = field(default_factory=list)  # names of the decoder's speaker embeddings; empty: none
     speaker_dim: int = 64
     jitter: float = 0.0  # time-jitter probability in training (Chorowski et al. 2019): a code borrows a neighbour's
@@ -117,10 +135,20 @@ class SpeechTokenizerConfig:
             raise ValueError(
                 f"quantizer='vq' has one codebook; got num_quantizers={self.num_quantizers}. Use quantizer='rvq'."
             )
-        if not 0.0 <= self.quantizer_dropout <= 1.0 or (self.quantizer == "vq" and self.quantizer_dropout):
+        if not 0.0 <= self.quantizer_dropout <= 1.0 or (not self.residual and self.quantizer_dropout):
             raise ValueError(
-                f"SpeechTokenizerConfig.quantizer_dropout must be in [0, 1], and 0 for quantizer='vq'; "
-                f"got {self.quantizer_dropout!r} with quantizer={self.quantizer!r}."
+                f"SpeechTokenizerConfig.quantizer_dropout must be in [0, 1], and 0 for one level; "
+                f"got {self.quantizer_dropout!r} with quantizer={self.quantizer!r}, num_quantizers={self.num_quantizers}."
+            )
+        kind = "vq" if self.quantizer == "rvq" else self.quantizer
+        check_kind_fields(
+            "SpeechTokenizerConfig", kind, self.gradient, self.fsq_levels, self.codebook_size, self.lfq_entropy_weight
+        )
+        self.fsq_levels = list(self.fsq_levels)
+        if self.duration_penalty and kind not in SEARCH_KINDS:
+            raise ValueError(
+                f"SpeechTokenizerConfig.duration_penalty needs a nearest-code search (quantizer vq, rvq or simvq); "
+                f"{self.quantizer} has none. Set duration_penalty=0."
             )
         if len(set(self.speakers)) != len(self.speakers):
             raise ValueError(f"SpeechTokenizerConfig.speakers must be distinct names; got {self.speakers}.")
@@ -160,11 +188,21 @@ class SpeechTokenizerConfig:
         return self.min_samples / self.frontend.sample_rate
 
     @property
+    def residual(self) -> bool:
+        """Whether codes have a level axis, ``(b, n, l)``: quantizer ``"rvq"``, or any kind with ``num_quantizers > 1``."""
+        return self.quantizer == "rvq" or self.num_quantizers > 1
+
+    @property
+    def num_codes(self) -> int:
+        """Codes per level (``K``) whatever the quantizer: ``codebook_size``, or the product of ``fsq_levels``."""
+        return num_codes(self.quantizer, self.codebook_size, self.fsq_levels)
+
+    @property
     def bitrate(self) -> float:
         """Bits per second of the raw code stream: rate × levels × log2(K)."""
-        return self.code_rate * self.num_quantizers * math.log2(self.codebook_size)
+        return self.code_rate * self.num_quantizers * math.log2(self.num_codes)
 
-    def quantizer_config(self) -> VQConfig | RVQConfig:
+    def quantizer_config(self) -> QuantizerConfig:
         vq = VQConfig(
             dim=self.code_dim,
             codebook_size=self.codebook_size,
@@ -173,14 +211,17 @@ class SpeechTokenizerConfig:
             dead_code=self.dead_code,
             beta=self.beta,
             decay=self.decay,
+            gradient=self.gradient,
             seed=self.seed,
         )
-        if self.quantizer == "vq":
-            return vq
-        return RVQConfig(vq=vq, num_levels=self.num_quantizers, dropout_prob=self.quantizer_dropout)
+        level = level_config("vq" if self.quantizer == "rvq" else self.quantizer, vq, self.fsq_levels,
+                             self.lfq_entropy_weight)  # fmt: skip
+        if not self.residual:
+            return level
+        return RVQConfig(level, num_levels=self.num_quantizers, dropout_prob=self.quantizer_dropout)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return config_dict(self, _ADDED)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SpeechTokenizerConfig:

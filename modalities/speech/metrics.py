@@ -96,7 +96,7 @@ def evaluate_reconstruction(
         from_codes.append(wave_codes.cpu())
         from_vocoder.append(wave_vocoder.cpu())
         seconds += length / sr
-    stats = code_stats(torch.cat(all_codes), tokenizer.config.codebook_size)
+    stats = code_stats(torch.cat(all_codes), tokenizer.config.num_codes)
     levels = num_levels or tokenizer.config.num_quantizers  # the levels decoded: what the bitrate counts
     return SpeechReconstruction(
         log_mel_distance=float(np.mean(figures["lmd"])),

@@ -63,7 +63,7 @@ class SpeechModality:
         segments = phone_segments(cfg.data, utterances) if labelled else []
         phones = phone_inventory(segments) if labelled else []
         speakers = speakers_of(utterances)
-        k, levels = model.config.codebook_size, model.config.num_quantizers
+        k, levels = model.config.num_codes, model.config.num_quantizers
         dtype = code_dtype(k)
         listing = hashlib.sha256("\n".join(f"{u.id}\t{u.path}" for u in utterances).encode()).hexdigest()
         identity = {"dataset": name, "split": split, "utterances_sha256": listing,
@@ -240,7 +240,7 @@ class SpeechModality:
     def item_codes(self, model: SpeechTokenizer, items: CodingItems) -> ItemCodes:
         """One ``(U, T)`` tensor of rows per residual level (see :class:`~modalities.base.ItemCodes`)."""
         codes = [c.reshape(c.shape[0], -1) for c in encode_waveforms(model, items.data.waveforms)]  # (n_u, l) each
-        k, lengths = model.config.codebook_size, [c.shape[0] for c in codes]
+        k, lengths = model.config.num_codes, [c.shape[0] for c in codes]
         rows = torch.full((model.config.num_quantizers, len(codes), max(lengths, default=0) + 1), k, dtype=torch.long)
         for u, c in enumerate(codes):
             rows[:, u, : c.shape[0]] = torch.from_numpy(c.T.astype(np.int64))
@@ -276,7 +276,7 @@ class SpeechModality:
                 "stoi_vocoder": quality.stoi_vocoder}  # fmt: skip
 
     def describe_model(self, model: SpeechTokenizer, codes: ItemCodes, depth: int | None) -> tuple[str, dict[str, Any]]:
-        k, levels = model.config.codebook_size, len(codes.levels)
+        k, levels = model.config.num_codes, len(codes.levels)
         return (f"K={k}, {levels} level(s)" if depth is None else f"K={k}, {depth} of {levels}"), {}
 
     def codec_points(

@@ -27,7 +27,7 @@ from modalities.speech.config import SpeechTokenizerConfig, check_duration_penal
 from modalities.speech.contrastive import FuturePrediction
 from modalities.speech.frontend import FrontEnd
 from modalities.speech.layers import Decoder1d, Encoder1d
-from tokenizers_vq import QuantizerOutput, ResidualVectorQuantizer, VectorQuantizer
+from tokenizers_vq import QuantizerOutput, build_quantizer
 from tokenizers_vq.tokenizer import Codes, Tokenizer
 
 KIND = "speech-tokenizer"
@@ -121,7 +121,7 @@ class SpeechTokenizer(Tokenizer):
             m, cfg.hidden_channels, cfg.code_dim, cfg.kernel_size, cfg.num_res_blocks, cfg.downsample
         )
         qcfg = cfg.quantizer_config()
-        self.quantizer = VectorQuantizer(qcfg) if cfg.quantizer == "vq" else ResidualVectorQuantizer(qcfg)
+        self.quantizer = build_quantizer(qcfg)
         self.speaker_embedding = nn.Embedding(len(cfg.speakers), cfg.speaker_dim) if cfg.speakers else None
         c = cfg.target_cepstra or m  # channels of the decoder's output
         self.decoder = Decoder1d(cfg.code_dim, c, *args, speaker_dim=cfg.speaker_dim if cfg.speakers else None)
@@ -143,7 +143,7 @@ class SpeechTokenizer(Tokenizer):
     @property
     def codebook_sizes(self) -> list[int]:
         """Entries of each residual level's codebook (one entry for plain VQ)."""
-        return [self.config.codebook_size] * self.config.num_quantizers
+        return [self.config.num_codes] * self.config.num_quantizers
 
     @property
     def sample_rate(self) -> int:
@@ -325,6 +325,11 @@ class SpeechTokenizer(Tokenizer):
         check_duration_penalty(penalty)
         z = rearrange(self.encoder(self._pad_to_codes(self._encoder_input(x))), "b d n -> b n d")
         if penalty > 0:
+            if not hasattr(self.quantizer, "encode_sequence"):
+                raise ValueError(
+                    f"duration_penalty needs a nearest-code search (quantizer vq, rvq or simvq); this tokenizer's "
+                    f"quantizer is {self.config.quantizer!r}. Pass duration_penalty=0."
+                )
             return self._codes(self.quantizer.encode_sequence(z, float(penalty)))
         return self._codes(self.quantizer.encode(z))
 
@@ -342,14 +347,14 @@ class SpeechTokenizer(Tokenizer):
         if isinstance(codes, SpeechCodes):
             tensor = codes.codes
         elif isinstance(codes, Codes):  # generic codes: one (b, n) tensor per level
-            tensor = codes.levels[0] if self.config.quantizer == "vq" else torch.stack(codes.levels, dim=-1)
+            tensor = torch.stack(codes.levels, dim=-1) if self.config.residual else codes.levels[0]
         else:
             tensor = codes
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"codes must be SpeechCodes or a tensor of codes; got {type(codes).__name__}.")
         levels = self.config.num_quantizers
-        expected = "(b, n)" if self.config.quantizer == "vq" else f"(b, n, {levels})"
-        ok = tensor.ndim == 2 if self.config.quantizer == "vq" else tensor.ndim == 3 and tensor.shape[-1] <= levels
+        expected = f"(b, n, {levels})" if self.config.residual else "(b, n)"
+        ok = tensor.ndim == 3 and tensor.shape[-1] <= levels if self.config.residual else tensor.ndim == 2
         if not ok:
             raise ValueError(f"this tokenizer's codes have shape {expected}; got {tuple(tensor.shape)}.")
         if isinstance(codes, Codes) and codes.frame_rate is not None and abs(codes.frame_rate - self.frame_rate) > 1e-6:

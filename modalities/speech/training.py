@@ -140,7 +140,7 @@ class SpeechTraining:
             codes.append(out.codes[0].cpu().numpy())
         figures: dict[str, Any] = {"reconstruction_loss": float(np.mean(losses)) if losses else float("nan")}
         flat = np.concatenate([c.reshape(len(c), -1)[:, 0] for c in codes]) if codes else np.zeros(0, np.int64)
-        k = model.config.codebook_size
+        k = model.config.num_codes
         stats = code_stats(torch.from_numpy(flat), k)
         figures.update(usage=stats.usage, perplexity=stats.perplexity)
         if train.has_phones and held_out.has_phones:

@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from recipes.engine.checkpoint import RESUME_FIXED, RunPaths, open_run
 from recipes.engine.runtime import agree, join_process_group
 from tokenizers_vq import distributed
-from tokenizers_vq.vq import VectorQuantizer
+from tokenizers_vq.base import Quantizer
 
 # Hex digits of the codebook checksum kept in logs (64 bits: a mismatch cannot hide in a collision).
 CHECKSUM_CHARS = 16
@@ -127,7 +127,7 @@ def joined(device: torch.device) -> Iterator[Ranks]:
 
 def codebook_digest(model: torch.nn.Module) -> bytes | None:
     """SHA-256 over every quantizer's state (codebook, EMA statistics, counters); None without quantizers."""
-    quantizers = [m for m in model.modules() if isinstance(m, VectorQuantizer)]
+    quantizers = [m for m in model.modules() if isinstance(m, Quantizer)]
     if not quantizers:
         return None
     digest = hashlib.sha256()

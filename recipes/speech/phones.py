@@ -106,7 +106,7 @@ def run(cfg: SpeechRecipeConfig) -> PhonesResult:
             raise ValueError(f"the {name} utterances need phone labels (.phn or .TextGrid); {missing} has none.")
     fit_segments, score_segments = phone_segments(cfg.data, fit.utterances), phone_segments(cfg.data, score.utterances)
     phones = phone_inventory(fit_segments, score_segments)
-    k = model.config.codebook_size
+    k = model.config.num_codes
     with evaluation_mode(model):
         fit_codes = _level(encode_waveforms(model, fit.waveforms), cfg.phones.level)
         score_codes = _level(encode_waveforms(model, score.waveforms), cfg.phones.level)
