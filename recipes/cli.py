@@ -87,6 +87,13 @@ def build_parser(verb: Verb) -> argparse.ArgumentParser:
                 "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
             )
         parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --out and start again")
+    elif verb.writes:
+        parser.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="replace an existing --out file of this verb, or a folder another verb wrote (only what vqtok wrote "
+            "is removed)",
+        )
     for shortcut in verb.shortcuts:
         sets = f"{shortcut.help} (sets {shortcut.key}"
         if shortcut.const is not None:
@@ -152,7 +159,9 @@ def run_verb(verb: Verb, args: argparse.Namespace) -> int:
     if args.print_config:
         print(config_to_yaml(cfg), end="")
         return 0
-    flags = {"resume": args.resume, "overwrite": args.overwrite} if verb.resumable else {}
+    flags = {"overwrite": args.overwrite} if verb.writes else {}
+    if verb.resumable:
+        flags["resume"] = args.resume
     result = function(cfg, **flags)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun rank 0 alone reports, so --json prints one object

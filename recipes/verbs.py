@@ -8,7 +8,9 @@ speech preset runs the speech recipe, given a prior preset the prior's. Nothing 
 from elsewhere: this file is the whole table, and importing it imports no recipe.
 
 A recipe is ``run(cfg, **flags) -> result``, where ``result`` has ``to_dict()`` (the JSON figures)
-and ``format()`` (the readable table); resumable verbs also take ``resume`` and ``overwrite``.
+and ``format()`` (the readable table). The recipe of a verb that writes takes ``overwrite``
+(``--overwrite``: replace an output that another verb wrote, or a file this verb wrote;
+:mod:`recipes.engine.outputs`); resumable verbs also take ``resume``.
 The rows are in the order ``vqtok --help`` lists them.
 """
 
@@ -73,7 +75,8 @@ class Verb:
     out_help: str  # what --out names for this verb
     recipes: tuple[Recipe, ...]
     shortcuts: tuple[Shortcut, ...] = ()
-    resumable: bool = False  # takes --resume and --overwrite
+    resumable: bool = False  # takes --resume
+    writes: bool = True  # writes an --out file or folder, so takes --overwrite
     resume_default: bool = False  # continues an existing run without --resume (the quickstart)
     positional: Positional | None = None  # bare words on the command line, e.g. the run directory of `report`
 
@@ -213,6 +216,7 @@ _ROWS = (
         default_config="push",
         out_help="not used",
         recipes=(Recipe("hub", "recipes.hub.push:run", "recipes.hub.push:PushConfig"),),
+        writes=False,
         positional=Positional("MODEL_DIR", "model", "the folder to publish (a run's tokenizer/ or prior/ folder)"),
         shortcuts=(
             Shortcut("--repo", "repo", "the Hub repository, namespace/name", "REPO"),

@@ -54,6 +54,7 @@ from priors.code_file import (
 )
 from recipes.coding.config import FILE_SUFFIX
 from recipes.engine.artifacts import open_tokenizer, prior_tokenizer
+from recipes.engine.outputs import check_output_file, is_code_file
 from recipes.engine.results import format_figures
 from recipes.engine.runtime import evaluation_mode, setup_runtime
 from tokenizers_vq.entropy import CodeFileHeader, write_code_file
@@ -230,10 +231,17 @@ def fit_codes(modality: Modality, model: Tokenizer, cfg: Any, limit: int | None)
     return modality.item_codes(model, fit), len(fit)
 
 
-def run(cfg: Any) -> CompressResult:
+def check_out(path: Path, overwrite: bool) -> None:
+    """Refuse to replace an existing file, unless ``overwrite`` and it is a code file (:mod:`recipes.engine.outputs`)."""
+    check_output_file(path, "compress", overwrite=overwrite, recognise=is_code_file, what="a code file (.vqc)")
+
+
+def run(cfg: Any, *, overwrite: bool = False) -> CompressResult:
     """Compress the configured items with the tokenizer ``cfg.tokenizer`` and the prior ``cfg.prior`` (or code
-    frequencies)."""
+    frequencies); ``overwrite`` replaces an existing code file at the output path, and nothing else."""
     c = cfg.compress
+    if cfg.out:
+        check_out(Path(cfg.out).expanduser(), overwrite)
     device = setup_runtime(cfg)
     modality, model, tokenizer_dir = open_tokenizer(cfg, device, "compress")
     prior, prior_dir = open_prior(cfg, device, tokenizer_dir) if cfg.prior is not None else (None, None)
@@ -256,5 +264,6 @@ def run(cfg: Any) -> CompressResult:
     extra = {"modality": modality.name, **items.header, **({"names": items.names} if items.names else {})}
     header = header_of(tokenizer_dir, coded, codes, labels, extra)
     out = Path(cfg.out).expanduser() if cfg.out else tokenizer_dir.resolve().parent / f"{items.stem}{FILE_SUFFIX}"
+    check_out(out, overwrite)
     file_bytes = write_code_file(out, header, coded.chunks.payload)
     return CompressResult(str(out), rate_figures(modality, items, codes, coded, file_bytes))

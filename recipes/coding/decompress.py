@@ -25,9 +25,10 @@ from modalities.base import ItemCodes
 from priors.code_file import UNIGRAM, check_layout, check_models, decode_levels, decode_unigram, read_code_file
 from recipes.coding.compress import RateResult, open_prior
 from recipes.engine.artifacts import open_tokenizer
+from recipes.engine.outputs import OutputFolder
 from recipes.engine.runtime import evaluation_mode, setup_runtime
 from tokenizers_vq.corpus import save_array, trim_at_end
-from tokenizers_vq.io import atomic_directory, write_jsonl
+from tokenizers_vq.io import write_jsonl
 
 
 class DecompressResult(RateResult):
@@ -62,11 +63,17 @@ def save_codes(directory: Path, codes: ItemCodes, labels: torch.Tensor | None, n
     return {"frames": sum(codes.lengths)}
 
 
-def run(cfg: Any) -> DecompressResult:
-    """Decode the code file ``cfg.decompress.input`` with ``cfg.tokenizer`` (and ``cfg.prior`` when it needs one)."""
+def run(cfg: Any, *, overwrite: bool = False) -> DecompressResult:
+    """Decode the code file ``cfg.decompress.input`` with ``cfg.tokenizer`` (and ``cfg.prior`` when it needs one).
+
+    The output folder is new or one that ``decompress`` wrote (``overwrite``: or another verb); its previous
+    output is replaced whole, and nothing else in it (:mod:`recipes.engine.outputs`).
+    """
     if cfg.decompress.input is None:
         raise ValueError("decompress needs a code file: pass --input FILE (decompress.input=FILE).")
     source = Path(cfg.decompress.input).expanduser()
+    out = Path(cfg.out).expanduser() if cfg.out else source.with_suffix("")
+    folder = OutputFolder(out, "decompress", overwrite=overwrite)  # checked before any work
     header, payload = read_code_file(source)
     kind = header.extra.get("modality", "image")
     if kind != cfg.modality:
@@ -98,10 +105,9 @@ def run(cfg: Any) -> DecompressResult:
     codes = ItemCodes(levels, sizes, lengths)
     names = header.extra.get("names")
     stems = output_stems(names, header.num_items)
-    out = Path(cfg.out).expanduser() if cfg.out else source.with_suffix("")
     figures = {"items": header.num_items, "file_bytes": source.stat().st_size, "rate_model": rate_model,
                "decode_seconds": seconds}  # fmt: skip
-    with evaluation_mode(model), atomic_directory(out) as tmp:
+    with evaluation_mode(model), folder, folder.staging() as tmp:
         figures.update(save_codes(tmp, codes, labels, names or stems))
         figures.update(modality.write_outputs(model, codes, stems, tmp, cfg.decompress))
     return DecompressResult(str(out), figures)

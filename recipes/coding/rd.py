@@ -38,6 +38,7 @@ from recipes.coding.compress import (
 )
 from recipes.coding.plot import rd_plot
 from recipes.engine.artifacts import open_tokenizer, prior_tokenizer
+from recipes.engine.outputs import OutputFolder
 from recipes.engine.results import format_table
 from recipes.engine.runtime import evaluation_mode, setup_runtime
 from tokenizers_vq.io import atomic_write_bytes, atomic_write_json
@@ -190,11 +191,14 @@ def plot(figures: dict[str, Any], traits: RateTraits, title: str) -> bytes:
     return rd_plot(figures["points"], curves, x, f"bits per {traits.unit}", traits.metrics, title, lines)
 
 
-def run(cfg: Any) -> RDResult:
+def run(cfg: Any, *, overwrite: bool = False) -> RDResult:
     """Rate–distortion points of ``rd.tokenizers`` and the classic codecs on the held-out items; writes rd.json and
-    rd.png."""
+    rd.png into an output folder of :mod:`recipes.engine.outputs` (``overwrite``: one another verb wrote)."""
     if not cfg.rd.tokenizers:
         raise ValueError("rd needs tokenizers: pass rd.tokenizers=[DIR,DIR,...] (tokenizer folders of training runs).")
+    default = "rd" if cfg.modality == "image" else f"rd_{cfg.modality}"  # runs/rd for images, as it always was
+    out = Path(cfg.out).expanduser() if cfg.out else Path("runs") / default
+    folder = OutputFolder(out, "rd", overwrite=overwrite)  # checked before any work
     device = setup_runtime(cfg)
     priors = match_priors(cfg.rd.priors, cfg.rd.tokenizers)
     points: list[dict[str, Any]] = []
@@ -216,12 +220,8 @@ def run(cfg: Any) -> RDResult:
         point.update(near)
         matched.append({"name": point["name"], x: point[x], **{m: point[m] for m in metrics}, **near})
     figures = {**held_out.description, **sweep, "points": points, "codecs": codecs, "matched": matched}
-    default = "rd" if modality.name == "image" else f"rd_{modality.name}"  # runs/rd for images, as it always was
-    out = Path(cfg.out).expanduser() if cfg.out else Path("runs") / default
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"rd writes rd.json and rd.png into a directory; {out} is a file.")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "rd.json", figures)
-    if cfg.rd.plot:
-        atomic_write_bytes(out / "rd.png", plot(figures, traits, held_out.title))
+    with folder, folder.staging() as tmp:
+        atomic_write_json(tmp / "rd.json", figures)
+        if cfg.rd.plot:
+            atomic_write_bytes(tmp / "rd.png", plot(figures, traits, held_out.title))
     return RDResult(str(out), figures, traits, held_out.title)

@@ -11,12 +11,18 @@ A run directory holds::
 Every file is replaced atomically and ``state.pt`` last, so a run killed at any moment (even by
 SIGKILL) resumes from its last checkpoint, losing at most the steps since. Shared by every
 training recipe (tokenizers of each modality, priors) through :func:`recipes.engine.trainer.fit`.
+
+The folder is an output folder of :mod:`recipes.engine.outputs` (a marker naming the training verb and
+these entries; locked while a process trains in it). Nothing is written or removed before every check
+has passed and training has produced its first row: a run that is refused or fails at once (a bad
+override, data that does not fit, a non-finite first loss) leaves the folder as it was, the old run
+of ``--overwrite`` and the ``config.yaml`` of ``--resume`` included.
 """
 
 from __future__ import annotations
 
 import hashlib
-import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,8 +30,9 @@ from typing import Any, Protocol
 import torch
 
 from recipes.engine.config import config_to_dict, flatten, load_config, save_config
+from recipes.engine.outputs import OutputFolder, check_folder
 from recipes.engine.runtime import rng_state, set_rng_state
-from tokenizers_vq.io import atomic_path, read_jsonl, remove_stale_temporaries, write_jsonl
+from tokenizers_vq.io import atomic_path, is_temporary, read_jsonl, remove_stale_temporaries, write_jsonl
 
 CHECKPOINT_VERSION = 1
 # Keys a resumed run must share with the run it continues; the rest (steps, budget, logging) may change.
@@ -46,6 +53,17 @@ class RunPaths:
 
     root: Path
     weights_name: str = "tokenizer"  # the published model's folder: "tokenizer", or "prior" for priors
+    verb: str | None = None  # the verb recorded in the folder's marker; default "train-<weights_name>"
+
+    @property
+    def maker(self) -> str:
+        """The verb that trains in this folder, e.g. ``"train-tokenizer"``: another verb's folder needs --overwrite."""
+        return self.verb or f"train-{self.weights_name}"
+
+    @property
+    def entries(self) -> tuple[str, ...]:
+        """The names a run writes in its folder; ``--overwrite`` removes these and nothing else."""
+        return (self.config.name, self.metrics.name, self.tensorboard.name, self.checkpoint.name, self.weights_name)
 
     @property
     def config(self) -> Path:
@@ -115,8 +133,25 @@ class BatchOrder:
         return {"epoch": self.epoch, "offset": self.offset}
 
 
+def legacy_run(paths: RunPaths) -> Callable[[Path], list[str] | None]:
+    """Recognises a run folder written before folders had markers: its run entries, or None when it is not one.
+
+    A folder with ``checkpoint/``, or one with ``config.yaml`` whose every entry is a run entry (a run killed
+    before its first checkpoint), is a run.
+    """
+
+    def entries(folder: Path) -> list[str] | None:
+        names = {p.name for p in folder.iterdir() if not is_temporary(p.name)}
+        if (folder / paths.checkpoint.name).is_dir() or (paths.config.name in names and names <= set(paths.entries)):
+            return sorted(names & set(paths.entries))
+        return None
+
+    return entries
+
+
 def check_run_dir(paths: RunPaths, resume: bool, overwrite: bool) -> bool:
-    """Refuse to clobber a run by accident; True when there is a checkpoint to resume from."""
+    """Refuse to clobber a run (or any other folder) by accident; True when there is a checkpoint to resume from."""
+    check_folder(paths.root, paths.maker, overwrite=overwrite, legacy=legacy_run(paths))
     has_state = paths.state.exists()
     if has_state and not (resume or overwrite):
         raise FileExistsError(
@@ -126,15 +161,21 @@ def check_run_dir(paths: RunPaths, resume: bool, overwrite: bool) -> bool:
     return has_state and not overwrite
 
 
-def prepare_run_dir(paths: RunPaths, overwrite: bool) -> None:
-    """Create the run directory, empty it of an old run when overwriting, and drop a killed run's temporaries."""
-    if overwrite:
-        for p in (paths.checkpoint, paths.weights, paths.tensorboard):
-            if p.exists():
-                shutil.rmtree(p)
-        paths.metrics.unlink(missing_ok=True)
-    paths.root.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(paths.root)
+def run_folder(paths: RunPaths, overwrite: bool, *, main: bool = True) -> OutputFolder:
+    """The run directory as an output folder (checked now; made and locked on entering it, by rank 0: ``main``)."""
+    return OutputFolder(paths.root, paths.maker, overwrite=overwrite, legacy=legacy_run(paths), lock=main)
+
+
+def prepare_run_dir(folder: OutputFolder, paths: RunPaths, cfg: Any, overwrite: bool) -> None:
+    """Just before a run writes its first file: remove the old run when overwriting (its entries, nothing else),
+    drop a killed run's temporaries, save ``cfg``. Rank 0 only, holding the folder's lock."""
+    folder.begin(paths.entries, replace=overwrite)
+    for name in paths.entries:  # only the run's own temporaries: other verbs may be writing beside it
+        remove_stale_temporaries(paths.root / name)
+        for stale in paths.root.glob(f".{name}.*"):
+            if is_temporary(stale.name) and stale.is_file():
+                stale.unlink()
+    save_config(cfg, paths.config)
 
 
 def check_same_run(paths: RunPaths, cfg: Any, fixed: tuple[str, ...] = RESUME_FIXED) -> None:
@@ -153,25 +194,16 @@ def check_same_run(paths: RunPaths, cfg: Any, fixed: tuple[str, ...] = RESUME_FI
 
 
 def open_run(
-    paths: RunPaths,
-    cfg: Any,
-    resume: bool,
-    overwrite: bool,
-    *,
-    main: bool = True,
-    fixed: tuple[str, ...] = RESUME_FIXED,
+    paths: RunPaths, cfg: Any, resume: bool, overwrite: bool, *, fixed: tuple[str, ...] = RESUME_FIXED
 ) -> bool:
-    """The checks before a (re)start, then (``main``: rank 0 only) the directory prepared and ``cfg`` saved.
+    """The checks before a (re)start; True when there is a checkpoint to resume.
 
-    Every rank runs the checks (they only read), so a refusal stops all ranks alike; the caller waits
-    for rank 0 (a barrier) before anyone reads the directory. True when there is a checkpoint to resume.
+    They only read, so every rank runs them and a refusal stops all ranks alike. Nothing is written here:
+    :func:`prepare_run_dir` runs when the run writes its first file.
     """
     has_state = check_run_dir(paths, resume, overwrite)
     if has_state:
         check_same_run(paths, cfg, fixed)
-    if main:
-        prepare_run_dir(paths, overwrite)
-        save_config(cfg, paths.config)
     return has_state
 
 

@@ -21,7 +21,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from recipes.engine.checkpoint import RESUME_FIXED, RunPaths, open_run
+from recipes.engine.checkpoint import RESUME_FIXED, RunPaths, open_run, run_folder
+from recipes.engine.outputs import OutputFolder, OutputRefused
 from recipes.engine.runtime import agree, join_process_group
 from tokenizers_vq import distributed
 from tokenizers_vq.base import Quantizer
@@ -89,15 +90,24 @@ class Ranks:
         return self.agree(seconds >= 60.0 * max_minutes and step < steps)
 
     def open_run(self, paths: RunPaths, cfg: Any, batch_size: int, resume: bool, overwrite: bool,
-                 fixed: tuple[str, ...] = RESUME_FIXED) -> bool:  # fmt: skip
-        """:func:`recipes.engine.checkpoint.open_run` with rank 0 preparing the directory while the others wait.
+                 fixed: tuple[str, ...] = RESUME_FIXED) -> tuple[bool, OutputFolder]:  # fmt: skip
+        """:func:`recipes.engine.checkpoint.open_run` on every rank, then the run folder locked by rank 0.
 
-        Checks first that ``batch_size`` splits into equal shares; True when there is a checkpoint to resume.
+        Checks first that ``batch_size`` splits into equal shares. Returns whether there is a checkpoint to
+        resume, and the folder, entered (locked) on rank 0: the caller leaves it (``with folder:``). When rank 0
+        cannot lock it (another process trains there), every rank raises, so none waits for the others.
         """
         self.check_batch_size(batch_size)
-        has_state = open_run(paths, cfg, resume, overwrite, main=self.is_main, fixed=fixed)
-        self.barrier()
-        return has_state
+        has_state = open_run(paths, cfg, resume, overwrite, fixed=fixed)
+        folder = run_folder(paths, overwrite, main=self.is_main)
+        refused: Exception | None = None
+        try:
+            folder.claim()
+        except Exception as err:  # told to the other ranks before it is raised, or they would wait forever
+            refused = err
+        if not self.agree(refused is None):
+            raise refused or OutputRefused(f"{paths.root}: rank 0 could not take the run folder; see its error.")
+        return has_state, folder
 
     def barrier(self) -> None:
         if self.world > 1:

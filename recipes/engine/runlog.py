@@ -7,12 +7,14 @@ that step. Only rank 0 writes; on the other ranks a log keeps nothing.
 
 metrics.jsonl is replaced atomically; TensorBoard appends to its event files. A resumed run keeps
 the rows up to its checkpoint and opens a new event file that purges the later steps of the old
-ones, so TensorBoard, like metrics.jsonl, shows each step once.
+ones, so TensorBoard, like metrics.jsonl, shows each step once. Nothing is written before the first
+row: then ``prepare`` runs once (the run folder made ready, :func:`recipes.engine.checkpoint.prepare_run_dir`)
+and the event file is opened, so a run that fails before its first row leaves the folder as it was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -56,34 +58,49 @@ class RunLog:
         rows: the rows logged so far (a resumed run's rows up to its checkpoint).
         resumed_from: the checkpoint step a resumed run starts from (None for a fresh start).
         enabled: write files (rank 0); False keeps nothing.
+        prepare: called once, before the first file is written.
     """
 
     def __init__(
-        self, paths: RunPaths, rows: list[dict[str, Any]], resumed_from: int | None, enabled: bool = True
+        self,
+        paths: RunPaths,
+        rows: list[dict[str, Any]],
+        resumed_from: int | None,
+        enabled: bool = True,
+        prepare: Callable[[], None] | None = None,
     ) -> None:
         self.paths = paths
         self.enabled = enabled
         self.rows = rows if enabled else []
-        self._writer = None
-        if enabled:
-            from torch.utils.tensorboard import SummaryWriter  # imported only by the process that writes
+        self.resumed_from = resumed_from
+        self._prepare = prepare
+        self._writer: Any = None
 
-            # purge_step hides the events a killed run wrote after its checkpoint: those steps are redone.
-            purge = None if resumed_from is None else resumed_from + 1
-            self._writer = SummaryWriter(log_dir=str(paths.tensorboard), purge_step=purge)
+    def ready(self) -> None:
+        """Make the run folder ready for writing (once); the caller is about to write into it."""
+        if self.enabled and self._prepare is not None:
+            prepare, self._prepare = self._prepare, None
+            prepare()
 
     def add(self, row: dict[str, Any]) -> None:
         """Append ``row`` (written to metrics.jsonl at the next :meth:`write` or :meth:`checkpoint`)."""
         if not self.enabled:
             return
+        self.ready()
         self.rows.append(row)
-        assert self._writer is not None, "an enabled log has a writer"
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter  # imported only by the process that writes
+
+            # purge_step hides the events a killed run wrote after its checkpoint: those steps are redone.
+            purge = None if self.resumed_from is None else self.resumed_from + 1
+            self._writer = SummaryWriter(log_dir=str(self.paths.tensorboard), purge_step=purge)
         for tag, value in scalars(row):
             self._writer.add_scalar(tag, value, global_step=int(row["step"]))
 
     def write(self) -> None:
         """Replace metrics.jsonl with the rows so far and flush the TensorBoard events."""
         if self.enabled:
+            self.ready()
             write_jsonl(self.paths.metrics, self.rows)
             self._flush()
 
@@ -97,6 +114,7 @@ class RunLog:
     ) -> None:
         """:func:`recipes.engine.checkpoint.save_checkpoint` with these rows, then flush the TensorBoard events."""
         if self.enabled:
+            self.ready()
             save_checkpoint(self.paths, model, optimizer, step, order, seconds, self.rows)
             self._flush()
 

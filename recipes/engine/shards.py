@@ -11,15 +11,24 @@ equal runs of chunks. Beside the corpus directory ``OUT`` the chunks wait in ``O
 A killed job run again with the same arguments skips the chunks already written and encodes only
 the rest, so no item is encoded into the corpus twice or left out; chunks do not depend on the
 shard count, so the rest may even be run with another ``--shard`` split. When every chunk is there,
-the job that finds it so (or ``--merge``) joins them in order into ``OUT`` (published atomically,
-under a lock so two finishing shards merge once) and deletes ``OUT.parts``.
+the job that finds it so (or ``--merge``) joins them in order into ``OUT`` (an output folder of
+:mod:`recipes.engine.outputs`, published whole, under a lock so two finishing shards merge once) and
+deletes ``OUT.parts``.
+
+Chunks of another plan (a failed run with another tokenizer, data set or chunk size) do not block an
+unsharded run: it starts the chunks again, unless another process is still using them (every process
+holds a shared lock on ``OUT.parts`` while it works). Shard jobs and ``--merge`` refuse them instead,
+since the other shards may belong to that plan. A run that fails before its first chunk leaves no
+``OUT.parts``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
+import os
 import re
 import shutil
 import sys
@@ -31,11 +40,18 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from recipes.engine.outputs import OutputFolder, check_folder
 from recipes.engine.parallel import Ranks
-from tokenizers_vq.io import atomic_directory, atomic_path, atomic_write_json
+from tokenizers_vq.io import atomic_path, atomic_write_json, is_temporary
 
 PLAN_FORMAT = "tokenizers-vq/code-chunks"
+PLAN_NAME = "plan.json"
+MERGE_LOCK_NAME = "merge.lock"
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+_CHUNK = re.compile(r"^chunk-\d{6}\.npz$")
+
+
+VERB = "tokenize"  # the verb that writes the corpus folder
 
 
 @dataclass(frozen=True)
@@ -77,14 +93,18 @@ class ChunkStore:
         identity: what the chunks are codes of (JSON values); a store made for another identity is refused.
         num_items: items in the split.
         chunk_size: items per chunk.
+        overwrite: the corpus may replace the output of another verb in ``out`` (``--overwrite``).
     """
 
-    def __init__(self, out: Path, identity: dict[str, Any], num_items: int, chunk_size: int) -> None:
+    def __init__(self, out: Path, identity: dict[str, Any], num_items: int, chunk_size: int,
+                 overwrite: bool = False) -> None:  # fmt: skip
         self.out = out
+        self.overwrite = overwrite
         self.directory = out.with_name(out.name + ".parts")
         self.chunk_size = chunk_size
         self.num_items = num_items
         self.plan = {"format": PLAN_FORMAT, **identity, "num_items": num_items, "chunk_size": chunk_size}
+        self._fd: int | None = None  # the store folder, share-locked while this process works in it
 
     @property
     def num_chunks(self) -> int:
@@ -97,24 +117,94 @@ class ChunkStore:
     def path(self, j: int) -> Path:
         return self.directory / f"chunk-{j:06d}.npz"
 
-    def open(self) -> None:
-        """Create the store, or check that the one there holds chunks of the same plan."""
-        plan_file = self.directory / "plan.json"
-        if plan_file.is_file():
+    def _saved_plan(self) -> dict[str, Any] | None:
+        """The plan in the store (None without one; a damaged one as a plan that matches nothing)."""
+        plan_file = self.directory / PLAN_NAME
+        if not plan_file.is_file():
+            return None
+        try:
             saved = json.loads(plan_file.read_text(encoding="utf-8"))
-            if saved != json.loads(json.dumps(self.plan)):
-                diffs = ", ".join(
-                    f"{k}={saved.get(k)!r} (now {self.plan.get(k)!r})"
-                    for k in sorted(set(saved) | set(self.plan))
-                    if saved.get(k) != self.plan.get(k)
-                )
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            saved = None
+        return saved if isinstance(saved, dict) else {"format": "(damaged plan.json)"}
+
+    def _differences(self, saved: dict[str, Any]) -> str:
+        return ", ".join(
+            f"{k}={saved.get(k)!r} (now {self.plan.get(k)!r})"
+            for k in sorted(set(saved) | set(self.plan))
+            if saved.get(k) != self.plan.get(k)
+        )
+
+    def open(self, restart: bool = False) -> None:
+        """Create the store, or check that the one there holds chunks of the same plan; held until :meth:`close`.
+
+        ``restart``: chunks of another plan are deleted and the store made again (an unsharded run, which
+        encodes every chunk itself), unless another process is using them. Without it they are refused.
+        """
+        if self.directory.exists() and not self.directory.is_dir():
+            raise ValueError(f"{self.directory} is a file; tokenize keeps its chunks in a folder of that name.")
+        ours = (PLAN_NAME, MERGE_LOCK_NAME)
+        if self.directory.is_dir() and self._saved_plan() is None:
+            foreign = [p.name for p in self.directory.iterdir() if p.name not in ours and not is_temporary(p.name)]
+            if foreign and not all(_CHUNK.match(name) for name in foreign):
                 raise ValueError(
-                    f"{self.directory} holds chunks of another tokenize run ({diffs}); run with its tokenizer, "
-                    "split and tokenize.chunk_size, or delete that folder to start again."
+                    f"{self.directory} exists and was not made by vqtok tokenize (it has no {PLAN_NAME}); nothing "
+                    "was changed. Move it away, or pass --out another folder."
                 )
-            return
         self.directory.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(plan_file, self.plan)
+        self._fd = os.open(self.directory, os.O_RDONLY)
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+        plan = json.loads(json.dumps(self.plan))
+        saved = self._saved_plan()
+        if saved == plan:
+            return
+        if saved is not None and not restart:
+            self.close()
+            raise ValueError(
+                f"{self.directory} holds chunks of another tokenize run ({self._differences(saved)}); run with its "
+                "tokenizer, split and tokenize.chunk_size, or run without --shard to start the chunks again."
+            )
+        # A new store, or another plan's chunks to delete: only with the folder to ourselves.
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            fcntl.flock(self._fd, fcntl.LOCK_SH)  # another process is setting it up: wait, then look again
+            saved = self._saved_plan()
+            if saved == plan:
+                return
+            self.close()
+            raise ValueError(
+                f"{self.directory} is in use by another tokenize run"
+                + (f" ({self._differences(saved)})" if saved is not None else "")
+                + "; wait for it to finish, or pass --out another folder."
+            ) from None
+        saved = self._saved_plan()
+        if saved != plan:
+            if saved is not None:
+                print(f"note: {self.directory} held chunks of another tokenize run ({self._differences(saved)}); "
+                      "starting them again.", file=sys.stderr)  # fmt: skip
+            for entry in self.directory.iterdir():
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            atomic_write_json(self.directory / PLAN_NAME, self.plan)
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+
+    def close(self) -> None:
+        """Stop working in the store; one that holds no chunk and that no other process uses is removed."""
+        if self._fd is None:
+            return
+        try:
+            if self.directory.is_dir() and not any(self.directory.glob("chunk-*.npz")):
+                with contextlib.suppress(OSError):
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    shutil.rmtree(self.directory)
+        finally:
+            os.close(self._fd)
+            self._fd = None
 
     def has(self, j: int) -> bool:
         return self.path(j).is_file()
@@ -156,7 +246,7 @@ class ShardProgress:
 def _merge_lock(store: ChunkStore) -> Iterator[bool]:
     """Hold the store's merge lock; yields False when the store is gone (another job merged it)."""
     try:
-        handle = open(store.directory / "merge.lock", "a")
+        handle = open(store.directory / MERGE_LOCK_NAME, "a")
     except FileNotFoundError:
         yield False
         return
@@ -168,8 +258,9 @@ def _merge_lock(store: ChunkStore) -> Iterator[bool]:
 def merge(store: ChunkStore, assemble: Callable[[Path, Iterator[dict[str, np.ndarray]]], None], required: bool) -> bool:
     """Join the chunks into the corpus once all are there; True when the corpus is complete.
 
-    ``assemble(tmp, chunks)`` writes the corpus files into ``tmp`` from the chunks in order; ``tmp``
-    then replaces ``store.out``. ``required`` (``--merge``): missing chunks are an error.
+    ``assemble(tmp, chunks)`` writes the corpus files into ``tmp`` from the chunks in order; they then
+    replace the previous corpus in ``store.out`` (an output folder of ``tokenize``, or of another verb
+    with ``store.overwrite``). ``required`` (``--merge``): missing chunks are an error.
     """
     with _merge_lock(store) as present:
         if not present:
@@ -184,7 +275,10 @@ def merge(store: ChunkStore, assemble: Callable[[Path, Iterator[dict[str, np.nda
                     "before --merge."
                 )
             return False
-        with atomic_directory(store.out) as tmp:
+        with (
+            OutputFolder(store.out, VERB, overwrite=store.overwrite) as folder,
+            folder.staging(last=["meta.json"]) as tmp,
+        ):
             assemble(tmp, store.chunks())
         shutil.rmtree(store.directory)
     return True
@@ -203,21 +297,26 @@ def tokenize_sharded(
 
     ``encode(start, stop)`` returns the arrays of items ``[start, stop)``. Under a process group
     every rank waits for the others before merging, so the corpus is complete when all return.
+    ``store.out`` is checked first (:func:`recipes.engine.outputs.check_folder`), before any work.
     """
+    check_folder(store.out, VERB, overwrite=store.overwrite)
     shard = choose_shard(shard_spec, ranks)
     mine = shard.chunks(store.num_chunks) if not merge_only else range(0)
     written = reused = 0
-    if not merge_only or store.directory.is_dir():
-        store.open()
-    for j in tqdm(mine, desc=f"{desc} [shard {shard}]", unit="chunk", file=sys.stderr, disable=None):
-        if store.has(j):
-            reused += 1
-            continue
-        store.write(j, encode(*store.items(j)))
-        written += 1
-    ranks.barrier()
-    if merge_only and not store.directory.is_dir() and not (store.out / "meta.json").is_file():
-        raise ValueError(f"--merge found no chunks in {store.directory}; run the shards first (--shard I/N).")
-    merged = merge(store, assemble, required=merge_only)
-    missing = 0 if merged else len(store.missing())
+    try:
+        if not merge_only or store.directory.is_dir():
+            store.open(restart=shard_spec is None and not merge_only)
+        for j in tqdm(mine, desc=f"{desc} [shard {shard}]", unit="chunk", file=sys.stderr, disable=None):
+            if store.has(j):
+                reused += 1
+                continue
+            store.write(j, encode(*store.items(j)))
+            written += 1
+        ranks.barrier()
+        if merge_only and not store.directory.is_dir() and not (store.out / "meta.json").is_file():
+            raise ValueError(f"--merge found no chunks in {store.directory}; run the shards first (--shard I/N).")
+        merged = merge(store, assemble, required=merge_only)
+        missing = 0 if merged else len(store.missing())
+    finally:
+        store.close()
     return ShardProgress(str(shard), store.num_chunks, len(mine), written, reused, missing, merged)

@@ -23,13 +23,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from recipes.engine.checkpoint import RESUME_FIXED, RunPaths, start_training
+from recipes.engine.checkpoint import RESUME_FIXED, RunPaths, prepare_run_dir, start_training
 from recipes.engine.parallel import Ranks, codebook_check, raise_if_disagree
 from recipes.engine.runlog import RunLog, due
 from tokenizers_vq.training import Figure, StepOutput
@@ -161,93 +162,97 @@ def fit(
         net: the module ``task.step`` runs, when it is part of ``model`` (default ``model`` itself).
         on_step: called with the step count after every optimizer step (tests inject faults here).
     """
-    has_state = ranks.open_run(paths, config, train.batch_size, resume, overwrite, fixed)
-    start = start_training(paths, model, optimizer, len(task), train.batch_size, seed, has_state)
-    order, step = start.order, start.step
-    log = RunLog(paths, start.rows, start.resumed_from, enabled=ranks.is_main)
-    net = ranks.wrap(model if net is None else net)
-    # SpeechTrainConfig has no schedule: a constant learning rate.
-    lr_at: Callable[[int], float] = getattr(train, "lr_at", lambda _: train.lr)
+    has_state, folder = ranks.open_run(paths, config, train.batch_size, resume, overwrite, fixed)
+    with folder:  # rank 0 holds the run folder's lock until fit ends, however it ends
+        start = start_training(paths, model, optimizer, len(task), train.batch_size, seed, has_state)
+        order, step = start.order, start.step
+        # Nothing is written before the first row; then the folder is made ready (old run removed, config saved).
+        prepare = partial(prepare_run_dir, folder, paths, config, overwrite)
+        log = RunLog(paths, start.rows, start.resumed_from, enabled=ranks.is_main, prepare=prepare)
+        net = ranks.wrap(model if net is None else net)
+        # SpeechTrainConfig has no schedule: a constant learning rate.
+        lr_at: Callable[[int], float] = getattr(train, "lr_at", lambda _: train.lr)
 
-    meter = Meter()
-    figures: dict[str, Any] = {}
-    codebooks: dict[str, Any] | None = None
-    train_row: dict[str, Any] | None = None
-    stopped_by_budget = False
-    began = time.monotonic()
-    elapsed = 0.0  # this invocation's time in the loop (none for a finished run given again)
-    bar = tqdm(total=train.steps, initial=step, desc=desc, unit="step", dynamic_ncols=True, file=sys.stderr,
-               disable=None if ranks.is_main else True)  # fmt: skip
-    try:
-        while step < train.steps:
-            out = task.step(net, ranks.share(order.next()))  # this rank's contiguous share of the global batch
-            if not ranks.all_finite(out.loss):  # checked on every rank, so that all of them stop here
-                loss = float(out.loss.detach())
-                raise FloatingPointError(
-                    f"the training loss is not finite at step {step + 1} ({loss} on rank {ranks.rank}); lower "
-                    "train.lr, or set train.grad_clip."
-                )
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step)
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            if train.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
-            optimizer.step()
-            step += 1
-            meter.add(out.figures)
-            bar.update(1)
-            if on_step is not None:
-                on_step(step)
+        meter = Meter()
+        figures: dict[str, Any] = {}
+        codebooks: dict[str, Any] | None = None
+        train_row: dict[str, Any] | None = None
+        stopped_by_budget = False
+        began = time.monotonic()
+        elapsed = 0.0  # this invocation's time in the loop (none for a finished run given again)
+        bar = tqdm(total=train.steps, initial=step, desc=desc, unit="step", dynamic_ncols=True, file=sys.stderr,
+                   disable=None if ranks.is_main else True)  # fmt: skip
+        try:
+            while step < train.steps:
+                out = task.step(net, ranks.share(order.next()))  # this rank's contiguous share of the global batch
+                if not ranks.all_finite(out.loss):  # checked on every rank, so that all of them stop here
+                    loss = float(out.loss.detach())
+                    raise FloatingPointError(
+                        f"the training loss is not finite at step {step + 1} ({loss} on rank {ranks.rank}); lower "
+                        "train.lr, or set train.grad_clip."
+                    )
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step)
+                optimizer.zero_grad(set_to_none=True)
+                out.loss.backward()
+                if train.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
+                optimizer.step()
+                step += 1
+                meter.add(out.figures)
+                bar.update(1)
+                if on_step is not None:
+                    on_step(step)
 
-            elapsed = time.monotonic() - began
-            stopped_by_budget = ranks.out_of_time(elapsed, train.max_minutes, step, train.steps)
-            last = step == train.steps or stopped_by_budget
-            checkpoint = due(step, train.checkpoint_every, last)
-            checked = codebook_check(model, ranks, step) if checkpoint else None  # every rank, at the same step
-            codebooks = checked or codebooks
-            if ranks.is_main:  # the log, the evaluation and the checkpoint are rank 0's
-                logged = due(step, train.log_every, last)
-                if logged:
-                    seconds = round(start.seconds_before + elapsed, 3)
-                    train_row = {"kind": "train", "step": step, "lr": lr_at(step - 1), "seconds": seconds,
-                                 **meter.means()}  # fmt: skip
-                    log.add(train_row)
-                    bar.set_postfix({k: _short(train_row[k]) for k in task.progress}, refresh=False)
-                if due(step, train.eval_every, last) and (result := task.evaluate()) is not None:
-                    figures = result
-                    log.add({"kind": "eval", "step": step, **figures})
-                    bar.write(task.describe(step, figures), file=sys.stderr)
-                if checked is not None:
-                    log.add(checked)
-                # Codebooks that disagree are logged, never checkpointed.
-                if checkpoint and (checked is None or checked["ranks_agree"]):
-                    log.checkpoint(model, optimizer, step, order, start.seconds_before + elapsed)
-                elif logged or checked is not None:
-                    log.write()
-            raise_if_disagree(checked)
-            if stopped_by_budget:
-                break
-    finally:
-        bar.close()
-        log.close()
+                elapsed = time.monotonic() - began
+                stopped_by_budget = ranks.out_of_time(elapsed, train.max_minutes, step, train.steps)
+                last = step == train.steps or stopped_by_budget
+                checkpoint = due(step, train.checkpoint_every, last)
+                checked = codebook_check(model, ranks, step) if checkpoint else None  # every rank, at the same step
+                codebooks = checked or codebooks
+                if ranks.is_main:  # the log, the evaluation and the checkpoint are rank 0's
+                    logged = due(step, train.log_every, last)
+                    if logged:
+                        seconds = round(start.seconds_before + elapsed, 3)
+                        train_row = {"kind": "train", "step": step, "lr": lr_at(step - 1), "seconds": seconds,
+                                     **meter.means()}  # fmt: skip
+                        log.add(train_row)
+                        bar.set_postfix({k: _short(train_row[k]) for k in task.progress}, refresh=False)
+                    if due(step, train.eval_every, last) and (result := task.evaluate()) is not None:
+                        figures = result
+                        log.add({"kind": "eval", "step": step, **figures})
+                        bar.write(task.describe(step, figures), file=sys.stderr)
+                    if checked is not None:
+                        log.add(checked)
+                    # Codebooks that disagree are logged, never checkpointed.
+                    if checkpoint and (checked is None or checked["ranks_agree"]):
+                        log.checkpoint(model, optimizer, step, order, start.seconds_before + elapsed)
+                    elif logged or checked is not None:
+                        log.write()
+                raise_if_disagree(checked)
+                if stopped_by_budget:
+                    break
+        finally:
+            bar.close()
+            log.close()
 
-    if ranks.is_main and not paths.weights.exists():  # a resumed run that had nothing left to train
-        model.save_pretrained(paths.weights)
-    if ranks.is_main and not figures:
-        figures = task.evaluate() or {}
-    return FitOutcome(
-        step=step,
-        steps=train.steps,
-        resumed_from=start.resumed_from,
-        stopped_by_budget=stopped_by_budget,
-        seconds=round(time.monotonic() - began, 3),
-        figures=figures,
-        run_seconds=round(start.seconds_before + elapsed, 3),
-        world_size=ranks.world,
-        codebook_checksum=None if codebooks is None else codebooks["codebook_checksum"],
-        train_row=train_row,
-    )
+        if ranks.is_main and not paths.weights.exists():  # a resumed run that had nothing left to train
+            log.ready()
+            model.save_pretrained(paths.weights)
+        if ranks.is_main and not figures:
+            figures = task.evaluate() or {}
+        return FitOutcome(
+            step=step,
+            steps=train.steps,
+            resumed_from=start.resumed_from,
+            stopped_by_budget=stopped_by_budget,
+            seconds=round(time.monotonic() - began, 3),
+            figures=figures,
+            run_seconds=round(start.seconds_before + elapsed, 3),
+            world_size=ranks.world,
+            codebook_checksum=None if codebooks is None else codebooks["codebook_checksum"],
+            train_row=train_row,
+        )
 
 
 def _short(value: Any) -> str:

@@ -32,6 +32,7 @@ import torch
 from modalities.image.data import corpus_images
 from modalities.speech import SpeechTokenizer, load_audio
 from priors import accuracy, class_probabilities, classification_accuracy_score, train_classifier
+from recipes.engine.outputs import figures_file
 from recipes.engine.results import Figures
 from recipes.engine.runtime import resolve_device, seed_everything, set_threads
 from recipes.mixed.config import MixedRecipeConfig
@@ -79,8 +80,9 @@ def _sample_accuracy(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tens
     return float((class_probabilities(model, x).argmax(-1).cpu() == labels).sum()) / total
 
 
-def run(cfg: MixedRecipeConfig) -> Figures:
+def run(cfg: MixedRecipeConfig, *, overwrite: bool = False) -> Figures:
     """Sample every label's prompt and score the samples of both modalities (see the module docstring)."""
+    figures_file(cfg.out, "cas", overwrite)  # refused before any work
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
     prior, prior_dir, data = open_prior(cfg, device, "cas")
@@ -150,5 +152,5 @@ def run(cfg: MixedRecipeConfig) -> Figures:
                    audio_sample_codes=float(np.mean([len(s.levels[0]) for _, s in drawn[AUDIO]] or [0])))  # fmt: skip
     figures["seconds"] = round(time.perf_counter() - start, 3)
     result = Figures("cas (mixed prior)", {"prior": str(prior_dir)}, figures)
-    write_figures(cfg, "cas", result.to_dict())
+    write_figures(cfg, "cas", result.to_dict(), overwrite)
     return result

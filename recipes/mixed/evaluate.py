@@ -13,17 +13,16 @@ and its bits go to what it predicts:
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from priors.mixed import MixedPrior
+from recipes.engine.outputs import figures_file, write_figures_file
 from recipes.engine.results import Figures
 from recipes.engine.runtime import resolve_device, set_threads
 from recipes.mixed.config import MixedRecipeConfig
 from recipes.mixed.data import AUDIO, IMAGE, MixedData, ModalityData, open_prior
-from tokenizers_vq.io import atomic_write_json
 from tokenizers_vq.text import SPECIAL_TOKENS
 
 LN2 = math.log(2.0)
@@ -68,21 +67,18 @@ def held_out_figures(prior: MixedPrior, data: MixedData, batch_size: int, limit:
     return figures
 
 
-def write_figures(cfg: MixedRecipeConfig, verb: str, figures: dict[str, Any]) -> None:
-    """``out``, when set, gets the figures as one JSON file."""
-    if cfg.out:
-        path = Path(cfg.out).expanduser()
-        if path.is_dir():
-            raise ValueError(f"{verb} writes one JSON file; out={cfg.out} is a directory. Pass a file path.")
-        atomic_write_json(path, figures)
+def write_figures(cfg: MixedRecipeConfig, verb: str, figures: dict[str, Any], overwrite: bool = False) -> None:
+    """``out``, when set, gets the figures as one JSON file (:func:`recipes.engine.outputs.write_figures_file`)."""
+    write_figures_file(figures_file(cfg.out, verb, overwrite), verb, figures, overwrite)
 
 
-def run(cfg: MixedRecipeConfig) -> Figures:
+def run(cfg: MixedRecipeConfig, *, overwrite: bool = False) -> Figures:
     """Score the held-out corpora (``data.*_eval_corpus``, else the prior's training run's) under ``cfg.prior``."""
+    figures_file(cfg.out, "evaluate", overwrite)  # refused before any work
     set_threads(cfg.threads)
     prior, prior_dir, data = open_prior(cfg, resolve_device(cfg.device), "evaluate")
     figures = {"parameters": sum(p.numel() for p in prior.parameters())}
     figures.update(held_out_figures(prior, data, cfg.eval.batch_size, cfg.eval.max_items))
     result = Figures("evaluate (mixed prior)", {"prior": str(prior_dir)}, figures)
-    write_figures(cfg, "evaluate", result.to_dict())
+    write_figures(cfg, "evaluate", result.to_dict(), overwrite)
     return result

@@ -21,6 +21,7 @@ from modalities.image.grid import decode_images, image_grid, png_bytes
 from modalities.speech import SpeechTokenizer, save_audio
 from recipes.engine.artifacts import corpus_tokenizer
 from recipes.engine.config import save_config
+from recipes.engine.outputs import OutputFolder
 from recipes.engine.results import format_figures
 from recipes.engine.runtime import resolve_device, set_threads
 from recipes.mixed.config import MixedRecipeConfig
@@ -73,42 +74,47 @@ class MixedSampleResult:
         return format_figures(figures, title="sample (mixed prior)")
 
 
-def run(cfg: MixedRecipeConfig) -> MixedSampleResult:
-    """Draw ``sample.num_samples`` segments per prompt from the prior at ``cfg.prior`` and decode them."""
+def run(cfg: MixedRecipeConfig, *, overwrite: bool = False) -> MixedSampleResult:
+    """Draw ``sample.num_samples`` segments per prompt from the prior at ``cfg.prior`` and decode them, into an output
+    folder of :mod:`recipes.engine.outputs` (``overwrite``: also one that another verb wrote)."""
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
     prior, prior_dir, data = open_prior(cfg, device, "sample")
     sc = cfg.sample
     prompts = sc.prompts or data.image.prompts + data.audio.prompts
-    out = Path(cfg.out).expanduser() if cfg.out else prior_dir.resolve().parent / "samples"
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
-    speech = speech_tokenizer(data, device)
-    speaker = voice(speech, sc.speaker)
-    rows, files, summary, seconds, images = [], [], [], 0.0, []
-    for j, prompt in enumerate(prompts):
-        sampling = type(sc.sampling)(**{**asdict(sc.sampling), "seed": sc.sampling.seed + j})
-        segments, took = prior.generate(prompt, sc.num_samples, sampling)
-        seconds += took
-        drawn = [s for s in segments if s.stream == IMAGE]
-        if drawn:
-            images.append(sample_images(data, drawn, device))
-        for i, seg in enumerate(segments):
-            ids = prior.space.serialize([seg], bos=False, eos=False)
-            rows.append({"prompt": prompt, "sample": i, "stream": seg.stream, "tokens": prior.space.to_string(ids)})
-            if seg.stream == AUDIO and len(seg.levels[0]) >= 2:
-                wave = speech.decode(torch.tensor([seg.levels[0]], device=device), speaker=speaker)[0].cpu()
-                path = out / f"prompt{j:02d}_sample{i:02d}.wav"
-                save_audio(path, wave, speech.sample_rate)
-                files.append(str(path))
-        summary.append({"prompt": prompt, "images": len(drawn), "audio": len(segments) - len(drawn)})
-    if images:
-        per_row = sc.num_samples
-        padded = [torch.cat([x, torch.full((per_row - x.shape[0], *x.shape[1:]), 255, dtype=x.dtype)]) for x in images]
-        atomic_write_bytes(out / "samples.png", png_bytes(image_grid(torch.cat(padded), per_row, sc.min_cell)))
-        files.insert(0, str(out / "samples.png"))
-    write_jsonl(out / "samples.jsonl", rows)
-    result = MixedSampleResult(out_dir=str(out), prior=str(prior_dir), num_samples=len(rows),
-                               sampling_seconds=round(seconds, 3), prompts=summary, files=files)  # fmt: skip
-    atomic_write_json(out / "samples.json", result.to_dict())
+    final = Path(cfg.out).expanduser() if cfg.out else prior_dir.resolve().parent / "samples"
+    folder = OutputFolder(final, "sample", overwrite=overwrite)
+    with folder, folder.staging() as out:  # written in a staging folder, published whole at the end
+        save_config(cfg, out / "config.yaml")
+        speech = speech_tokenizer(data, device)
+        speaker = voice(speech, sc.speaker)
+        rows, files, summary, seconds, images = [], [], [], 0.0, []
+        for j, prompt in enumerate(prompts):
+            sampling = type(sc.sampling)(**{**asdict(sc.sampling), "seed": sc.sampling.seed + j})
+            segments, took = prior.generate(prompt, sc.num_samples, sampling)
+            seconds += took
+            drawn = [s for s in segments if s.stream == IMAGE]
+            if drawn:
+                images.append(sample_images(data, drawn, device))
+            for i, seg in enumerate(segments):
+                ids = prior.space.serialize([seg], bos=False, eos=False)
+                rows.append({"prompt": prompt, "sample": i, "stream": seg.stream, "tokens": prior.space.to_string(ids)})
+                if seg.stream == AUDIO and len(seg.levels[0]) >= 2:
+                    wave = speech.decode(torch.tensor([seg.levels[0]], device=device), speaker=speaker)[0].cpu()
+                    path = out / f"prompt{j:02d}_sample{i:02d}.wav"
+                    save_audio(path, wave, speech.sample_rate)
+                    files.append(str(path))
+            summary.append({"prompt": prompt, "images": len(drawn), "audio": len(segments) - len(drawn)})
+        if images:
+            per_row = sc.num_samples
+            padded = [
+                torch.cat([x, torch.full((per_row - x.shape[0], *x.shape[1:]), 255, dtype=x.dtype)]) for x in images
+            ]
+            atomic_write_bytes(out / "samples.png", png_bytes(image_grid(torch.cat(padded), per_row, sc.min_cell)))
+            files.insert(0, str(out / "samples.png"))
+        write_jsonl(out / "samples.jsonl", rows)
+        result = MixedSampleResult(out_dir=str(final), prior=str(prior_dir), num_samples=len(rows),
+                                   sampling_seconds=round(seconds, 3), prompts=summary,
+                                   files=folder.final(files, out))  # fmt: skip
+        atomic_write_json(out / "samples.json", result.to_dict())
     return result

@@ -59,7 +59,7 @@ def run(cfg: MixedRecipeConfig, *, resume: bool = False, overwrite: bool = False
     Under ``torchrun`` every rank takes its contiguous share of each batch with
     DistributedDataParallel and rank 0 alone evaluates and writes (:mod:`recipes.engine.parallel`).
     """
-    paths = RunPaths(run_dir(cfg), "prior")
+    paths = RunPaths(run_dir(cfg), "prior", verb="train-mixed")
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
     # Checked before the corpora are opened: a resumed run keeps its token space (the published one),

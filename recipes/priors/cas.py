@@ -34,14 +34,15 @@ from priors import (
     train_classifier,
 )
 from recipes.engine.artifacts import corpus_tokenizer
+from recipes.engine.outputs import figures_file, write_figures_file
 from recipes.engine.results import Figures
 from recipes.priors.common import class_labels, corpus_path, draw_samples, find_corpus, open_prior, setup
 from recipes.priors.config import PriorRecipeConfig
-from tokenizers_vq.io import atomic_write_json
 
 
-def run(cfg: PriorRecipeConfig) -> Figures:
+def run(cfg: PriorRecipeConfig, *, overwrite: bool = False) -> Figures:
     """CAS of the prior at ``cfg.prior`` against real data (see the module docstring)."""
+    target = figures_file(cfg.out, "cas", overwrite)
     device = setup(cfg)
     prior, prior_dir = open_prior(cfg, device, "cas")
     if prior.layout.num_classes == 0:
@@ -95,11 +96,7 @@ def run(cfg: PriorRecipeConfig) -> Figures:
             figures["num_samples_rejection"] = rejected.num_samples
     figures["seconds"] = round(time.perf_counter() - start, 3)
     result = Figures("cas", {"prior": str(prior_dir), "dataset": str(corpus.meta["dataset"]["name"])}, figures)
-    if cfg.out:
-        path = Path(cfg.out).expanduser()
-        if path.is_dir():
-            raise ValueError(f"cas writes one JSON file; out={cfg.out} is a directory. Pass a file path.")
-        atomic_write_json(path, result.to_dict())
+    write_figures_file(target, "cas", result.to_dict(), overwrite)
     return result
 
 

@@ -14,7 +14,6 @@ distortion: an upper bound on the image's negative log-likelihood, the VQ-VAE pa
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,11 +22,11 @@ from modalities.image.data import corpus_images
 from modalities.image.grid import decode_images
 from priors import discretized_gaussian_bits, evaluate_likelihood
 from recipes.engine.artifacts import corpus_tokenizer
+from recipes.engine.outputs import figures_file, write_figures_file
 from recipes.engine.results import Figures
 from recipes.priors.common import find_corpus, open_prior, setup
 from recipes.priors.config import PriorRecipeConfig
 from tokenizers_vq.corpus import CodeCorpus
-from tokenizers_vq.io import atomic_write_json
 
 
 def distortion_bits(
@@ -47,8 +46,9 @@ def distortion_bits(
     return {"distortion_sigma": sigma, "distortion_bits_per_dim": float(bits.mean()) / images[0].numel()}
 
 
-def run(cfg: PriorRecipeConfig) -> Figures:
+def run(cfg: PriorRecipeConfig, *, overwrite: bool = False) -> Figures:
     """Score the held-out corpus (``eval_corpus``, else the prior's run's) under the prior at ``cfg.prior``."""
+    target = figures_file(cfg.out, "evaluate", overwrite)
     device = setup(cfg)
     prior, prior_dir = open_prior(cfg, device, "evaluate")
     held_out = find_corpus(cfg, prior_dir, "eval_corpus", prior.layout)
@@ -71,9 +71,5 @@ def run(cfg: PriorRecipeConfig) -> Figures:
             figures.update(distortion_bits(cfg, train, held_out, cfg.eval.max_items, device))
             figures["elbo_bits_per_dim"] = figures["bits_per_dim"] + figures["distortion_bits_per_dim"]
     out = Figures("evaluate (prior)", {"prior": str(prior_dir), "corpus": str(held_out.directory)}, figures)
-    if cfg.out:
-        path = Path(cfg.out).expanduser()
-        if path.is_dir():
-            raise ValueError(f"evaluate writes one JSON file; out={cfg.out} is a directory. Pass a file path.")
-        atomic_write_json(path, out.to_dict())
+    write_figures_file(target, "evaluate", out.to_dict(), overwrite)
     return out

@@ -23,6 +23,7 @@ from modalities.image.grid import decode_images, image_grid, png_bytes
 from priors import class_probabilities, rejection_mask, train_classifier
 from recipes.engine.artifacts import corpus_tokenizer
 from recipes.engine.config import save_config
+from recipes.engine.outputs import OutputFolder, check_folder
 from recipes.engine.results import format_figures
 from recipes.engine.runtime import seed_everything
 from recipes.priors.common import class_labels, draw_samples, find_corpus, open_prior, setup
@@ -93,8 +94,11 @@ def _write_speech(
     return files, skipped
 
 
-def run(cfg: PriorRecipeConfig) -> SampleRecipeResult:
-    """Draw ``sample.num_samples`` (per class) from the prior at ``cfg.prior`` and decode them."""
+def run(cfg: PriorRecipeConfig, *, overwrite: bool = False) -> SampleRecipeResult:
+    """Draw ``sample.num_samples`` (per class) from the prior at ``cfg.prior`` and decode them, into an output folder
+    of :mod:`recipes.engine.outputs` (``overwrite``: also one that another verb wrote)."""
+    if cfg.out:
+        check_folder(Path(cfg.out).expanduser(), "sample", overwrite=overwrite)  # before any work
     device = setup(cfg)
     prior, prior_dir = open_prior(cfg, device, "sample")
     sc = cfg.sample
@@ -104,48 +108,49 @@ def run(cfg: PriorRecipeConfig) -> SampleRecipeResult:
     labels = class_labels(prior, sc.classes, sc.num_samples)
     total = sc.num_samples if labels is None else labels.numel()
     levels, seconds = draw_samples(prior, labels, total, sc.batch_size, sc.sampling, sc.cached)
-    out = Path(cfg.out).expanduser() if cfg.out else prior_dir.resolve().parent / "samples"
-    out.mkdir(parents=True, exist_ok=True)
-    for i, grid in enumerate(levels):
-        _save_array(out / f"codes_level{i}.npy", grid.numpy())
-    if labels is not None:
-        _save_array(out / "labels.npy", labels.numpy())
-    save_config(cfg, out / "config.yaml")
+    final = Path(cfg.out).expanduser() if cfg.out else prior_dir.resolve().parent / "samples"
+    folder = OutputFolder(final, "sample", overwrite=overwrite)
+    with folder, folder.staging() as out:  # written in a staging folder, published whole at the end
+        for i, grid in enumerate(levels):
+            _save_array(out / f"codes_level{i}.npy", grid.numpy())
+        if labels is not None:
+            _save_array(out / "labels.npy", labels.numpy())
+        save_config(cfg, out / "config.yaml")
 
-    files: list[str] = []
-    skipped: list[dict[str, Any]] = []
-    acceptance = None
-    if corpus is not None:
-        if corpus.modality == "speech":
-            files, skipped = _write_speech(out, corpus, levels[0], labels, cfg)
-        else:
-            images = decode_images(tokenizer, levels)
-            rows = sc.per_row or sc.num_samples
-            if sc.rejection_threshold is not None:
-                if labels is None:
-                    raise ValueError(
-                        "rejection sampling needs a class-conditional prior (the classifier checks the class)."
-                    )
-                seed_everything(cfg.seed)
-                real, real_labels = corpus_images(corpus, cfg.data_root, cfg.cas.real_train_items)
-                classifier = train_classifier(real, real_labels, prior.layout.num_classes, cfg.cas.classifier)
-                keep = rejection_mask(class_probabilities(classifier, images), labels, sc.rejection_threshold).cpu()
-                acceptance = float(keep.float().mean())
-                images = _kept_rows(images, labels, keep, rows)
-            atomic_write_bytes(out / GRID_NAME, png_bytes(image_grid(images, rows, sc.min_cell)))
-            files = [str(out / GRID_NAME)]
-    result = SampleRecipeResult(
-        out_dir=str(out),
-        prior=str(prior_dir),
-        num_samples=total,
-        cached=sc.cached,
-        sampling_seconds=round(seconds, 3),
-        samples_per_second=total / seconds if seconds > 0 else float("inf"),
-        files=files,
-        acceptance_rate=acceptance,
-        skipped=skipped,
-    )
-    atomic_write_json(out / FIGURES_NAME, result.to_dict())
+        files: list[str] = []
+        skipped: list[dict[str, Any]] = []
+        acceptance = None
+        if corpus is not None:
+            if corpus.modality == "speech":
+                files, skipped = _write_speech(out, corpus, levels[0], labels, cfg)
+            else:
+                images = decode_images(tokenizer, levels)
+                rows = sc.per_row or sc.num_samples
+                if sc.rejection_threshold is not None:
+                    if labels is None:
+                        raise ValueError(
+                            "rejection sampling needs a class-conditional prior (the classifier checks the class)."
+                        )
+                    seed_everything(cfg.seed)
+                    real, real_labels = corpus_images(corpus, cfg.data_root, cfg.cas.real_train_items)
+                    classifier = train_classifier(real, real_labels, prior.layout.num_classes, cfg.cas.classifier)
+                    keep = rejection_mask(class_probabilities(classifier, images), labels, sc.rejection_threshold).cpu()
+                    acceptance = float(keep.float().mean())
+                    images = _kept_rows(images, labels, keep, rows)
+                atomic_write_bytes(out / GRID_NAME, png_bytes(image_grid(images, rows, sc.min_cell)))
+                files = [str(out / GRID_NAME)]
+        result = SampleRecipeResult(
+            out_dir=str(final),
+            prior=str(prior_dir),
+            num_samples=total,
+            cached=sc.cached,
+            sampling_seconds=round(seconds, 3),
+            samples_per_second=total / seconds if seconds > 0 else float("inf"),
+            files=folder.final(files, out),
+            acceptance_rate=acceptance,
+            skipped=skipped,
+        )
+        atomic_write_json(out / FIGURES_NAME, result.to_dict())
     return result
 
 

@@ -170,7 +170,8 @@ def scan(paths: Sequence[Path], skip: Iterable[Path] = ()) -> RunContents:
         if depth >= MAX_DEPTH:
             return
         for child in sorted(path.iterdir()):
-            if child.is_dir() and (child.name.startswith(".") or child.name in _SKIP_DIRS):
+            # Hidden entries are vqtok's bookkeeping (.vqtok-output.json, temporaries) or not outputs at all.
+            if child.name.startswith(".") or (child.is_dir() and child.name in _SKIP_DIRS):
                 continue
             add(child, depth + 1)
 

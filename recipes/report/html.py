@@ -15,8 +15,9 @@ the other paths hold the data (:mod:`recipes.report.contents` says where each ve
 - reconstructions, samples (PNG grids, WAV players), the phone confusion matrix and the
   rate–distortion plot with their tables.
 
-A section without data says so and names the verb that makes it. The report directory is built
-aside and renamed into place, so a reader sees the old report or the new one, never half of one.
+A section without data says so and names the verb that makes it. The report folder is an output
+folder of :mod:`recipes.engine.outputs`: the page is built in a staging folder and moved into place
+(``index.html`` last), replacing the previous report and nothing else in the folder.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recipes.engine.outputs import OutputFolder
 from recipes.engine.results import format_figures, format_value
 from recipes.report.contents import (
     Output,
@@ -43,7 +45,7 @@ from recipes.report.contents import (
     usage_buffers,
 )
 from recipes.report.plots import training_curves_png, usage_histogram_png
-from tokenizers_vq.io import atomic_directory, atomic_write_bytes, atomic_write_text
+from tokenizers_vq.io import atomic_write_bytes, atomic_write_text
 
 INDEX = "index.html"
 _LIST_LIMIT = 12  # items of a long list of numbers shown in a table cell
@@ -356,15 +358,19 @@ def _check_paths(cfg: ReportConfig) -> tuple[Path, list[Path]]:
     return run_dir, extra
 
 
-def run(cfg: ReportConfig) -> ReportResult:
-    """Write the report of ``cfg.run_dir`` (and ``cfg.include``) to ``cfg.out``; see the module docstring."""
+def run(cfg: ReportConfig, *, overwrite: bool = False) -> ReportResult:
+    """Write the report of ``cfg.run_dir`` (and ``cfg.include``) to ``cfg.out``; see the module docstring.
+
+    The output is a folder of :mod:`recipes.engine.outputs` (``overwrite``: also one that another verb wrote).
+    """
     run_dir, extra = _check_paths(cfg)
     out = Path(cfg.out).expanduser() if cfg.out else run_dir / "report"
+    folder = OutputFolder(out, "report", overwrite=overwrite)
     roots = [run_dir, *extra]
     contents = scan(roots, skip=[out])
     runs = contents.runs
     main_run = runs[0]
-    with atomic_directory(out) as tmp:
+    with folder, folder.staging(last=[INDEX]) as tmp:
         page = _Page(tmp, out, roots, cfg.max_audio)
         page.sections.append(("Summary", _summary(main_run, contents, roots), True))
         page.add("Training curves", _curves(page, runs), "metrics.jsonl has no training rows yet.")

@@ -22,6 +22,7 @@ from modalities.speech import SpeechTokenizer, confusion_png, kmeans_codes, mfcc
 from modalities.speech.data import SpeechSplit, encode_waveforms, load_split, phone_inventory, phone_segments
 from modalities.speech.phones import analyse
 from recipes.engine.artifacts import open_tokenizer
+from recipes.engine.outputs import OutputFolder
 from recipes.engine.results import format_figures, format_table
 from recipes.engine.runtime import evaluation_mode, setup_runtime
 from recipes.tokenizer.config import SpeechRecipeConfig
@@ -93,10 +94,15 @@ def _mfcc(model: SpeechTokenizer, split: SpeechSplit, lengths: list[int]) -> lis
     ]
 
 
-def run(cfg: SpeechRecipeConfig) -> PhonesResult:
-    """Analyse the codes of the tokenizer at ``cfg.tokenizer`` against phone labels; see the module docstring."""
+def run(cfg: SpeechRecipeConfig, *, overwrite: bool = False) -> PhonesResult:
+    """Analyse the codes of the tokenizer at ``cfg.tokenizer`` against phone labels; see the module docstring.
+
+    The output folder is one of :mod:`recipes.engine.outputs` (``overwrite``: also one that another verb wrote).
+    """
     device = setup_runtime(cfg)
     _, model, tokenizer_dir = open_tokenizer(cfg, device, "phones")
+    out_dir = Path(cfg.out).expanduser() if cfg.out else tokenizer_dir.parent / "phones"
+    folder = OutputFolder(out_dir, "phones", overwrite=overwrite)  # checked before any work
     shortest = model.config.min_seconds
     fit = load_split(cfg.data, cfg.phones.fit or cfg.data.train, model.sample_rate, min_seconds=shortest)
     score = load_split(cfg.data, cfg.phones.score or cfg.data.eval, model.sample_rate, min_seconds=shortest)
@@ -133,12 +139,12 @@ def run(cfg: SpeechRecipeConfig) -> PhonesResult:
         baselines["random"] = figures_of(
             random_codes(fit_lengths, k, cfg.seed), random_codes(score_lengths, k, cfg.seed + 1)
         )[0]
-    out_dir = Path(cfg.out).expanduser() if cfg.out else tokenizer_dir.parent / "phones"
     result = PhonesResult(
         str(tokenizer_dir), str(out_dir), model.frame_rate, phones, figures, baselines, model.config.duration_penalty
     )
-    if cfg.phones.plot:
-        title = f"codes -> phones: {figures['mapping_accuracy']:.1%} mapping accuracy (rows: true phone)"
-        confusion_png(confusion, phones, out_dir / "confusion.png", title=title)
-    atomic_write_json(out_dir / "figures.json", result.to_dict())
+    with folder, folder.staging() as tmp:
+        if cfg.phones.plot:
+            title = f"codes -> phones: {figures['mapping_accuracy']:.1%} mapping accuracy (rows: true phone)"
+            confusion_png(confusion, phones, tmp / "confusion.png", title=title)
+        atomic_write_json(tmp / "figures.json", result.to_dict())
     return result

@@ -10,25 +10,23 @@ there as one JSON object.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from recipes.engine.artifacts import open_tokenizer
+from recipes.engine.outputs import figures_file, write_figures_file
 from recipes.engine.results import Figures
 from recipes.engine.runtime import autocast, evaluation_mode, setup_runtime
-from tokenizers_vq.io import atomic_write_json
 
 
-def run(cfg: Any) -> Figures:
-    """Evaluate the tokenizer at ``cfg.tokenizer`` on ``cfg.eval``'s split of ``cfg.data``."""
+def run(cfg: Any, *, overwrite: bool = False) -> Figures:
+    """Evaluate the tokenizer at ``cfg.tokenizer`` on ``cfg.eval``'s split of ``cfg.data``; ``out``: also a JSON file
+    (an existing one replaced only with ``overwrite``, and only a JSON file of figures)."""
+    target = figures_file(cfg.out, "evaluate", overwrite)
     device = setup_runtime(cfg)
     modality, model, tokenizer_dir = open_tokenizer(cfg, device, "evaluate")
     cfg = replace(cfg, model=model.config)
-    if cfg.out and Path(cfg.out).expanduser().is_dir():
-        raise ValueError(f"evaluate writes one JSON file; out={cfg.out} is a directory. Pass a file path.")
     with evaluation_mode(model), autocast(cfg.precision, device):
         what, figures = modality.evaluate(model, cfg)
     result = Figures("evaluate", {"tokenizer": str(tokenizer_dir), **what}, figures)
-    if cfg.out:
-        atomic_write_json(Path(cfg.out).expanduser(), result.to_dict())
+    write_figures_file(target, "evaluate", result.to_dict(), overwrite)
     return result

@@ -14,6 +14,7 @@ from typing import Any
 
 from recipes.engine.artifacts import open_tokenizer
 from recipes.engine.config import save_config
+from recipes.engine.outputs import OutputFolder
 from recipes.engine.results import format_figures
 from recipes.engine.runtime import autocast, evaluation_mode, setup_runtime
 from tokenizers_vq.io import atomic_write_json
@@ -33,15 +34,18 @@ class ReconstructResult:
         return format_figures(shown, title="reconstruct")
 
 
-def run(cfg: Any) -> ReconstructResult:
-    """Write the reconstructions described in the module docstring."""
+def run(cfg: Any, *, overwrite: bool = False) -> ReconstructResult:
+    """Write the reconstructions described in the module docstring, into an output folder of
+    :mod:`recipes.engine.outputs` (``overwrite``: also one that another verb wrote)."""
     device = setup_runtime(cfg)
     modality, model, tokenizer_dir = open_tokenizer(cfg, device, "reconstruct")
     cfg = replace(cfg, model=model.config)
     out = Path(cfg.out).expanduser() if cfg.out else tokenizer_dir.resolve().parent / "reconstructions"
-    with evaluation_mode(model), autocast(cfg.precision, device):
-        figures = modality.reconstruct(model, cfg, out)
-    figures = {**figures, "tokenizer": str(tokenizer_dir)}
-    atomic_write_json(out / modality.reconstruction_figures, figures)
-    save_config(cfg, out / "config.yaml")
+    folder = OutputFolder(out, "reconstruct", overwrite=overwrite)
+    with folder, folder.staging() as tmp:
+        with evaluation_mode(model), autocast(cfg.precision, device):
+            figures = folder.final(modality.reconstruct(model, cfg, tmp), tmp)  # paths where the files will be
+        figures = {**figures, "tokenizer": str(tokenizer_dir)}
+        atomic_write_json(tmp / modality.reconstruction_figures, figures)
+        save_config(cfg, tmp / "config.yaml")
     return ReconstructResult(figures)

@@ -6,7 +6,8 @@ The output (``out``, default ``<tokenizer dir>/../codes_<data>_<split>``) record
 content identity and by a path relative to itself. Items are encoded in chunks of
 ``tokenize.chunk_size`` that wait in ``<out>.parts/`` and are merged in order when all are there: a
 killed run resumes, and ``tokenize.shard=i/n`` (or torchrun) splits the work among jobs
-(:mod:`recipes.engine.shards`). The directory is built under a temporary name and renamed into place.
+(:mod:`recipes.engine.shards`). The output is a folder of :mod:`recipes.engine.outputs`: new, or one
+that ``tokenize`` wrote (``overwrite``: or another verb), its corpus replaced whole and nothing else.
 """
 
 from __future__ import annotations
@@ -45,14 +46,14 @@ class TokenizeResult:
         return format_figures(figures, title="tokenize")
 
 
-def run(cfg: Any) -> TokenizeResult:
+def run(cfg: Any, *, overwrite: bool = False) -> TokenizeResult:
     """Encode every item of split ``cfg.tokenize.split`` with the tokenizer at ``cfg.tokenizer``."""
     device = setup_runtime(cfg)
     with parallel.joined(device) as ranks:
-        return _tokenize(cfg, ranks)
+        return _tokenize(cfg, ranks, overwrite)
 
 
-def _tokenize(cfg: Any, ranks: Ranks) -> TokenizeResult:
+def _tokenize(cfg: Any, ranks: Ranks, overwrite: bool) -> TokenizeResult:
     modality, model, tokenizer_dir = open_tokenizer(cfg, ranks.device, "tokenize")
     # The saved config records the tokenizer's model, not the preset's, and the corpus, not one shard.
     shard, merge_only = cfg.tokenize.shard, cfg.tokenize.merge
@@ -65,7 +66,7 @@ def _tokenize(cfg: Any, ranks: Ranks) -> TokenizeResult:
     )
     tokenizer = tokenizer_record(tokenizer_dir, model.content_id(), out)
     store = ChunkStore(out, {"tokenizer_sha256": tokenizer["sha256"], **source.identity}, source.count,
-                       cfg.tokenize.chunk_size)  # fmt: skip
+                       cfg.tokenize.chunk_size, overwrite)  # fmt: skip
 
     def encode(start: int, stop: int) -> dict[str, np.ndarray]:
         with evaluation_mode(model), autocast(cfg.precision, ranks.device):

@@ -33,6 +33,7 @@ from priors.sequence import build_causal_lm, sequence_nll
 from recipes.engine.artifacts import check_same_tokenizer
 from recipes.engine.checkpoint import RunPaths, run_dir
 from recipes.engine.config import save_config
+from recipes.engine.outputs import OutputFolder, check_folder
 from recipes.engine.parallel import Ranks
 from recipes.engine.results import format_figures
 from recipes.engine.runtime import resolve_device, seed_everything, set_threads
@@ -120,8 +121,12 @@ def _train_prior(
     return model.eval(), outcome.seconds, outcome.train_row["bits_per_token"]
 
 
-def run(cfg: BPERecipeConfig) -> BPEResult:
-    """Train the unit BPE and both priors on ``cfg.corpus``; score them on ``cfg.eval_corpus``."""
+def run(cfg: BPERecipeConfig, *, overwrite: bool = False) -> BPEResult:
+    """Train the unit BPE and both priors on ``cfg.corpus``; score them on ``cfg.eval_corpus``.
+
+    The output is a folder of :mod:`recipes.engine.outputs` (``overwrite``: also one that another verb wrote).
+    """
+    check_folder(run_dir(cfg), "bpe", overwrite=overwrite)  # before any work
     set_threads(cfg.threads)
     device = resolve_device(cfg.device)
     train_corpus = open_corpus(cfg.corpus, "corpus")
@@ -147,43 +152,43 @@ def run(cfg: BPERecipeConfig) -> BPEResult:
     }
     eval_codes = sum(len(s) for s in eval_seqs)
     figures: list[PriorFigures] = []
-    out = run_dir(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, (size, encode) in variants.items():
-        train_ids = [[BOS, *(FIRST + t for t in encode(s)), EOS] for s in train_seqs]
-        eval_ids = [[BOS, *(FIRST + t for t in encode(s)), EOS] for s in eval_seqs]
-        longest = max(len(s) for s in [*train_ids, *eval_ids])
-        model, seconds, train_bits = _train_prior(cfg, RunPaths(out / f"prior_{name}", "prior"), train_ids, FIRST + size, longest,
-                                      device)  # fmt: skip
-        nats = sum(float(x.sum()) for x in sequence_nll(model, eval_ids, PAD, cfg.eval_batch_size))
-        eval_tokens = sum(len(s) - 1 for s in eval_ids)  # every id after <bos>, <eos> included
-        figures.append(
-            PriorFigures(
-                tokens=name,
-                vocab_size=FIRST + size,
-                parameters=sum(p.numel() for p in model.parameters()),
-                tokens_per_sequence=(eval_tokens - len(eval_ids)) / len(eval_ids),
-                train_seconds=seconds,
-                train_bits_per_token=train_bits,
-                bits_per_token=nats / LN2 / eval_tokens,
-                bits_per_code=nats / LN2 / eval_codes,
+    folder = OutputFolder(run_dir(cfg), "bpe", overwrite=overwrite)
+    with folder, folder.staging() as staged:  # the priors train in a staging folder, published whole at the end
+        for name, (size, encode) in variants.items():
+            train_ids = [[BOS, *(FIRST + t for t in encode(s)), EOS] for s in train_seqs]
+            eval_ids = [[BOS, *(FIRST + t for t in encode(s)), EOS] for s in eval_seqs]
+            longest = max(len(s) for s in [*train_ids, *eval_ids])
+            model, seconds, train_bits = _train_prior(cfg, RunPaths(staged / f"prior_{name}", "prior"), train_ids, FIRST + size, longest,
+                                          device)  # fmt: skip
+            nats = sum(float(x.sum()) for x in sequence_nll(model, eval_ids, PAD, cfg.eval_batch_size))
+            eval_tokens = sum(len(s) - 1 for s in eval_ids)  # every id after <bos>, <eos> included
+            figures.append(
+                PriorFigures(
+                    tokens=name,
+                    vocab_size=FIRST + size,
+                    parameters=sum(p.numel() for p in model.parameters()),
+                    tokens_per_sequence=(eval_tokens - len(eval_ids)) / len(eval_ids),
+                    train_seconds=seconds,
+                    train_bits_per_token=train_bits,
+                    bits_per_token=nats / LN2 / eval_tokens,
+                    bits_per_code=nats / LN2 / eval_codes,
+                )
             )
+        bpe.save(staged / "unit_bpe.model")
+        result = BPEResult(
+            out_dir=str(folder.path),
+            corpus=str(train_corpus.directory),
+            eval_corpus=str(held_out.directory),
+            dedup=cfg.bpe.dedup,
+            codebook_size=k,
+            bpe_vocab_size=bpe.vocab_size,
+            train_sequences=len(train_seqs),
+            eval_sequences=len(eval_seqs),
+            codes_per_sequence=eval_codes / len(eval_seqs),
+            codes_per_token=bpe.codes_per_token(eval_seqs),
+            train_codes_per_token=bpe.codes_per_token(train_seqs),
+            priors=figures,
         )
-    bpe.save(out / "unit_bpe.model")
-    result = BPEResult(
-        out_dir=str(out),
-        corpus=str(train_corpus.directory),
-        eval_corpus=str(held_out.directory),
-        dedup=cfg.bpe.dedup,
-        codebook_size=k,
-        bpe_vocab_size=bpe.vocab_size,
-        train_sequences=len(train_seqs),
-        eval_sequences=len(eval_seqs),
-        codes_per_sequence=eval_codes / len(eval_seqs),
-        codes_per_token=bpe.codes_per_token(eval_seqs),
-        train_codes_per_token=bpe.codes_per_token(train_seqs),
-        priors=figures,
-    )
-    save_config(cfg, out / "config.yaml")
-    atomic_write_json(out / "figures.json", result.to_dict())
+        save_config(cfg, staged / "config.yaml")
+        atomic_write_json(staged / "figures.json", result.to_dict())
     return result

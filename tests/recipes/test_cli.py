@@ -153,7 +153,9 @@ def test_tokenize_writes_a_memory_mappable_corpus(vqtok, tiny_run: Path, tmp_pat
     np.testing.assert_array_equal(labels, data.labels.numpy())
     tok = ImageTokenizer.from_pretrained(tiny_run / "tokenizer")
     np.testing.assert_array_equal(codes, tok.encode(data.images).levels[0].numpy())
-    assert sorted(p.name for p in out.iterdir()) == ["codes_level0.npy", "config.yaml", "labels.npy", "meta.json"]
+    # The corpus files, and the marker that says vqtok wrote them (recipes.engine.outputs); no temporary left.
+    assert sorted(p.name for p in out.iterdir()) == [".vqtok-output.json", "codes_level0.npy", "config.yaml",
+                                                     "labels.npy", "meta.json"]  # fmt: skip
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary directory left
 
 
