@@ -98,7 +98,9 @@ def check_extra(header: CodeFileHeader, payload_bytes: int) -> None:
     if not isinstance(extra.get("modality", ""), str):
         raise malformed("'modality' is not a string")
     names = extra.get("names")
-    if names is not None and (not isinstance(names, list) or len(names) != n or not all(isinstance(x, str) for x in names)):
+    if names is not None and (
+        not isinstance(names, list) or len(names) != n or not all(isinstance(x, str) for x in names)
+    ):
         raise malformed(f"'names' is not a list of {n} strings (one per item)")
     shape = extra.get("image_shape")
     if shape is not None and (not isinstance(shape, list) or len(shape) != 3

@@ -99,8 +99,10 @@ class MixedData:
     def streams(self) -> dict[str, dict[str, CodeCorpus | None]]:
         """Each stream's corpora by config key, the training corpus first (what the prior records and checks)."""
         held_out = lambda part: None if part is None else part.corpus  # noqa: E731
-        return {"image": {"data.image_corpus": self.image.corpus, "data.image_eval_corpus": held_out(self.image_eval)},
-                "audio": {"data.audio_corpus": self.audio.corpus, "data.audio_eval_corpus": held_out(self.audio_eval)}}
+        return {
+            "image": {"data.image_corpus": self.image.corpus, "data.image_eval_corpus": held_out(self.image_eval)},
+            "audio": {"data.audio_corpus": self.audio.corpus, "data.audio_eval_corpus": held_out(self.audio_eval)},
+        }
 
     def training_sequence(self, i: int) -> list[int]:
         """Training item ``i`` of ``range(training_index()[2])``: images first, then audio."""

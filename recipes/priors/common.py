@@ -102,5 +102,3 @@ def draw_samples(
         parts.append([g.cpu() for g in out.levels])
         seconds += out.seconds
     return [torch.cat(level) for level in zip(*parts, strict=True)], seconds
-
-

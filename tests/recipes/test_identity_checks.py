@@ -69,7 +69,9 @@ def test_sample_refuses_a_corpus_of_another_tokenizer(vqtok, artifacts, tmp_path
 
 
 def test_evaluate_refuses_a_held_out_corpus_of_another_tokenizer(vqtok, artifacts) -> None:
-    r = vqtok("evaluate", "--config", "prior_tiny", f"prior={artifacts['prior']}", f"eval_corpus={artifacts['other_corpus']}")
+    r = vqtok(
+        "evaluate", "--config", "prior_tiny", f"prior={artifacts['prior']}", f"eval_corpus={artifacts['other_corpus']}"
+    )
     assert r.code == 2
     assert f"eval_corpus {artifacts['other_corpus']} holds codes of another tokenizer" in _one_line(r.err)
 
@@ -111,7 +113,9 @@ def test_sample_refuses_when_the_corpus_tokenizer_was_replaced(vqtok, artifacts,
     """A run folder whose tokenizer was retrained after tokenizing: decoding with it would draw wrong images."""
     run = tmp_path / "runs"
     shutil.copytree(artifacts["tokenizer"], run / "tok" / "tokenizer")
-    assert vqtok("tokenize", "--tokenizer", run / "tok" / "tokenizer", "--split", "test", "--out", run / "codes").code == 0
+    assert (
+        vqtok("tokenize", "--tokenizer", run / "tok" / "tokenizer", "--split", "test", "--out", run / "codes").code == 0
+    )
     shutil.rmtree(run / "tok" / "tokenizer")
     shutil.copytree(artifacts["other"], run / "tok" / "tokenizer")
     r = vqtok("sample", *PRIOR, artifacts["prior"], f"corpus={run / 'codes'}", "--out", tmp_path / "s",

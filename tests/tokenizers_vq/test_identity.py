@@ -139,12 +139,24 @@ def test_a_well_formed_crafted_header_parses() -> None:
         (dict(levels=((1, (50,), 17),)), r"rows \(1-D levels\) without an end code"),
         (dict(levels=((1, (50,), 17),), end=3), r"end code 3 with codebooks \[17\] \(the end code is K - 1\)"),
         (dict(end=6), r"an end code \(6\) with grids"),
-        (dict(levels=((2, (3, 4), 7), (1, (5,), 7))), r"levels of shapes \[\(3, 4\), \(5,\)\]: all rows \(1-D\) or all grids \(2-D\)"),
+        (
+            dict(levels=((2, (3, 4), 7), (1, (5,), 7))),
+            r"levels of shapes \[\(3, 4\), \(5,\)\]: all rows \(1-D\) or all grids \(2-D\)",
+        ),
         (dict(after_body=b"xx"), r"2 bytes after its last field"),
         (dict(extra=b'{"rate_model":"zip"}'), r"rate_model 'zip' \(prior or unigram\)"),
-        (dict(extra=b'{"rate_model":"unigram"}'), r"'unigram_counts' is not one list of counts per level, as long as its codebook \[7\]"),
-        (dict(extra=b'{"rate_model":"unigram","unigram_counts":[1,2]}'), r"'unigram_counts' is not one list of counts per level, as long as its codebook \[7\]"),
-        (dict(extra=b'{"rate_model":"unigram","unigram_counts":[1,2,3,4,5,6,0]}'), r"'unigram_counts' holds a count that is not a whole number from 1 to 2\*\*53"),
+        (
+            dict(extra=b'{"rate_model":"unigram"}'),
+            r"'unigram_counts' is not one list of counts per level, as long as its codebook \[7\]",
+        ),
+        (
+            dict(extra=b'{"rate_model":"unigram","unigram_counts":[1,2]}'),
+            r"'unigram_counts' is not one list of counts per level, as long as its codebook \[7\]",
+        ),
+        (
+            dict(extra=b'{"rate_model":"unigram","unigram_counts":[1,2,3,4,5,6,0]}'),
+            r"'unigram_counts' holds a count that is not a whole number from 1 to 2\*\*53",
+        ),
         (dict(extra=b'{"names":["a"]}'), r"'names' is not a list of 5 strings"),
         (dict(extra=b'{"image_shape":[1,-28,28]}'), r"image_shape \[1, -28, 28\]"),
         (dict(extra=b'{"modality":7}'), r"'modality' is not a string"),
@@ -166,7 +178,10 @@ def test_a_huge_item_count_in_a_tiny_file_is_refused_at_once() -> None:
     It is refused from the header, before a single code is decoded or an array sized by it."""
     start = time.perf_counter()
     _refused(_raw(items=2**23, chunk=2**23), rf"8388608 items \(1 to {LIMITS.max_items}\)")
-    _refused(_raw(items=2**20, levels=((2, (64, 64), 7),)), rf"1048576 items of 4096 codes, more than the {LIMITS.max_codes} codes a file holds")
+    _refused(
+        _raw(items=2**20, levels=((2, (64, 64), 7),)),
+        rf"1048576 items of 4096 codes, more than the {LIMITS.max_codes} codes a file holds",
+    )
     counts = json.dumps({"rate_model": "unigram", "unigram_counts": [5] * 17}).encode()
     data = _raw(items=2**16, chunk=2**16, levels=((1, (4,), 17),), end=16, extra=counts)
     assert len(data) < 600
@@ -287,7 +302,9 @@ def test_a_truncated_array_names_the_file(tmp_path: Path) -> None:
 def test_a_missing_array_names_the_file(tmp_path: Path) -> None:
     root = _corpus(tmp_path / "c")
     (root / "codes_level0.npy").unlink()
-    with pytest.raises(FileNotFoundError, match=rf"{re.escape(str(root / 'codes_level0.npy'))} is missing: meta\.json names it"):
+    with pytest.raises(
+        FileNotFoundError, match=rf"{re.escape(str(root / 'codes_level0.npy'))} is missing: meta\.json names it"
+    ):
         open_corpus(root)
 
 

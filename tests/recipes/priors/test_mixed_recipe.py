@@ -83,9 +83,13 @@ def test_a_mixed_prior_refuses_a_corpus_of_another_tokenizer(mixed_run, vqtok, t
     """The prior's sources.json names each stream's tokenizer; an image corpus of another one (same grid and codebook,
     so the token space alone cannot tell) is refused."""
     run, _ = mixed_run
-    assert vqtok("train-tokenizer", "--config", "tiny", "--out", tmp_path / "other", "train.steps=2", "seed=1").code == 0
+    assert (
+        vqtok("train-tokenizer", "--config", "tiny", "--out", tmp_path / "other", "train.steps=2", "seed=1").code == 0
+    )
     other = tmp_path / "other_codes"
-    assert vqtok("tokenize", "--tokenizer", tmp_path / "other" / "tokenizer", "--split", "test", "--out", other).code == 0
+    assert (
+        vqtok("tokenize", "--tokenizer", tmp_path / "other" / "tokenizer", "--split", "test", "--out", other).code == 0
+    )
     sources = json.loads((run / "prior" / "sources.json").read_text())
     assert set(sources["tokenizers"]) == {"image", "audio"}
     r = vqtok("evaluate", "--config", "mixed_tiny", f"prior={run / 'prior'}", f"data.image_corpus={other}",
