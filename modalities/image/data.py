@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from modalities.image.config import ImageTokenizerConfig
-from modalities.image.files import open_image
+from modalities.image.files import is_grey, open_image
 from tokenizers_vq.corpus import CodeCorpus
 
 DATASETS = ("digits", "fashion_mnist", "cifar10_subset", "mnist", "fashionmnist", "cifar10", "imagefolder")
@@ -147,10 +148,13 @@ def _find_folder(
 
 def _read_maybe_gzip(path: Path) -> bytes:
     gz = path.with_name(path.name + ".gz")
-    if gz.is_file():
+    if not gz.is_file():
+        return path.read_bytes()
+    try:
         with gzip.open(gz, "rb") as f:
             return f.read()
-    return path.read_bytes()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:  # not gzip, cut short, or damaged inside
+        raise ValueError(f"cannot read {gz}: it is not a whole gzip file ({err}); fetch it again.") from err
 
 
 def _read_idx(path: Path, expected_ndim: int) -> np.ndarray:
@@ -220,7 +224,10 @@ def _load_cifar10_subset(name: str, split: str, root: Path | None, download: boo
     batches = [np.asarray(open_image(folder / f"cifar10_batch_{k}.png").convert("RGB")) for k in range(4)]
     pixels = np.concatenate(batches).reshape(-1, 32, 32, 3)  # row = 32×32 pixels in (y, x) order, RGB
     images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))  # (n, 3, 32, 32)
-    labels = _labels(np.loadtxt(folder / "labels.txt", dtype=np.int64))
+    try:
+        labels = _labels(np.loadtxt(folder / "labels.txt", dtype=np.int64))
+    except ValueError as err:
+        raise ValueError(f"{folder / 'labels.txt'} must hold one integer label per line ({err}).") from err
     if labels.shape[0] != images.shape[0]:
         raise ValueError(f"{folder}: {images.shape[0]} images but {labels.shape[0]} labels in labels.txt.")
     part = slice(0, CIFAR10_SUBSET_TRAIN) if split == "train" else slice(CIFAR10_SUBSET_TRAIN, None)
@@ -263,7 +270,7 @@ def _load_image_folder(name: str, split: str, root: Path | None, download: bool)
     loaded = [open_image(path) for path, _ in listing.samples]  # 8-bit, a damaged file named
     if not loaded:
         raise FileNotFoundError(f"no images in the class folders of {folder}.")
-    mode = "L" if all(img.mode in ("L", "1") for img in loaded) else "RGB"
+    mode = "L" if all(is_grey(img) for img in loaded) else "RGB"
     pixels = [np.asarray(img.convert(mode)) for img in loaded]
     sizes = sorted({p.shape[:2] for p in pixels})
     if len(sizes) != 1:

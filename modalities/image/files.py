@@ -52,6 +52,17 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
     return image
 
 
+def is_grey(image: Image.Image) -> bool:
+    """Whether an image from :func:`open_image` holds grey pixels only: modes ``L``, ``1`` and ``LA`` (grey with
+    alpha), and a palette image whose colours are all grey (as some tools save grey PNGs)."""
+    if image.mode in ("L", "1", "LA"):
+        return True
+    if image.mode == "P":
+        rgb = np.asarray(image.convert("RGB"))  # (h, w, 3): the palette's colours as used
+        return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+    return False
+
+
 def read_image(path: str | os.PathLike[str], channels: int) -> np.ndarray:
     """An image file as uint8 ``(c, h, w)`` with ``channels`` 1 (grey) or 3 (RGB), converted as needed."""
     array = np.asarray(open_image(path).convert("L" if channels == 1 else "RGB"))

@@ -6,6 +6,7 @@ two things, audio too short for one code, labels that are not UTF-8.
 
 from __future__ import annotations
 
+import gzip
 import struct
 import zlib
 from pathlib import Path
@@ -71,6 +72,16 @@ def test_an_imagefolder_of_16_bit_grey_pngs_is_grey_not_3_channel(tmp_path: Path
     assert data.image_shape == (1, 16, 16) and torch.equal(data.images[0, 0], torch.from_numpy(RAMP))
 
 
+def test_grey_pngs_stored_with_a_palette_or_alpha_are_grey_in_an_imagefolder(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    Image.fromarray(RAMP).convert("P").save(tmp_path / "a" / "palette.png")  # a grey palette
+    Image.fromarray(RAMP).convert("LA").save(tmp_path / "a" / "alpha.png")
+    data = load_image_dataset("imagefolder", "train", root=tmp_path)
+    assert data.image_shape == (1, 16, 16) and all(torch.equal(im[0], torch.from_numpy(RAMP)) for im in data.images)
+    Image.fromarray(np.stack([RAMP, RAMP, RAMP[::-1]], axis=-1)).save(tmp_path / "a" / "colour.png")
+    assert load_image_dataset("imagefolder", "train", root=tmp_path).image_shape == (3, 16, 16)
+
+
 @pytest.mark.parametrize(("mode", "dtype", "kind"), [("F", np.float32, "floating-point"), ("I", np.int32, "32-bit")])
 def test_32_bit_and_float_images_are_refused_naming_the_file(tmp_path: Path, mode: str, dtype, kind: str) -> None:
     path = tmp_path / f"deep_{mode}.tif"
@@ -109,6 +120,20 @@ def test_a_folder_named_like_an_image_is_not_read_as_one(tmp_path: Path) -> None
     (tmp_path / "folder.png").mkdir()
     Image.fromarray(RAMP).save(tmp_path / "real.png")
     assert read_image_files(str(tmp_path), 1)[1] == ["real.png"]
+
+
+def test_damaged_data_set_files_are_named(tmp_path: Path) -> None:
+    header = b"\x00\x00\x08\x03" + np.array([2, 28, 28], ">u4").tobytes()
+    whole = gzip.compress(header + bytes(2 * 28 * 28))
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(whole[: len(whole) // 2])  # a download cut short
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(b"not gzip")
+    with pytest.raises(ValueError, match=rf"cannot read {tmp_path / 'train-images-idx3-ubyte.gz'}: it is not a whole"):
+        load_image_dataset("fashion_mnist", "train", root=tmp_path)
+    for k in range(4):
+        Image.fromarray(np.zeros((1, 1024, 3), np.uint8)).save(tmp_path / f"cifar10_batch_{k}.png")
+    (tmp_path / "labels.txt").write_text("3\ncat\n")
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'labels.txt'} must hold one integer label per line"):
+        load_image_dataset("cifar10_subset", "train", root=tmp_path)
 
 
 # ---- speech -------------------------------------------------------------------------------------------
