@@ -150,6 +150,12 @@ class ImageModality:
 
     def read_files(self, model: ImageTokenizer, path: str) -> CodingItems:
         images, names = read_image_files(path, model.config.in_channels)
+        f, (h, w) = model.config.total_downsample, images.shape[-2:]
+        if h % f or w % f:  # the files, not a data set or the model, are what to change
+            raise ValueError(
+                f"{path} holds {h}×{w} images, which this tokenizer's total downsampling {f} does not divide; "
+                f"crop or pad them to multiples of {f}."
+            )
         arrays = ImageArrays(images, torch.zeros(len(images), dtype=torch.long), [], "files", "input")
         return _coding_items(model, arrays, [None] * len(names), names, Path(path).expanduser().stem)
 

@@ -83,6 +83,15 @@ def test_compress_refuses_float_pixels_naming_the_file(vqtok, tiny_run, tmp_path
     assert f"{path} holds floating-point pixels" in _error(r, "compress")
 
 
+def test_compress_names_images_whose_size_the_tokenizer_cannot_take(vqtok, tiny_run, tmp_path) -> None:
+    Image.fromarray(np.zeros((17, 17), np.uint8)).save(tmp_path / "odd.png")
+    r = vqtok(
+        "compress", "--tokenizer", tiny_run / "tokenizer", "--input", tmp_path / "odd.png", "--out", tmp_path / "x.vqc"
+    )
+    line = _error(r, "compress")  # said "data set 'files' has 17×17 images ... choose a smaller model.downsample"
+    assert f"{tmp_path / 'odd.png'} holds 17×17 images" in line and "crop or pad them to multiples of 4" in line
+
+
 def test_tokenize_takes_an_imagefolder_of_16_bit_grey_pngs_as_grey(vqtok, tiny_run, tmp_path) -> None:
     for label in ("a", "b"):
         (tmp_path / "data" / label).mkdir(parents=True)
