@@ -1,15 +1,28 @@
-"""A confusion-matrix picture (PNG) of true phones against the phones their codes map to."""
+"""Pictures of speech (PNG): phone confusion matrices, and log-mel spectrograms drawn with ``librosa.display``.
+
+Dimension legend: ``t`` samples, ``m`` mel bands, ``f`` frames, ``C`` phones.
+
+Spectrograms are drawn on :class:`matplotlib.figure.Figure` objects, whose PNGs come from the Agg
+canvas, never through ``pyplot``'s figure manager: no display, no global figure state.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw, ImageFont
 
 from tokenizers_vq.io import atomic_path
+
+TOP_DB = 80.0  # range of the colour scale: a bin 80 dB or more below the reference is drawn as silence
+_DB_PER_NAT = 20.0 / math.log(10.0)  # a natural-log magnitude difference in dB
 
 
 def confusion_png(
@@ -50,3 +63,82 @@ def confusion_png(
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
     return path
+
+
+def log_mel_db(waveform: np.ndarray, sample_rate: int, n_mels: int = 64) -> tuple[np.ndarray, int]:
+    """Log-mel power spectrogram ``(m, f)`` of a mono waveform ``(t,)`` in dB below its loudest bin, and its hop.
+
+    Windows of about 32 ms (a power of two in samples) every quarter window, through librosa: e.g.
+    1 s at 16 kHz → 512-sample windows every 128 samples, ``(64, 126)``. Silence is 0 dB throughout.
+    """
+    import librosa  # imported here: its first use loads scipy.signal, seconds that only spectrograms need
+
+    n_fft = 2 ** max(6, round(math.log2(0.032 * sample_rate)))
+    hop = n_fft // 4
+    y = np.asarray(waveform, dtype=np.float32).reshape(-1)
+    if y.size == 0:
+        return np.zeros((n_mels, 1), dtype=np.float32), hop
+    power = librosa.feature.melspectrogram(y=y, sr=sample_rate, n_fft=n_fft, hop_length=hop, n_mels=n_mels)
+    return librosa.power_to_db(power, ref=np.max, top_db=TOP_DB), hop
+
+
+def draw_log_mel(
+    ax: Any, db: np.ndarray, sample_rate: int, hop_length: int, title: str = "", fmin: float = 0.0,
+    fmax: float | None = None,
+) -> Any:  # fmt: skip
+    """Draw ``db`` ``(m, f)`` (0 down to -:data:`TOP_DB`) on ``ax``: time across, mel-scaled frequency up."""
+    from librosa.display import specshow  # imports pyplot; the figures here never go through it
+
+    mesh = specshow(
+        db, sr=sample_rate, hop_length=hop_length, x_axis="time", y_axis="mel", fmin=fmin, fmax=fmax, ax=ax,
+        vmin=-TOP_DB, vmax=0.0, cmap="magma",
+    )  # fmt: skip
+    ax.set_title(title, fontsize=9)
+    ax.xaxis.set_major_locator(MaxNLocator(4))  # specshow's own crowds a short utterance's axis
+    ax.set_xlabel("s", fontsize=8)
+    ax.set_ylabel("Hz", fontsize=8)
+    ax.tick_params(labelsize=7)
+    return mesh
+
+
+def figure_png(fig: Figure, path: str | os.PathLike[str], dpi: int = 96) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (atomically); returns the path."""
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        fig.savefig(f, format="png", dpi=dpi)
+    return path
+
+
+def spectrogram_png(waveform: np.ndarray, sample_rate: int, path: str | os.PathLike[str], title: str = "") -> Path:
+    """A small PNG of the log-mel spectrogram of ``waveform`` ``(t,)`` (see :func:`log_mel_db`)."""
+    db, hop = log_mel_db(waveform, sample_rate)
+    fig = Figure(figsize=(3.6, 2.0), layout="constrained")
+    draw_log_mel(fig.add_subplot(), db, sample_rate, hop, title)
+    return figure_png(fig, path)
+
+
+def reconstruction_spectrograms_png(
+    pairs: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str | os.PathLike[str], sample_rate: int,
+    hop_length: int, fmin: float = 0.0, fmax: float | None = None, per_row: int = 4,
+) -> Path:  # fmt: skip
+    """Originals above their reconstructions, as the image grid shows images: one column per utterance.
+
+    ``pairs``: ``(name, original, reconstruction)`` with log-mel ``(m, f)`` in natural-log magnitudes (a
+    tokenizer's front end, at ``sample_rate`` every ``hop_length`` samples, bands from ``fmin`` to
+    ``fmax``). Both are drawn in dB below the original's loudest bin, so their colours compare;
+    ``per_row`` utterances across, further utterances in further pairs of rows.
+    """
+    if not pairs:
+        raise ValueError("reconstruction_spectrograms_png needs at least one (name, original, reconstruction).")
+    cols = min(len(pairs), per_row)
+    rows = math.ceil(len(pairs) / cols)
+    fig = Figure(figsize=(3.2 * cols, 4.0 * rows), layout="constrained")
+    fig.suptitle("log-mel spectrograms (dB below the original's loudest bin): originals above reconstructions")
+    for i, (name, original, reconstruction) in enumerate(pairs):
+        top = np.max(original)
+        row, col = divmod(i, cols)
+        for j, (log_mel, what) in enumerate(((original, "original"), (reconstruction, "from codes"))):
+            ax = fig.add_subplot(2 * rows, cols, (2 * row + j) * cols + col + 1)
+            db = np.clip(_DB_PER_NAT * (np.asarray(log_mel, dtype=np.float64) - top), -TOP_DB, 0.0)
+            draw_log_mel(ax, db, sample_rate, hop_length, f"{name}: {what}", fmin, fmax)
+    return figure_png(fig, path)

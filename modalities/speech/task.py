@@ -34,6 +34,7 @@ from modalities.speech.data import (
 )
 from modalities.speech.labels import frame_labels
 from modalities.speech.metrics import evaluate_reconstruction, log_mel_distance, stoi_score
+from modalities.speech.plots import reconstruction_spectrograms_png
 from modalities.speech.tokenizer import SpeechTokenizer
 from modalities.speech.training import SpeechTraining, training_data
 from tokenizers_vq.corpus import code_dtype, save_array
@@ -160,8 +161,10 @@ class SpeechModality:
             <id>_vocoder.wav         Griffin-Lim of the original log-mel: the best this vocoder can do
             <id>_codes.wav           decoded from the codes in the speaker's own voice
             <id>_as_<speaker>.wav    decoded from the same codes in another training speaker's voice
+            reconstructions.png      log-mel spectrograms, each original above its reconstruction
 
-        Returns the files, the code bitrate and each utterance's log-mel distance and STOI.
+        ``<id>`` is ``<speaker>_<id>`` where two of the utterances drawn share an id. Returns the files, the
+        spectrogram grid, the code bitrate and each utterance's log-mel distance and STOI.
         """
         device = next(model.parameters()).device
         selection, shortest = selection_of(cfg.data, cfg.reconstruct.split), model.config.min_seconds
@@ -177,8 +180,14 @@ class SpeechModality:
         fe, sr = model.frontend, model.sample_rate
         files: list[str] = []
         rows: list[dict[str, Any]] = []
-        for i in sorted(candidates[int(j)] for j in order):
+        spectrograms: list[tuple[str, np.ndarray, np.ndarray]] = []  # (id, original, reconstruction), log-mel (m, f)
+        chosen = sorted(candidates[int(j)] for j in order)
+        ids = [split.utterances[i].id for i in chosen]
+        for i in chosen:
             utt = split.utterances[i]
+            # An id repeats across speakers in a speaker/utterance layout (spk0/u001.wav, spk1/u001.wav): then the
+            # files are named by both, so that one utterance's outputs do not replace another's.
+            name = utt.id if ids.count(utt.id) == 1 else f"{utt.speaker}_{utt.id}"
             speaker = utt.speaker if known else None
             wave = fe.normalize_level(split.waveforms[i][None].to(device))  # (1, t)
             log_mel = fe(wave)
@@ -197,11 +206,12 @@ class SpeechModality:
                 converted = model.decode_features(codes, target)[..., : x.shape[-1]]
                 outputs[f"as_{target}"] = model.features_to_waveform(converted, length=length)[0]
             for kind, samples in outputs.items():
-                files.append(str(save_audio(out / f"{utt.id}_{kind}.wav", samples.cpu(), sr)))
+                files.append(str(save_audio(out / f"{name}_{kind}.wav", samples.cpu(), sr)))
             decoded_log_mel = decoded[0] * model.mel_std[:, None] + model.mel_mean[:, None]
+            spectrograms.append((name, log_mel[0].float().cpu().numpy(), decoded_log_mel.float().cpu().numpy()))
             rows.append(
                 {
-                    "utterance": utt.id,
+                    "utterance": name,
                     "speaker": utt.speaker,
                     "seconds": round(length / sr, 3),
                     "log_mel_distance": log_mel_distance(log_mel[0], decoded_log_mel),
@@ -209,7 +219,11 @@ class SpeechModality:
                     "stoi_vocoder": stoi_score(wave[0], outputs["vocoder"], sr),
                 }
             )
-        return {"out_dir": str(out), "files": files, "bitrate": model.config.bitrate, "utterances": rows}
+        c = fe.config
+        grid = reconstruction_spectrograms_png(spectrograms, out / "reconstructions.png", sr, c.hop_length, c.f_min,
+                                               c.f_max)  # fmt: skip
+        return {"out_dir": str(out), "files": files, "grid": str(grid), "bitrate": model.config.bitrate,
+                "utterances": rows}  # fmt: skip
 
     # The rate verbs (compress, decompress, rd)
     rate = RateTraits(

@@ -85,6 +85,9 @@ def test_reconstruct_writes_listening_samples(speech_corpus: Path, speech_run: P
     info = sf.info(str(tmp_path / "wav" / files[0]))
     assert info.samplerate == 16000 and info.frames > 0
     assert (tmp_path / "wav" / "figures.json").is_file()
+    # The spectrograms, originals above reconstructions, as the image grid shows images.
+    assert result.json()["grid"] == str(tmp_path / "wav" / "reconstructions.png")
+    assert (tmp_path / "wav" / "reconstructions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_tokenize_writes_a_corpus(speech_corpus: Path, speech_run: Path, tmp_path: Path, vqtok) -> None:
