@@ -32,6 +32,7 @@ from transformers.utils import logging as hf_logging
 
 from priors.base import CodeLayout, CodePrior, PriorOutput, SampleResult
 from priors.sampling import SamplingConfig
+from tokenizers_vq.io import set_umask_mode
 from tokenizers_vq.pretrained import DIGEST_KEY, check_weights_file, tensors_digest
 
 CONFIG_KEY = "vqtok_prior"  # the entry of config.json that holds the layout and our settings
@@ -43,6 +44,8 @@ def save_causal_lm(model: LlamaForCausalLM, directory: Path) -> None:
     setattr(model.config, DIGEST_KEY, tensors_digest(model.state_dict()))
     with _quiet():
         model.save_pretrained(directory)
+    for written in Path(directory).glob("*.safetensors"):  # transformers writes them 0600, the rest follows the umask
+        set_umask_mode(written)
 
 
 def load_causal_lm(directory: Path) -> LlamaForCausalLM:

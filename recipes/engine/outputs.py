@@ -9,7 +9,8 @@ holds a marker that names the verb and the entries it wrote::
 The rules, the same for every verb:
 
 - a folder that does not exist or is empty is made; one that the same verb made is written again; one
-  that another verb made needs ``--overwrite``; any other folder is refused and left as it is.
+  that another verb made needs ``--overwrite`` (and a training run is replaced only by a training verb);
+  any other folder is refused and left as it is.
 - writing a folder again (or ``--overwrite``) removes only the entries its marker lists: a user's
   ``thesis.txt`` beside them stays.
 - a folder is locked while a process writes it; the lock dies with the process however it ends (even
@@ -117,12 +118,22 @@ def check_folder(
             "changed. Pass --out a new or empty folder."
         )
     made_by, files = marker
+    if made_by != verb and _is_run(made_by) and not _is_run(verb):
+        raise OutputRefused(
+            f"{folder} holds a training run (`vqtok {made_by}`), which `vqtok {verb}` never replaces, not even with "
+            "--overwrite; pass --out another folder (a new one inside the run is fine)."
+        )
     if made_by != verb and not overwrite:
         raise OutputRefused(
             f"{folder} holds the output of `vqtok {made_by}`; pass --overwrite to replace it (only the files vqtok "
             "wrote are removed), or --out another folder."
         )
     return files
+
+
+def _is_run(verb: str) -> bool:
+    """Whether ``verb`` trains (its folder holds a training run: hours of work that no other verb's output replaces)."""
+    return verb.startswith("train-")
 
 
 class FolderLock:

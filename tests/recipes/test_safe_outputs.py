@@ -159,6 +159,16 @@ def test_another_verbs_folder_needs_overwrite_which_keeps_the_users_files(
     assert read_marker(out)[0] == "reconstruct"
 
 
+@pytest.mark.parametrize("verb", ["reconstruct", "report"])
+def test_a_training_run_is_never_replaced_by_another_verbs_output(vqtok, tiny_run: Path, verb: str) -> None:
+    """`vqtok reconstruct --out RUN_DIR --overwrite` (or report): exit 2, "never replaces"; the run is untouched."""
+    before = names(tiny_run)
+    args = {"reconstruct": ["reconstruct", "--config", "tiny", "--tokenizer", tiny_run / "tokenizer"],
+            "report": ["report", tiny_run]}[verb]  # fmt: skip
+    assert_refused(vqtok(*args, "--out", tiny_run, "--overwrite"), tiny_run, "holds a training run", "never replaces")
+    assert names(tiny_run) == before and (tiny_run / "tokenizer" / "model.safetensors").is_file()
+
+
 def test_train_overwrite_removes_the_old_run_and_nothing_else(vqtok, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert vqtok("train-tokenizer", "--config", "tiny", "--out", out, "--steps", "2").code == 0
@@ -272,8 +282,15 @@ def umask_mode(directory: bool = False) -> int:
 
 
 def test_model_weights_get_the_umask_mode(tiny_run: Path, tmp_path: Path) -> None:
-    """safetensors writes 0600; every published file gets the umask's mode like any other file."""
+    """safetensors (and transformers through it) writes 0600; every published file gets the umask's mode."""
+    from priors import TransformerConfig, TransformerPrior
+    from tokenizers_vq.layout import CodeLayout
+
     folder = ImageTokenizer(ImageTokenizerConfig(in_channels=1, codebook_size=8)).save_pretrained(tmp_path / "tok")
+    layout = CodeLayout(shapes=[(2, 2)], codebook_sizes=[4])
+    config = TransformerConfig(hidden_size=8, num_layers=1, num_heads=2, intermediate_size=16)
+    prior = TransformerPrior(layout, config).save_pretrained(tmp_path / "prior")
+    assert (prior / "model.safetensors").stat().st_mode & 0o777 == umask_mode()
     for path in [folder / "model.safetensors", folder / "config.json", tiny_run / "tokenizer" / "model.safetensors",
                  tiny_run / "checkpoint" / "state.pt", tiny_run / "metrics.jsonl"]:  # fmt: skip
         assert path.stat().st_mode & 0o777 == umask_mode(), path
