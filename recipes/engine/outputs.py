@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import fnmatch
 import json
 import os
 import shutil
@@ -110,7 +111,8 @@ def check_folder(
     if marker is None:
         if not [p for p in folder.iterdir() if not _bookkeeping(p.name)]:
             return []
-        known = legacy(folder) if legacy is not None else None
+        recognise = legacy or _before_markers(verb)
+        known = recognise(folder) if recognise is not None else None
         if known is not None:
             return known
         raise OutputRefused(
@@ -129,6 +131,41 @@ def check_folder(
             "wrote are removed), or --out another folder."
         )
     return files
+
+
+# What the verbs wrote before folders had markers: a folder holding one of the signs (a file, and text it
+# contains) is that verb's output, and its entries matching the patterns are what it wrote (a user's
+# thesis.txt beside them is not). Training runs: recipes.engine.checkpoint.legacy_run.
+_BEFORE_MARKERS: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
+    "tokenize": ((("meta.json", "tokenizers-vq/code-corpus"),), ("meta.json", "config.yaml", "*.npy", "*.jsonl")),
+    "decompress": ((("images.npy", ""), ("utterances.jsonl", "")), ("*.npy", "*.png", "*.wav", "utterances.jsonl")),
+    "reconstruct": ((("reconstructions.json", ""), ("figures.json", "log_mel")),
+                    ("config.yaml", "reconstructions.*", "figures.json", "*.png", "*.wav", "*.jsonl")),
+    "sample": ((("samples.json", ""),), ("config.yaml", "samples.*", "*.npy", "*.png", "*.wav")),
+    "rd": ((("rd.json", ""),), ("rd.json", "rd.png")),
+    "phones": ((("figures.json", "mapping_accuracy"),), ("figures.json", "confusion.png")),
+    "report": ((("index.html", "vqtok report"),), ("index.html", "*.png", "*.wav", "audio", "spectrograms")),
+    "bpe": ((("unit_bpe.model", ""),), ("unit_bpe.model", "figures.json", "config.yaml", "prior_*")),
+}  # fmt: skip
+
+
+def _before_markers(verb: str) -> Callable[[Path], list[str] | None] | None:
+    """Recognises ``verb``'s folders written before markers (see ``_BEFORE_MARKERS``); None for verbs without any."""
+    if verb not in _BEFORE_MARKERS:
+        return None
+    signs, patterns = _BEFORE_MARKERS[verb]
+
+    def entries(folder: Path) -> list[str] | None:
+        for name, text in signs:
+            try:
+                found = (folder / name).is_file() and text in (folder / name).read_text(errors="replace")[:100_000]
+            except OSError:
+                found = False
+            if found:
+                return sorted(p.name for p in folder.iterdir() if any(fnmatch.fnmatchcase(p.name, x) for x in patterns))
+        return None
+
+    return entries
 
 
 def _is_run(verb: str) -> bool:

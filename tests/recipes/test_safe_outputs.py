@@ -192,6 +192,22 @@ def test_a_run_folder_from_before_markers_still_resumes(vqtok, tmp_path: Path) -
     assert res.json()["resumed_from"] == 2 and read_marker(out)[0] == "train-tokenizer"
 
 
+@pytest.mark.parametrize("verb", ["tokenize", "reconstruct"])
+def test_an_output_from_before_markers_is_written_again(vqtok, tiny_run: Path, tmp_path: Path, verb: str) -> None:
+    """A corpus or reconstructions folder that an older vqtok wrote (no marker): written again (exit 0), the user's
+    thesis.txt beside it kept."""
+    out = tmp_path / "out"
+    args = {"tokenize": ["tokenize", "--config", "tiny", "--tokenizer", tiny_run / "tokenizer", "--split", "test"],
+            "reconstruct": ["reconstruct", "--config", "tiny", "--tokenizer", tiny_run / "tokenizer"]}[verb]  # fmt: skip
+    assert vqtok(*args, "--out", out).code == 0
+    (out / MARKER_NAME).unlink()
+    (out / "thesis.txt").write_text(THESIS)
+    res = vqtok(*args, "--out", out)
+    assert res.code == 0, res.err
+    assert (out / "thesis.txt").read_text() == THESIS and read_marker(out)[0] == verb
+    assert "thesis.txt" not in read_marker(out)[1]
+
+
 def test_a_damaged_marker_is_refused_naming_it(vqtok, tiny_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "codes"
     out.mkdir()
