@@ -86,6 +86,14 @@ def check_models(header: CodeFileHeader, tokenizer_dir: Path, prior_dir: Path | 
             )
 
 
+def check_codebooks(header: CodeFileHeader, sizes: list[int]) -> None:
+    """Raise ``ValueError`` unless the header's codebooks are a tokenizer's ``sizes`` (rows: each one more, for the
+    end code), so no decoded code falls outside the tokenizer's codebook."""
+    expected = [k + 1 for k in sizes] if header.end_code is not None else list(sizes)
+    if header.codebook_sizes != expected:
+        raise malformed(f"codebooks {header.codebook_sizes}, where the tokenizer's make {expected}")
+
+
 def check_extra(header: CodeFileHeader, payload_bytes: int) -> None:
     """Raise ``ValueError`` unless the header's ``extra`` holds what the decoder reads, within bounds: a known
     ``rate_model``; for code frequencies, one count of at least 1 per symbol of each level and no more symbols than

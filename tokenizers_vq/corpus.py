@@ -190,7 +190,7 @@ def open_corpus(
     meta = read_meta(path)
     check = _Checker(path)
     levels_meta = check.levels(meta)
-    labels = check.array(meta.get("labels", "labels.npy"), "labels", required=False)
+    labels = check.array(meta.get("labels", "labels.npy"), "labels", required="labels" in meta)
     if labels is not None:
         check.integers(labels, "labels", ndim=1)
     if meta.get("modality", "image") == "speech":
@@ -209,7 +209,10 @@ def open_corpus(
     n = int(levels[0].shape[0])
     check.counts(meta, {lv["file"]: int(a.shape[0]) for lv, a in zip(levels_meta, levels, strict=True)}, labels)
     names = (meta.get("dataset") or {}).get("class_names") if isinstance(meta.get("dataset"), dict) else None
-    classes = num_classes if num_classes is not None else len(names or [])
+    classes = num_classes if num_classes is not None else len(names or []) if labels is not None else 0
+    if classes and labels is None:
+        raise ValueError(f"{role} {path} has no labels, but {classes} classes are asked for (the prior is "
+                         "class-conditional); pass a corpus of a labelled split.")  # fmt: skip
     if classes and labels is not None:
         check.codes(labels, meta.get("labels", "labels.npy"), classes, what="labels")
     if n == 0:

@@ -22,7 +22,15 @@ import numpy as np
 import torch
 
 from modalities.base import ItemCodes
-from priors.code_file import UNIGRAM, check_layout, check_models, decode_levels, decode_unigram, read_code_file
+from priors.code_file import (
+    UNIGRAM,
+    check_codebooks,
+    check_layout,
+    check_models,
+    decode_levels,
+    decode_unigram,
+    read_code_file,
+)
 from recipes.coding.compress import RateResult, open_prior
 from recipes.engine.artifacts import open_tokenizer
 from recipes.engine.outputs import OutputFolder
@@ -87,6 +95,7 @@ def run(cfg: Any, *, overwrite: bool = False) -> DecompressResult:
         if cfg.prior is not None:
             raise ValueError(f"{source.name} was coded with code frequencies, not a prior; drop --prior.")
         check_models(header, tokenizer_dir, None)
+        check_codebooks(header, model.codebook_sizes)
         levels, labels = decode_unigram(header, payload), None
     else:
         if cfg.prior is None:

@@ -26,7 +26,7 @@ from torch import nn
 
 from priors import CodePrior, PixelCNNPrior, TransformerPrior, evaluate_likelihood
 from recipes.engine import parallel
-from recipes.engine.artifacts import check_same_tokenizer, write_sources
+from recipes.engine.artifacts import check_corpus_of, check_same_tokenizer, write_sources
 from recipes.engine.checkpoint import RunPaths, run_dir
 from recipes.engine.results import TrainingResultFigures
 from recipes.engine.runtime import evaluation_mode, seed_everything
@@ -136,6 +136,8 @@ def run(cfg: PriorRecipeConfig, *, resume: bool = False, overwrite: bool = False
     device = setup(cfg)
     corpus, held_out = open_corpora(cfg)
     paths = RunPaths(run_dir(cfg), "prior")
+    if resume and not overwrite:  # the codes a resumed prior goes on learning are of the tokenizer it began with
+        check_corpus_of(corpus, paths.weights, "corpus")
     with parallel.joined(device) as ranks:
         seed_everything(cfg.seed)
         prior = build_prior(cfg, corpus).to(ranks.device).train()

@@ -7,14 +7,17 @@ error (what is wrong and what to do), and that nothing was written.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from priors.code_file import counts_digest
 from recipes.cli import main
 from tokenizers_vq.entropy import CodeFileHeader, pack_code_file, unpack_code_file
 from tokenizers_vq.pretrained import directory_identity, legacy_identities
@@ -195,6 +198,30 @@ def test_decompress_refuses_a_crafted_header_before_decoding(vqtok, code_file, a
     assert not (tmp_path / "back").exists()
 
 
+def test_decompress_refuses_codebooks_that_are_not_the_tokenizers(vqtok, code_file, artifacts, tmp_path) -> None:
+    header, payload = unpack_code_file(code_file.read_bytes())
+    counts = {"rate_model": "unigram", "unigram_counts": [1] * 16 + [10**9]}  # fits any payload
+    crafted = CodeFileHeader(**{**header.__dict__, "codebook_sizes": [17], "extra": {**header.extra, **counts}})
+    crafted.model_sha256 = counts_digest([np.asarray(counts["unigram_counts"])])  # consistent, as a crafted file is
+    (tmp_path / "bad.vqc").write_bytes(pack_code_file(crafted, payload))
+    r = vqtok("decompress", "--tokenizer", artifacts["tokenizer"], "--input", tmp_path / "bad.vqc", "--out",
+              tmp_path / "back")  # fmt: skip
+    assert r.code == 2
+    assert "header is malformed: codebooks [17], where the tokenizer's make [16]" in _one_line(r.err)
+
+
+def test_resume_refuses_a_corpus_retokenized_with_another_tokenizer(vqtok, artifacts, tmp_path) -> None:
+    """The corpus path of the run is the same, but its codes now come from another tokenizer."""
+    codes, run = tmp_path / "codes", tmp_path / "run"
+    shutil.copytree(artifacts["corpus"], codes)
+    assert vqtok("train-prior", "--config", "prior_tiny", "--corpus", codes, "--out", run).code == 0
+    shutil.rmtree(codes)
+    shutil.copytree(artifacts["other_corpus"], codes)
+    r = vqtok("train-prior", "--out", run, "--resume", "train.steps=8")
+    assert r.code == 2
+    assert f"corpus {codes} holds codes of another tokenizer than the prior" in _one_line(r.err)
+
+
 # ---------------------------------------------------------------------------------------------
 # Damaged weights and checkpoints
 
@@ -250,8 +277,6 @@ def _altered(path: Path) -> None:
     ids=["empty", "truncated", "altered"],
 )
 def test_resume_from_a_damaged_checkpoint_is_one_line(vqtok, artifacts, tmp_path, damage, message) -> None:
-    import re
-
     run = _damaged_run(artifacts, tmp_path, damage)
     r = vqtok("train-prior", "--out", run, "--resume")
     assert r.code == 2
@@ -293,8 +318,6 @@ def test_train_prior_refuses_a_corpus_whose_meta_json_leads_outside(vqtok, artif
 
 
 def test_train_prior_refuses_float_codes_naming_the_file(vqtok, artifacts, tmp_path) -> None:
-    import numpy as np
-
     corpus = _corpus_copy(artifacts, tmp_path)
     codes = np.load(corpus / "codes_level0.npy")
     np.save(corpus / "codes_level0.npy", codes.astype(np.float32))

@@ -347,3 +347,21 @@ def test_speech_offsets_must_cover_the_frames(tmp_path: Path, offsets: list[int]
 def test_a_consistent_speech_corpus_opens(tmp_path: Path) -> None:
     corpus = open_corpus(_speech_corpus(tmp_path / "s", [0, 4, 10]))
     assert corpus.lengths.tolist() == [4, 6] and corpus.end_code == 8
+
+
+def test_labels_named_in_meta_json_but_missing_are_refused(tmp_path: Path) -> None:
+    root = _corpus(tmp_path / "c")
+    (root / "labels.npy").unlink()
+    with pytest.raises(FileNotFoundError, match=r"labels\.npy is missing: meta\.json names it in 'labels'"):
+        open_corpus(root)
+
+
+def test_a_corpus_without_labels_cannot_serve_a_class_conditional_prior(tmp_path: Path) -> None:
+    root = _corpus(tmp_path / "c")
+    (root / "labels.npy").unlink()
+    meta = json.loads((root / "meta.json").read_text())
+    del meta["labels"]
+    (root / "meta.json").write_text(json.dumps(meta))
+    assert open_corpus(root).num_classes == 0  # unlabelled: an unconditional prior's corpus
+    with pytest.raises(ValueError, match=r"eval_corpus .* has no labels, but 10 classes are asked for"):
+        open_corpus(root, "eval_corpus", num_classes=10)
