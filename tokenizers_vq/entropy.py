@@ -239,7 +239,9 @@ class CodeFileHeader:
             raise bad(f"{self.num_classes} classes (0 to {limits.max_classes})")
         per_item = self.codes_per_item
         if self.num_items * per_item > limits.max_codes:
-            raise bad(f"{self.num_items} items of {per_item} codes, more than the {limits.max_codes} codes a file holds")
+            raise bad(
+                f"{self.num_items} items of {per_item} codes, more than the {limits.max_codes} codes a file holds"
+            )
         if ndims == {1}:  # rows: each item's frames, then the end code (the last symbol of the alphabet)
             if self.end_code is None:
                 raise bad("rows (1-D levels) without an end code")
