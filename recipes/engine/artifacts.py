@@ -25,7 +25,7 @@ from recipes.engine.config import flatten, peek
 from tokenizers_vq.corpus import CodeCorpus, read_meta, tokenizer_record
 from tokenizers_vq.hub import resolve_model
 from tokenizers_vq.io import atomic_write_json, read_json
-from tokenizers_vq.pretrained import matches_identity, read_model_config
+from tokenizers_vq.pretrained import directory_identity, matches_identity, read_model_config
 from tokenizers_vq.tokenizer import Tokenizer
 
 
@@ -111,19 +111,30 @@ def corpus_tokenizer(corpus: CodeCorpus, device: torch.device | str) -> Tokenize
 SOURCES_NAME = "sources.json"  # in a prior directory: its corpora and tokenizer, by paths relative to it
 
 
-def write_sources(prior_dir: Path, corpus: CodeCorpus, held_out: CodeCorpus | None) -> None:
+def write_sources(prior_dir: Path, corpus: CodeCorpus, held_out: CodeCorpus | None, final: Path | None = None) -> None:
     """Record in ``prior_dir`` the corpora it was trained on and their tokenizer (content identity, and paths
     relative to the prior), so the prior finds them wherever the run folder is copied and whatever the
-    working directory."""
-    rel = lambda path: os.path.relpath(Path(path).resolve(), prior_dir.resolve())  # noqa: E731
+    working directory. ``final``: where ``prior_dir`` is published, when it is written in a staging folder."""
+    final = final or prior_dir
+    rel = lambda path: os.path.relpath(Path(path).resolve(), final.resolve())  # noqa: E731
     tokenizer = corpus.tokenizer_dir
     sources = {
         "corpus": rel(corpus.directory),
         "eval_corpus": None if held_out is None else rel(held_out.directory),
-        "tokenizer": None if tokenizer is None else tokenizer_record(tokenizer, corpus_identity(corpus), prior_dir),
+        "tokenizer": None if tokenizer is None else tokenizer_record(tokenizer, corpus_identity(corpus), final),
         "modality": corpus.modality,
     }
     atomic_write_json(prior_dir / SOURCES_NAME, sources)
+
+
+def write_made_from(staging: Path, final: Path, models: Mapping[str, tuple[Path, str | None]]) -> None:
+    """Record in an output folder (written in ``staging``, published as ``final``) the models it was made from, by
+    name: ``(folder, content identity or None to compute it)``. ``sources.json`` names each by identity and by a path
+    relative to ``final``, as a prior names its tokenizer."""
+    record = {}
+    for name, (folder, identity) in models.items():
+        record[name] = tokenizer_record(folder, identity or directory_identity(folder), final)
+    atomic_write_json(staging / SOURCES_NAME, record)
 
 
 def read_sources(directory: Path) -> dict[str, Any]:

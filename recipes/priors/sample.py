@@ -4,7 +4,8 @@ Dimension legend: ``n`` samples, ``c``/``h``/``w`` image channels and size, ``r`
 
 The output directory (``out``, default ``<prior dir>/../samples``) gets ``codes_level{l}.npy`` and
 ``labels.npy`` (the sampled codes, in the corpus's layout), ``samples.png`` or ``sample_NNN.wav``,
-``samples.json`` (the figures) and ``config.yaml``. With ``sample.rejection_threshold`` set,
+``samples.json`` (the figures), ``config.yaml`` and ``sources.json`` (the prior and the tokenizer that decodes
+the codes, by content identity and relative path). With ``sample.rejection_threshold`` set,
 a classifier trained on real images keeps only samples it assigns to their class with probability
 above the threshold (VQ-VAE-2's classifier-based rejection); the grid shows the kept ones.
 """
@@ -21,7 +22,7 @@ import torch
 from modalities.image.data import corpus_images
 from modalities.image.grid import decode_images, image_grid, png_bytes
 from priors import class_probabilities, rejection_mask, train_classifier
-from recipes.engine.artifacts import corpus_tokenizer
+from recipes.engine.artifacts import corpus_identity, corpus_tokenizer, write_made_from
 from recipes.engine.config import save_config
 from recipes.engine.outputs import OutputFolder, check_folder
 from recipes.engine.results import format_figures
@@ -116,6 +117,10 @@ def run(cfg: PriorRecipeConfig, *, overwrite: bool = False) -> SampleRecipeResul
         if labels is not None:
             _save_array(out / "labels.npy", labels.numpy())
         save_config(cfg, out / "config.yaml")
+        made_from = {"prior": (prior_dir, None)}
+        if corpus is not None and corpus.tokenizer_dir is not None:
+            made_from["tokenizer"] = (corpus.tokenizer_dir, corpus_identity(corpus))
+        write_made_from(out, final, made_from)  # sources.json: what decodes these codes
 
         files: list[str] = []
         skipped: list[dict[str, Any]] = []

@@ -15,9 +15,9 @@ Dimension legend: ``n`` codes of one sequence, ``m`` its BPE tokens.
    upper bound on ``-log2 p(codes)`` under that prior (other segmentations of the same codes also get mass).
 
 The output directory (``out``, default ``runs/<name>``) gets ``unit_bpe.model``, ``figures.json``,
-``config.yaml`` and the two priors' training runs (``prior_codes/``, ``prior_bpe/``: run directories of
-:func:`recipes.engine.trainer.fit`, started afresh each time, each with its transformers model directory
-in ``prior/``).
+``config.yaml``, ``sources.json`` (the corpora and their tokenizer by content identity) and the two priors'
+training runs (``prior_codes/``, ``prior_bpe/``: run directories of :func:`recipes.engine.trainer.fit`, started
+afresh each time, each with its transformers model directory in ``prior/``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from priors.sequence import build_causal_lm, sequence_nll
-from recipes.engine.artifacts import check_same_tokenizer
+from recipes.engine.artifacts import check_same_tokenizer, write_sources
 from recipes.engine.checkpoint import RunPaths, run_dir
 from recipes.engine.config import save_config
 from recipes.engine.outputs import OutputFolder, check_folder
@@ -190,5 +190,6 @@ def run(cfg: BPERecipeConfig, *, overwrite: bool = False) -> BPEResult:
             priors=figures,
         )
         save_config(cfg, staged / "config.yaml")
+        write_sources(staged, train_corpus, held_out, final=folder.path)  # the corpora and their tokenizer
         atomic_write_json(staged / "figures.json", result.to_dict())
     return result

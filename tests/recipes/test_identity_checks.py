@@ -326,3 +326,12 @@ def test_train_prior_refuses_float_codes_naming_the_file(vqtok, artifacts, tmp_p
     line = _one_line(r.err)
     assert f"{corpus / 'codes_level0.npy'} does not match meta.json: it holds float32 values" in line
     assert not (tmp_path / "run").exists()
+
+
+def test_sample_outputs_name_the_prior_and_tokenizer_that_made_them(vqtok, artifacts, tmp_path) -> None:
+    r = vqtok("sample", *PRIOR, artifacts["prior"], "--out", tmp_path / "s", "sample.num_samples=1")
+    assert r.code == 0, r.err
+    sources = json.loads((tmp_path / "s" / "sources.json").read_text())
+    assert sources["prior"]["sha256"] == directory_identity(artifacts["prior"])
+    assert sources["tokenizer"]["sha256"] == directory_identity(artifacts["tokenizer"])
+    assert (tmp_path / "s" / sources["tokenizer"]["path"]).resolve() == artifacts["tokenizer"].resolve()
