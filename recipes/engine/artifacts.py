@@ -97,7 +97,12 @@ def corpus_tokenizer(corpus: CodeCorpus, device: torch.device | str) -> Tokenize
             "decoding samples needs it."
         )
     recorded = corpus_identity(corpus)
-    if recorded is not None and not matches_identity(recorded, path):
+    if recorded is None:  # a path alone could lead anywhere: only a folder the corpus names by identity is loaded
+        raise ValueError(
+            f"{corpus.directory / 'meta.json'} names the tokenizer at {path} without its identity (sha256); the corpus "
+            "is damaged: tokenize the data again."
+        )
+    if not matches_identity(recorded, path):
         raise ValueError(
             f"the tokenizer at {path} is not the one that made the corpus {corpus.directory} (its config or weights "
             "changed since); tokenize the data again with it (vqtok tokenize), or put the original back."

@@ -129,6 +129,26 @@ def test_sample_refuses_when_the_corpus_tokenizer_was_replaced(vqtok, artifacts,
     assert "tokenize the data again" in line
 
 
+@pytest.mark.parametrize("keep_identity", [True, False], ids=["other-model", "no-identity"])
+def test_the_tokenizer_path_in_meta_json_is_followed_only_to_the_tokenizer_it_names(
+    vqtok, artifacts, tmp_path, keep_identity
+) -> None:
+    """meta.json pointing its tokenizer at another model folder (outside the corpus, as such paths are) loads
+    nothing: the folder must be the tokenizer the corpus names by identity."""
+    corpus = tmp_path / "codes"
+    shutil.copytree(artifacts["corpus"], corpus)
+    meta = json.loads((corpus / "meta.json").read_text())
+    meta["tokenizer"]["path"] = str(artifacts["other"])
+    if not keep_identity:
+        del meta["tokenizer"]["sha256"]
+    (corpus / "meta.json").write_text(json.dumps(meta))
+    r = vqtok("sample", *PRIOR, artifacts["prior"], f"corpus={corpus}", "--out", tmp_path / "s")
+    assert r.code == 2
+    expected = "is not the one that made the corpus" if keep_identity else "without its identity (sha256)"
+    assert expected in _one_line(r.err)
+    assert not (tmp_path / "s").exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # Code files name the tokenizer by content identity
 
