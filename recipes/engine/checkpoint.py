@@ -320,13 +320,22 @@ def start_training(
     if not resume:
         return TrainingStart(order=BatchOrder(num_items, batch_size, seed))
     state = load_checkpoint(paths.state)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    step = state["step"]
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+        order = BatchOrder(num_items, batch_size, seed, **state["data_position"])
+        seconds = state["seconds"]
+    except (RuntimeError, ValueError, KeyError, TypeError) as err:  # a state of another model, or of no run at all
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{paths.state} does not fit this run ({reason}): it was saved by another model or run. Put back the "
+            "run's own checkpoint, or start again with --overwrite."
+        ) from err
     start = TrainingStart(
-        order=BatchOrder(num_items, batch_size, seed, **state["data_position"]),
+        order=order,
         step=step,
-        seconds_before=state["seconds"],
+        seconds_before=seconds,
         resumed_from=step,
         rows=[r for r in read_jsonl(paths.metrics) if r["step"] <= step],
     )

@@ -305,6 +305,17 @@ def test_resume_from_a_damaged_checkpoint_is_one_line(vqtok, artifacts, tmp_path
     assert str(run / "checkpoint" / "state.pt") in line
 
 
+def test_resume_from_the_checkpoint_of_another_model_is_one_line(vqtok, artifacts, tiny_run, tmp_path) -> None:
+    """A whole, readable state.pt of another run (a prior's, in a tokenizer's run folder)."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    shutil.copy(artifacts["prior_run"] / "checkpoint" / "state.pt", run / "checkpoint" / "state.pt")
+    r = vqtok("train-tokenizer", "--out", run, "--resume")
+    assert r.code == 2
+    line = _one_line(r.err)
+    assert f"{run / 'checkpoint' / 'state.pt'} does not fit this run" in line and "--overwrite" in line
+
+
 def test_a_checkpoint_saved_before_the_digest_still_resumes(vqtok, artifacts, tmp_path) -> None:
     def without_digest(path: Path) -> None:
         state = torch.load(path, weights_only=True)
