@@ -29,7 +29,7 @@ def test_encode_decode_shapes_and_rate(make_tokenizer) -> None:
     assert codes.frame_rate == 50.0 and codes.first_frame_time == pytest.approx(0.005)
     assert 0 <= int(codes.codes.min()) and int(codes.codes.max()) < 16
     assert tok.decode(codes, speaker="bob").shape == (1, (51 * 2 - 1) * 160)  # centred frames: (f - 1) hops
-    # any input rate, batches (b, 1, t), channels (b, c, t); (c, t) is ambiguous: tests/modalities/test_bad_inputs.py
+    # any input rate, batches (b, 1, t), channels (b, c, t); (c, t) is ambiguous (test_modality_bad_inputs.py)
     assert tok.encode(0.1 * torch.randn(2, 1, 8000), sample_rate=8000).codes.shape == (2, 51)
     assert tok.encode(0.1 * torch.randn(2, 2, 16000), sample_rate=16000).codes.shape == (2, 51)
     with pytest.raises(ValueError, match=r"\(t,\), \(1, t\) or \(b, c, t\)"):
