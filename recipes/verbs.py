@@ -154,6 +154,7 @@ _ROWS = (
                 "--shard", "tokenize.shard", "encode only shard I of N (0-based); the last to finish merges", "I/N"
             ),
             Shortcut("--merge", "tokenize.merge", "only merge the chunks that shard runs wrote", const="true"),
+            Shortcut("--format", "tokenize.format", "npy (memory-mappable arrays) or hf (a datasets dataset)", "FORMAT"),
         ),
     ),
     Verb(

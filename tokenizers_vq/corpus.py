@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tokenizers_vq.corpus_hf import STORAGE, hf_arrays
 from tokenizers_vq.io import atomic_write_json, read_json
 from tokenizers_vq.layout import CodeLayout
 
@@ -188,7 +189,7 @@ def open_corpus(
     if not path.is_dir():
         raise FileNotFoundError(f"{role} {directory} does not exist; make one with `vqtok tokenize`.")
     meta = read_meta(path)
-    check = _Checker(path)
+    check = _Checker(path, hf_arrays(path, meta) if meta.get("storage") == STORAGE else None)
     levels_meta = check.levels(meta)
     labels = check.array(meta.get("labels", "labels.npy"), "labels", required="labels" in meta)
     if labels is not None:
@@ -267,9 +268,10 @@ _SCAN = 1 << 24  # elements read at a time when checking the values of a memory-
 class _Checker:
     """The checks of one corpus folder; every error names the file and what does not match."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, arrays: dict[str, np.ndarray] | None = None) -> None:
         self.directory = directory
         self.meta_path = directory / "meta.json"
+        self.arrays = arrays  # a datasets corpus: its columns as the arrays the names stand for
 
     def bad(self, why: str) -> ValueError:
         return ValueError(f"{self.meta_path} is not a valid corpus description: {why}. Tokenize the data again.")
@@ -306,6 +308,10 @@ class _Checker:
     def array(self, name: Any, what: str, required: bool = True) -> np.ndarray | None:
         """The ``.npy`` array ``name`` inside the corpus, memory-mapped; errors name the file."""
         path = self.inside(name, what)
+        if self.arrays is not None:  # a datasets corpus: the column of that name
+            if name not in self.arrays and required:
+                raise self.bad(f"'{what}' = {name!r} is not a column of the dataset")
+            return self.arrays.get(name)
         if not path.is_file():
             if not required:
                 return None

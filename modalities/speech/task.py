@@ -37,7 +37,7 @@ from modalities.speech.metrics import evaluate_reconstruction, log_mel_distance,
 from modalities.speech.plots import reconstruction_spectrograms_png
 from modalities.speech.tokenizer import SpeechTokenizer
 from modalities.speech.training import SpeechTraining, training_data
-from tokenizers_vq.corpus import code_dtype, save_array
+from tokenizers_vq.corpus import code_dtype, read_meta, save_array
 from tokenizers_vq.io import write_jsonl
 
 
@@ -124,7 +124,7 @@ class SpeechModality:
             return {
                 "out_dir": str(out),
                 "num_utterances": len(utterances),
-                "num_frames": int(np.load(out / "offsets.npy")[-1]) if merged else None,
+                "num_frames": int(read_meta(out)["levels"][0]["shape"][0]) if merged else None,
                 "frame_rate": model.frame_rate,
                 "num_levels": levels,
                 "codebook_size": k,

@@ -63,8 +63,11 @@ class TokenizeConfig:
     chunk_size: int = 2048  # images per chunk: the unit written atomically, resumed after a kill, and merged
     shard: str | None = None  # "I/N": encode only the I-th of N equal runs of chunks (0-based); null: all
     merge: bool = False  # only merge the chunks earlier shard runs wrote (an error while some are missing)
+    format: str = "npy"  # npy: memory-mappable .npy arrays; hf: a Hugging Face datasets dataset (load_from_disk)
 
     def __post_init__(self) -> None:
+        if self.format not in ("npy", "hf"):
+            raise ValueError(f"tokenize.format must be npy or hf; got {self.format!r}.")
         check_positive("tokenize", self, "batch_size", "chunk_size")
         parse_shard(self.shard)
 
@@ -172,8 +175,11 @@ class SpeechTokenizeConfig:
     chunk_size: int = 64  # utterances per chunk: the unit written atomically, resumed after a kill, and merged
     shard: str | None = None  # "I/N": encode only the I-th of N equal runs of chunks (0-based); null: all
     merge: bool = False  # only merge the chunks earlier shard runs wrote (an error while some are missing)
+    format: str = "npy"  # npy: memory-mappable .npy arrays; hf: a Hugging Face datasets dataset (load_from_disk)
 
     def __post_init__(self) -> None:
+        if self.format not in ("npy", "hf"):
+            raise ValueError(f"tokenize.format must be npy or hf; got {self.format!r}.")
         _split("tokenize", self.split)
         check_positive("tokenize", self, "chunk_size")
         parse_shard(self.shard)

@@ -26,7 +26,8 @@ from recipes.engine.parallel import Ranks
 from recipes.engine.results import format_figures
 from recipes.engine.runtime import autocast, evaluation_mode, setup_runtime
 from recipes.engine.shards import ChunkStore, ShardProgress, tokenize_sharded
-from tokenizers_vq.corpus import tokenizer_record, write_meta
+from tokenizers_vq.corpus import FORMAT, FORMAT_VERSION, tokenizer_record, write_meta
+from tokenizers_vq.corpus_hf import npy_to_hf
 
 
 @dataclass
@@ -73,10 +74,12 @@ def _tokenize(cfg: Any, ranks: Ranks, overwrite: bool) -> TokenizeResult:
             return source.encode(start, stop)
 
     def assemble(tmp: Path, chunks: Iterator[dict[str, np.ndarray]]) -> None:
-        meta = source.write(tmp, chunks)
+        meta = {"modality": modality.name, "tokenizer": {**tokenizer, "config": model.config.to_dict()},
+                **source.write(tmp, chunks)}  # fmt: skip
+        if cfg.tokenize.format == "hf":  # the same arrays as a datasets dataset (tokenizers_vq.corpus_hf)
+            meta = npy_to_hf(tmp, {"format": FORMAT, "format_version": FORMAT_VERSION, **meta})
         save_config(cfg, tmp / "config.yaml")
-        write_meta(tmp, {"modality": modality.name, "tokenizer": {**tokenizer, "config": model.config.to_dict()},
-                         **meta})  # fmt: skip
+        write_meta(tmp, meta)
 
     label = f"tokenize {source.name}/{source.split}"
     progress = tokenize_sharded(store, shard, merge_only, ranks, encode, assemble, label)
