@@ -23,6 +23,7 @@ Data sets (``name``: splits, image size, where the files come from):
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import zlib
@@ -36,9 +37,10 @@ import torch.nn.functional as F
 
 from modalities.image.config import ImageTokenizerConfig
 from modalities.image.files import is_grey, open_image
+from modalities.image.hf import load_hf_images
 from tokenizers_vq.corpus import CodeCorpus
 
-DATASETS = ("digits", "fashion_mnist", "cifar10_subset", "mnist", "fashionmnist", "cifar10", "imagefolder")
+DATASETS = ("digits", "fashion_mnist", "cifar10_subset", "mnist", "fashionmnist", "cifar10", "imagefolder", "hf")
 DATA_ENV = "VQTOK_DATA"
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -93,7 +95,12 @@ class ImageArrays:
 
 
 def load_image_dataset(
-    name: str, split: str, root: str | os.PathLike[str] | None = None, download: bool = False
+    name: str,
+    split: str,
+    root: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    image_column: str | None = None,
+    label_column: str | None = None,
 ) -> ImageArrays:
     """Load split ``split`` of data set ``name`` (see the module docstring for names and splits).
 
@@ -103,6 +110,7 @@ def load_image_dataset(
         root: where the files are; defaults per data set (``$VQTOK_DATA`` and system locations).
         download: let torchvision download ``mnist``/``fashionmnist``/``cifar10`` into ``root`` when
             absent. The other data sets are read from local files only.
+        image_column, label_column: ``hf`` only: the dataset's columns (None: its Image and ClassLabel columns).
 
     Raises ``ValueError`` for an unknown name or split and ``FileNotFoundError``, saying what to
     install or pass, when the files are not there.
@@ -115,6 +123,7 @@ def load_image_dataset(
         "fashionmnist": _load_torchvision,
         "cifar10": _load_torchvision,
         "imagefolder": _load_image_folder,
+        "hf": functools.partial(load_hf_images, image_column=image_column, label_column=label_column),
     }
     if name not in loaders:
         raise ValueError(f"unknown image data set {name!r}; choose one of {list(DATASETS)}.")
@@ -270,14 +279,18 @@ def _load_image_folder(name: str, split: str, root: Path | None, download: bool)
     loaded = [open_image(path) for path, _ in listing.samples]  # 8-bit, a damaged file named
     if not loaded:
         raise FileNotFoundError(f"no images in the class folders of {folder}.")
+    return stack_images(loaded, str(folder)), _labels([label for _, label in listing.samples]), list(listing.classes)
+
+
+def stack_images(loaded: list[Any], where: str) -> torch.Tensor:
+    """PIL images of one size → uint8 ``(n, 1, h, w)`` when all are grey, else ``(n, 3, h, w)``."""
     mode = "L" if all(is_grey(img) for img in loaded) else "RGB"
     pixels = [np.asarray(img.convert(mode)) for img in loaded]
     sizes = sorted({p.shape[:2] for p in pixels})
     if len(sizes) != 1:
-        raise ValueError(f"images in {folder} have different sizes {sizes[:5]}; resize them to one size first.")
+        raise ValueError(f"images in {where} have different sizes {sizes[:5]}; resize them to one size first.")
     stacked = np.stack(pixels)  # (n, h, w) grey or (n, h, w, 3) RGB
-    images = torch.from_numpy(stacked[:, None] if mode == "L" else np.ascontiguousarray(stacked.transpose(0, 3, 1, 2)))
-    return images, _labels([label for _, label in listing.samples]), list(listing.classes)
+    return torch.from_numpy(stacked[:, None] if mode == "L" else np.ascontiguousarray(stacked.transpose(0, 3, 1, 2)))
 
 
 def load_split(data: Any, split: str, limit: int | None = None, seed: int | None = None) -> ImageArrays:
@@ -285,7 +298,8 @@ def load_split(data: Any, split: str, limit: int | None = None, seed: int | None
 
     The subset is drawn with its own generator, so it does not disturb the global RNG.
     """
-    images = load_image_dataset(data.name, split, root=data.root, download=data.download)
+    columns = {"image_column": getattr(data, "image_column", None), "label_column": getattr(data, "label_column", None)}
+    images = load_image_dataset(data.name, split, root=data.root, download=data.download, **columns)
     if len(images) == 0:
         raise ValueError(f"data set {data.name!r} split {split!r} holds no images.")
     if limit is None or limit >= len(images):

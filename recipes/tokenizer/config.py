@@ -30,12 +30,14 @@ __all__ = ["ImageRecipeConfig", "SpeechRecipeConfig", "TrainConfig"]
 class DataConfig:
     """Which images: a dataset name understood by ``modalities.image.load_image_dataset`` and its splits."""
 
-    name: str = "digits"  # digits (bundled, offline), fashion_mnist, cifar10_subset, mnist, cifar10, imagefolder
+    name: str = "digits"  # digits (bundled, offline), fashion_mnist, cifar10_subset, mnist, cifar10, imagefolder, hf
     root: str | None = None  # folder holding the files; null: $VQTOK_DATA or the loader's default place
     download: bool = False  # allow fetching from the network (never by default)
     train_split: str = "train"
     eval_split: str = "test"  # held-out images for evaluation, reconstructions and the quickstart figures
     max_train_images: int | None = None  # a seeded random subset of the training split; null: all of it
+    image_column: str | None = None  # hf only: the dataset's image column; null: its Image column
+    label_column: str | None = None  # hf only: the dataset's label column; null: its ClassLabel column (or none)
 
     def __post_init__(self) -> None:
         check_positive("data", self, "max_train_images", optional=True)

@@ -1,0 +1,75 @@
+"""Images from a Hugging Face ``datasets`` dataset: a ``save_to_disk`` folder or a local ``imagefolder``.
+
+``data.name=hf data.root=FOLDER`` reads split ``data.train_split`` / ``data.eval_split`` of the dataset in
+``FOLDER`` (a ``DatasetDict`` saved with ``save_to_disk``, a single saved ``Dataset`` whose split is
+its only one, or a folder of images laid out as ``datasets``' ``imagefolder`` builder reads it). The
+image column is ``data.image_column`` or the dataset's ``Image`` column; the labels are
+``data.label_column`` or its ``ClassLabel`` column (none: every label -1). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def _open(root: Path, split: str) -> Any:
+    import datasets
+
+    if (root / "dataset_dict.json").is_file() or (root / "state.json").is_file():
+        loaded = datasets.load_from_disk(str(root))
+        if isinstance(loaded, datasets.DatasetDict):
+            if split not in loaded:
+                raise ValueError(f"the dataset in {root} has splits {list(loaded)}, not {split!r}; set data.train_split "
+                                 "and data.eval_split to two of them.")  # fmt: skip
+            return loaded[split]
+        return loaded
+    try:
+        return datasets.load_dataset("imagefolder", data_dir=str(root), split=split)
+    except (ValueError, FileNotFoundError) as err:
+        raise ValueError(f"{root} is neither a saved datasets folder nor an image folder with split {split!r} "
+                         f"({' '.join(str(err).split())}).") from err  # fmt: skip
+
+
+def _column(dataset: Any, wanted: str | None, kind: str, role: str) -> str | None:
+    if wanted is not None:
+        if wanted not in dataset.column_names:
+            raise ValueError(f"data.{role}_column={wanted!r} is not a column of the dataset; its columns are "
+                             f"{dataset.column_names}.")  # fmt: skip
+        return wanted
+    return next((name for name, f in dataset.features.items() if type(f).__name__ == kind), None)
+
+
+def load_hf_images(
+    name: str, split: str, root: Path | None, download: bool, image_column: str | None = None,
+    label_column: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:  # fmt: skip
+    """Images ``(n, c, h, w)`` uint8, labels ``(n,)`` and class names of split ``split`` of the dataset at ``root``."""
+    from modalities.image.data import stack_images
+
+    if root is None:
+        raise FileNotFoundError("data.name=hf needs data.root= a datasets folder (save_to_disk) or an image folder.")
+    if not root.is_dir():
+        raise FileNotFoundError(f"datasets folder {root} does not exist.")
+    dataset = _open(root, split)
+    image = _column(dataset, image_column, "Image", "image")
+    if image is None:
+        raise ValueError(f"the dataset in {root} has no Image column (columns {dataset.column_names}); set "
+                         "data.image_column.")  # fmt: skip
+    label = _column(dataset, label_column, "ClassLabel", "label")
+    pictures = [p if hasattr(p, "convert") else _as_pil(p) for p in dataset[image]]
+    if not pictures:
+        raise ValueError(f"split {split!r} of the dataset in {root} holds no images.")
+    labels = torch.tensor(dataset[label] if label is not None else [-1] * len(pictures), dtype=torch.long)
+    feature = dataset.features.get(label) if label is not None else None
+    names = list(getattr(feature, "names", None) or [])
+    return stack_images(pictures, f"{root} ({split})"), labels, names
+
+
+def _as_pil(value: Any) -> Any:
+    from PIL import Image
+
+    return Image.fromarray(np.asarray(value, dtype=np.uint8))
