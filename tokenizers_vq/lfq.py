@@ -157,6 +157,8 @@ class LookupFreeQuantizer(SingleLevelQuantizer):
             count = distributed.all_reduce_sum(count)
         mean = total / count.clamp_min(1.0)  # (k,)
         batch = -(mean * torch.log(mean.clamp_min(1e-30))).sum()
+        # The batch term is what keeps the codes in use: the per-sample term alone is as low for a batch that
+        # sits confidently on one code as for one spread over all (test_the_batch_entropy_term_...).
         return per_sample - cfg.diversity * batch
 
     # ---- the interface ----------------------------------------------------------------------------
