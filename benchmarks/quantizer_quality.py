@@ -46,7 +46,7 @@ MODEL = {"hidden_channels": 64, "res_channels": 32, "num_res_blocks": 2, "codebo
 QUICK_MODEL = {"hidden_channels": 16, "res_channels": 8, "num_res_blocks": 1, "codebook_size": 64, "code_dim": 16,
                "fsq_levels": [4, 4, 4]}  # fmt: skip
 # (steps, training images, held-out images, batch size), full and --quick
-SIZES = {False: (2000, 60000, 5000, 128), True: (20, 512, 256, 32)}
+SIZES = {False: (2000, 60000, 5000, 128), True: (12, 256, 128, 32)}
 LR = 1e-3
 
 
@@ -172,9 +172,9 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = benchmark_parser(__doc__, "a smaller model at 6 bits, 20 steps on 512 images: under a minute")
+    parser = benchmark_parser(__doc__, "a smaller model at 6 bits, 12 steps on 256 images: under a minute")
     parser.add_argument(
-        "--steps", type=int, default=None, help="training steps per run (default 2000; 20 with --quick)"
+        "--steps", type=int, default=None, help="training steps per run (default 2000; 12 with --quick)"
     )
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {', '.join(METHODS)}")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
