@@ -31,6 +31,7 @@ import yaml
 from omegaconf import OmegaConf
 from safetensors import safe_open
 
+from recipes.engine.outputs import read_marker
 from tokenizers_vq.corpus import tokenizer_path
 from tokenizers_vq.io import read_jsonl
 
@@ -106,6 +107,21 @@ def read_run(path: Path) -> TrainingRun:
     return TrainingRun(path, config, [r for r in rows if isinstance(r, dict) and "step" in r])
 
 
+def is_report_dir(path: Path) -> bool:
+    """Whether ``path`` is a folder ``vqtok report`` wrote (its marker says so, or, before markers, its page does)."""
+    try:
+        marker = read_marker(path)
+    except ValueError:
+        marker = None
+    if marker is not None:
+        return marker[0] == "report"
+    page = path / "index.html"
+    try:
+        return page.is_file() and "<title>vqtok report" in page.read_text(encoding="utf-8", errors="replace")[:2000]
+    except OSError:
+        return False
+
+
 def section_of(path: Path) -> str:
     """The report section of an output file, from the words of its name and its folder's name."""
     for name in (path.stem, path.parent.name):
@@ -161,6 +177,8 @@ def scan(paths: Sequence[Path], skip: Iterable[Path] = ()) -> RunContents:
         if path.name == "tensorboard":
             found.tensorboard.append(path)
             return
+        if is_report_dir(path):
+            return  # an earlier report: its copies are not outputs of the run
         if is_run_dir(path):
             run = read_run(path)
             found.runs.append(run)

@@ -81,6 +81,9 @@ class Series:
     values: list[float]
 
 
+Panel = tuple[str, list[Series]]  # a panel's title and its lines
+
+
 def curve_series(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[Series]:
     """The lines of a panel drawing ``keys``: per key, per row kind (train, eval) and per level."""
     out: list[Series] = []
@@ -98,13 +101,23 @@ def curve_series(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list
     return out
 
 
+def curve_panels(rows: Sequence[Mapping[str, Any]]) -> tuple[list[Panel], list[Panel]]:
+    """The panels of :data:`PANELS` the rows have data for: those with at least two steps to draw a line
+    through, and those with one step only, whose values are better read as numbers than as a chart
+    (one point gives an axis of made-up range)."""
+    panels = [(name, s) for name, keys in PANELS if (s := curve_series(rows, keys))]
+    drawn = [(name, s) for name, s in panels if len({step for line in s for step in line.steps}) >= 2]
+    return drawn, [p for p in panels if p not in drawn]
+
+
 def training_curves_png(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], title: str) -> list[str]:
-    """Draw every panel of :data:`PANELS` the rows have data for into one PNG; returns the panel titles drawn.
+    """Draw every panel of :data:`PANELS` with two steps or more (:func:`curve_panels`) into one PNG; returns the
+    panel titles drawn.
 
     Training rows are solid lines, evaluation rows dashed with markers; per-level figures get one
-    line per level. Nothing is written when no panel has data.
+    line per level. Nothing is written when no panel has two steps.
     """
-    panels = [(name, s) for name, keys in PANELS if (s := curve_series(rows, keys))]
+    panels, _ = curve_panels(rows)
     if not panels:
         return []
     cols = 2 if len(panels) > 1 else 1
@@ -117,6 +130,8 @@ def training_curves_png(rows: Sequence[Mapping[str, Any]], path: str | os.PathLi
         for s in series:
             color = colors.setdefault(s.label.rsplit(" (", 1)[0], f"C{len(colors) % 10}")
             style = {"linestyle": "--", "marker": "o", "markersize": 3} if s.kind == "eval" else {}
+            if len(s.steps) == 1:  # a line of one point is invisible: mark it
+                style = {**style, "marker": "o", "markersize": 4}
             ax.plot(s.steps, s.values, label=s.label, color=color, **style)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("step")

@@ -2,8 +2,8 @@
 
 Images: ``reconstructions.png`` (originals above reconstructions) and ``reconstructions.json`` (MSE,
 PSNR, SSIM of those images, their indices). Speech: per utterance the original, its vocoder ceiling,
-its decoding from codes and a voice conversion as WAV files, and ``figures.json``. Both get
-``config.yaml``. The output directory is ``out``, default ``<tokenizer dir>/../reconstructions``.
+its decoding from codes and a voice conversion as WAV files, ``reconstructions.png`` (log-mel
+spectrograms, originals above reconstructions) and ``figures.json``. Both get ``config.yaml``. The output directory is ``out``, default ``<tokenizer dir>/../reconstructions``.
 """
 
 from __future__ import annotations
