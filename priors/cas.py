@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tokenizers_vq.progress import progress
+
 
 @dataclass
 class ClassifierConfig:
@@ -87,7 +89,7 @@ def train_classifier(
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps)
         batch = min(config.batch_size, x_all.shape[0])
-        for _ in range(config.steps):
+        for _ in progress(range(config.steps), desc="training the CAS classifier", unit="step"):
             idx = torch.randint(0, x_all.shape[0], (batch,), device=images.device)
             x = x_all[idx]
             if config.flip:

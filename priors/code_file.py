@@ -39,6 +39,7 @@ from tokenizers_vq import entropy
 from tokenizers_vq.entropy import CodeDecoder, CodeEncoder, CodeFileHeader, codes_digest, malformed
 from tokenizers_vq.layout import CodeLayout
 from tokenizers_vq.pretrained import directory_identity, matches_identity
+from tokenizers_vq.progress import progress
 
 LN2 = math.log(2.0)
 UNIGRAM = "unigram"  # extra["rate_model"] of a file coded with code frequencies; "prior" otherwise
@@ -176,7 +177,8 @@ def encode_levels(
     encoder = CodeEncoder()
     nll = padding = 0.0
     start = time.perf_counter()
-    for part in chunks(levels[0].shape[0], chunk_size):
+    parts = chunks(levels[0].shape[0], chunk_size)
+    for part in progress(parts, total=len(parts), desc="entropy coding", unit="chunk"):
         grids = [g[part] for g in levels]
         chunk_labels = None if labels is None else labels[part]
         encode_codes(prior, grids, chunk_labels, encoder, end_code)
@@ -196,7 +198,7 @@ def decode_levels(
     """Decode every chunk of a prior-coded payload; checks the result against the codes digest in the header."""
     decoder = CodeDecoder(payload)
     parts = [decode_codes(prior, part.stop - part.start, decoder, header.end_code)
-             for part in chunks(header.num_items, header.chunk_size)]  # fmt: skip
+             for part in progress(chunks(header.num_items, header.chunk_size), desc="entropy decoding", unit="chunk")]  # fmt: skip
     decoder.finish()
     levels = [torch.cat([p[0][lvl] for p in parts]) for lvl in range(len(header.shapes))]
     labels = torch.cat([p[1] for p in parts]) if prior.layout.num_classes else None

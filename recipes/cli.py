@@ -24,6 +24,7 @@ from pathlib import Path
 
 from recipes.engine.config import ConfigError, config_to_yaml, load_config, peek, preset_description, preset_names
 from recipes.verbs import VERBS, Shortcut, Verb
+from tokenizers_vq.progress import quiet_library_bars
 
 # Bad input: reported in one line with exit status 2 (argparse's own status for usage errors).
 USAGE_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)
@@ -188,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vqtok: unknown verb {name!r}; choose one of: {', '.join(VERBS)}.", file=sys.stderr)
         return EXIT_USAGE
     verb = VERBS[name]
+    quiet_library_bars()  # a log gets our progress lines, not the bars of the libraries we call
     try:
         args = build_parser(verb).parse_intermixed_args(argv[1:])
     except SystemExit as stop:  # argparse exits on --help (0) and usage errors (2)

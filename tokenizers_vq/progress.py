@@ -21,7 +21,7 @@ from typing import IO, Any, TypeVar
 
 from tqdm import tqdm
 
-__all__ = ["INTERVAL_ENV", "Progress", "interval_seconds", "progress"]
+__all__ = ["INTERVAL_ENV", "Progress", "interval_seconds", "progress", "quiet_library_bars"]
 
 INTERVAL_ENV = "VQTOK_PROGRESS_SECONDS"
 DEFAULT_INTERVAL = 10.0
@@ -142,6 +142,22 @@ class Progress:
         print(self.describe(done), file=self.file, flush=True)
         self._last = time.monotonic()
         self._lines += 1
+
+
+def quiet_library_bars(file: IO[str] | None = None) -> None:
+    """Off a terminal, turn off the tqdm bars of huggingface_hub, transformers and datasets (saving a model, a
+    dataset), which would fill a log with carriage returns; on a terminal leave them be."""
+    if _is_terminal(file if file is not None else sys.stderr):
+        return
+    # Read when the libraries are imported; the calls below cover the ones imported already.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    if "huggingface_hub" in sys.modules:
+        sys.modules["huggingface_hub"].utils.disable_progress_bars()
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
 
 
 def _plural(unit: str) -> str:

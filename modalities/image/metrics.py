@@ -16,6 +16,7 @@ from modalities.image.data import ImageArrays
 from modalities.image.preprocess import as_image_batch, to_unit
 from modalities.image.tokenizer import ImageTokenizer
 from tokenizers_vq.metrics import code_stats, label_normalized_mutual_information
+from tokenizers_vq.progress import progress
 
 # An exact reconstruction has infinite PSNR; capping it keeps means and JSON finite (MSE 1e-10 ↔ 100 dB).
 PSNR_CAP_DB = 100.0
@@ -138,6 +139,7 @@ def evaluate_tokenizer(
     sums = torch.zeros(3, dtype=torch.float64)  # mse, psnr, ssim
     code_batches: list[ImageCodes] = []
     seconds = 0.0
+    bar = progress(total=n, desc="evaluating", unit="image")
     for start in range(0, n, batch_size):
         batch = x[start : start + batch_size]
         began = time.perf_counter()
@@ -149,6 +151,8 @@ def evaluate_tokenizer(
         metrics = per_image_metrics(to_unit(batch.to(reconstruction.device)), reconstruction)
         sums += torch.stack([m.double().sum().cpu() for m in metrics])
         code_batches.append(codes.cpu())
+        bar.update(batch.shape[0])
+    bar.close()
     codes = ImageCodes.cat(code_batches)
     levels = []
     for level, (grid, size) in enumerate(zip(codes.levels, tokenizer.codebook_sizes, strict=True)):

@@ -27,6 +27,7 @@ from modalities.image.tokenizer import ImageTokenizer
 from modalities.image.training import ImageTraining, training_data
 from tokenizers_vq.corpus import code_dtype, save_array
 from tokenizers_vq.io import atomic_write_bytes
+from tokenizers_vq.progress import progress
 
 
 class ImageModality:
@@ -161,7 +162,8 @@ class ImageModality:
 
     def item_codes(self, model: ImageTokenizer, items: CodingItems) -> ItemCodes:
         images = items.data
-        parts = [model.encode(images[s : s + CODING_BATCH]).levels for s in range(0, len(images), CODING_BATCH)]
+        starts = progress(range(0, len(images), CODING_BATCH), desc="encoding", unit="batch")
+        parts = [model.encode(images[s : s + CODING_BATCH]).levels for s in starts]
         levels = [torch.cat([g.cpu() for g in level]) for level in zip(*parts, strict=True)]
         return ItemCodes(levels, model.codebook_sizes)
 

@@ -25,6 +25,7 @@ import torch
 from modalities.speech.audio import audio_sample_rate, load_audio
 from modalities.speech.labels import PHONE_MAPS, PhoneSegment, apply_phone_map, read_phn, read_textgrid
 from modalities.speech.tokenizer import SpeechTokenizer
+from tokenizers_vq.progress import progress
 
 DATA_ENV = "VQTOK_DATA"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
@@ -202,7 +203,8 @@ def load_split(
     """Audio of the selected utterances, mono and resampled to ``sample_rate``; an utterance shorter than
     ``min_seconds`` (the tokenizer's ``config.min_seconds``) is refused, naming the file."""
     utterances = find_utterances(data, selection, limit)
-    return SpeechSplit(utterances, [load_audio(u.path, sample_rate, min_seconds)[0] for u in utterances])
+    loading = progress(utterances, desc=f"loading {data_name(data)}", unit="utterance")
+    return SpeechSplit(utterances, [load_audio(u.path, sample_rate, min_seconds)[0] for u in loading])
 
 
 def phone_segments(data: Any, utterances: list[Utterance]) -> list[list[PhoneSegment]]:
@@ -218,4 +220,5 @@ def phone_inventory(*segment_sets: list[list[PhoneSegment]]) -> list[str]:
 @torch.no_grad()
 def encode_waveforms(tokenizer: SpeechTokenizer, waveforms: list[torch.Tensor]) -> list[np.ndarray]:
     """Codes of each waveform ``(t,)`` at the model's rate: ``(n,)`` arrays, or ``(n, l)`` for residual codes."""
-    return [tokenizer.encode(w, tokenizer.sample_rate).codes[0].cpu().numpy() for w in waveforms]
+    encoding = progress(waveforms, desc="encoding", unit="utterance")
+    return [tokenizer.encode(w, tokenizer.sample_rate).codes[0].cpu().numpy() for w in encoding]

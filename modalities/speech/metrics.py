@@ -14,6 +14,7 @@ from pystoi import stoi
 
 from modalities.speech.tokenizer import Speaker, SpeechTokenizer
 from tokenizers_vq.metrics import code_stats
+from tokenizers_vq.progress import progress
 
 
 def log_mel_distance(reference: torch.Tensor, estimate: torch.Tensor) -> float:
@@ -78,7 +79,9 @@ def evaluate_reconstruction(
     from_vocoder: list[torch.Tensor] = []
     all_codes = []
     seconds = 0.0
-    for wave, rate, speaker in zip(waveforms, sample_rates, speakers, strict=True):
+    items = progress(zip(waveforms, sample_rates, speakers, strict=True), total=len(waveforms), desc="evaluating",
+                     unit="utterance")  # fmt: skip
+    for wave, rate, speaker in items:
         w = fe.normalize_level(tokenizer.preprocess(wave, rate))  # (1, t) at the model's rate, level as analysed
         x = tokenizer.features(w)
         log_mel = fe(w)[0]  # (m, f)

@@ -39,6 +39,7 @@ from modalities.speech.tokenizer import SpeechTokenizer
 from modalities.speech.training import SpeechTraining, training_data
 from tokenizers_vq.corpus import code_dtype, read_meta, save_array
 from tokenizers_vq.io import write_jsonl
+from tokenizers_vq.progress import progress
 
 
 class SpeechModality:
@@ -274,7 +275,8 @@ class SpeechModality:
             return {"wav_files": 0}
         device = next(model.parameters()).device
         assert codes.lengths is not None, "speech codes are sequences"
-        for stem, row, length in zip(stems, codes.levels[0], codes.lengths, strict=True):
+        rows = zip(stems, codes.levels[0], codes.lengths, strict=True)
+        for stem, row, length in progress(rows, total=len(stems), desc="writing WAVs", unit="utterance"):
             wave = model.decode(row[None, :length].to(device), speaker=options.speaker)[0]
             save_audio(directory / f"{stem}.wav", wave, model.sample_rate)
         return {"wav_files": len(stems)}

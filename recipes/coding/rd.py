@@ -43,6 +43,7 @@ from recipes.engine.results import format_table
 from recipes.engine.runtime import evaluation_mode, setup_runtime
 from tokenizers_vq.io import atomic_write_bytes, atomic_write_json
 from tokenizers_vq.pretrained import matches_identity
+from tokenizers_vq.progress import progress
 from tokenizers_vq.tokenizer import Tokenizer
 
 
@@ -202,7 +203,7 @@ def run(cfg: Any, *, overwrite: bool = False) -> RDResult:
     device = setup_runtime(cfg)
     priors = match_priors(cfg.rd.priors, cfg.rd.tokenizers)
     points: list[dict[str, Any]] = []
-    for i, tokenizer in enumerate(cfg.rd.tokenizers):
+    for i, tokenizer in enumerate(progress(cfg.rd.tokenizers, desc="rd", unit="tokenizer")):
         modality, model, tokenizer_dir = open_tokenizer(replace(cfg, tokenizer=tokenizer), device, "rd")
         with evaluation_mode(model):
             split = cfg.rd.split or modality.split_of(cfg.data, "eval")

@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from recipes.engine.outputs import OutputFolder, check_folder
 from recipes.engine.parallel import Ranks
 from tokenizers_vq.io import atomic_path, atomic_write_json, is_temporary
+from tokenizers_vq.progress import progress
 
 PLAN_FORMAT = "tokenizers-vq/code-chunks"
 PLAN_NAME = "plan.json"
@@ -306,7 +306,7 @@ def tokenize_sharded(
     try:
         if not merge_only or store.directory.is_dir():
             store.open(restart=shard_spec is None and not merge_only)
-        for j in tqdm(mine, desc=f"{desc} [shard {shard}]", unit="chunk", file=sys.stderr, disable=None):
+        for j in progress(mine, desc=f"{desc} [shard {shard}]", unit="chunk"):
             if store.has(j):
                 reused += 1
                 continue

@@ -14,12 +14,12 @@ step and the held-out evaluation) in a task; :func:`fit` does the rest the same 
   over each log interval), ``"eval"`` and ``"checkpoint"`` (the codebook checksum, equal on every rank),
   in ``metrics.jsonl`` and TensorBoard;
 - ``train.max_minutes``: stop early with a checkpoint, which ``resume`` continues;
-- a progress bar and one line per evaluation (``task.describe``) on standard error.
+- a progress bar on a terminal, a progress line every ~10 s in a log (:mod:`tokenizers_vq.progress`), and one
+  line per evaluation (``task.describe``), on standard error.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,11 +28,11 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from recipes.engine.checkpoint import RESUME_FIXED, RunPaths, prepare_run_dir, start_training
 from recipes.engine.parallel import Ranks, codebook_check, raise_if_disagree
 from recipes.engine.runlog import RunLog, due
+from tokenizers_vq.progress import progress
 from tokenizers_vq.training import Figure, StepOutput
 
 __all__ = ["Figure", "FitOutcome", "Meter", "StepOutput", "Task", "TrainSchedule", "adam", "fit"]
@@ -180,8 +180,8 @@ def fit(
         stopped_by_budget = False
         began = time.monotonic()
         elapsed = 0.0  # this invocation's time in the loop (none for a finished run given again)
-        bar = tqdm(total=train.steps, initial=step, desc=desc, unit="step", dynamic_ncols=True, file=sys.stderr,
-                   disable=None if ranks.is_main else True)  # fmt: skip
+        # A bar on a terminal, a line every ~10 s in a log; rank 0 only.
+        bar = progress(total=train.steps, initial=step, desc=desc, unit="step", enabled=ranks.is_main)
         try:
             while step < train.steps:
                 out = task.step(net, ranks.share(order.next()))  # this rank's contiguous share of the global batch
@@ -217,11 +217,11 @@ def fit(
                         train_row = {"kind": "train", "step": step, "lr": lr_at(step - 1), "seconds": seconds,
                                      **meter.means()}  # fmt: skip
                         log.add(train_row)
-                        bar.set_postfix({k: _short(train_row[k]) for k in task.progress}, refresh=False)
+                        bar.set_postfix({k: _short(train_row[k]) for k in task.progress})
                     if due(step, train.eval_every, last) and (result := task.evaluate()) is not None:
                         figures = result
                         log.add({"kind": "eval", "step": step, **figures})
-                        bar.write(task.describe(step, figures), file=sys.stderr)
+                        bar.write(task.describe(step, figures))
                     if checked is not None:
                         log.add(checked)
                     # Codebooks that disagree are logged, never checkpointed.

@@ -16,6 +16,7 @@ from recipes.engine.runtime import resolve_device, set_threads
 from recipes.priors.config import PriorRecipeConfig
 from tokenizers_vq.corpus import CodeCorpus, open_corpus
 from tokenizers_vq.hub import resolve_model
+from tokenizers_vq.progress import progress
 
 
 def setup(cfg: PriorRecipeConfig) -> torch.device:
@@ -94,11 +95,13 @@ def draw_samples(
     """
     parts: list[list[torch.Tensor]] = []
     seconds = 0.0
-    for i, start in enumerate(range(0, total, batch_size)):
-        stop = min(start + batch_size, total)
-        seed = SamplingConfig(sampling.temperature, sampling.top_k, sampling.top_p, sampling.seed + i)
-        batch_labels = None if labels is None else labels[start:stop]
-        out = prior.sample(batch_labels, batch_size=stop - start, sampling=seed, cached=cached)  # type: ignore[call-arg]
-        parts.append([g.cpu() for g in out.levels])
-        seconds += out.seconds
+    with progress(total=total, desc="sampling", unit="sample") as bar:
+        for i, start in enumerate(range(0, total, batch_size)):
+            stop = min(start + batch_size, total)
+            seed = SamplingConfig(sampling.temperature, sampling.top_k, sampling.top_p, sampling.seed + i)
+            batch_labels = None if labels is None else labels[start:stop]
+            out = prior.sample(batch_labels, batch_size=stop - start, sampling=seed, cached=cached)  # type: ignore[call-arg]
+            parts.append([g.cpu() for g in out.levels])
+            seconds += out.seconds
+            bar.update(stop - start)
     return [torch.cat(level) for level in zip(*parts, strict=True)], seconds

@@ -27,6 +27,7 @@ from recipes.engine.results import format_figures, format_table
 from recipes.engine.runtime import evaluation_mode, setup_runtime
 from recipes.tokenizer.config import SpeechRecipeConfig
 from tokenizers_vq.io import atomic_write_json
+from tokenizers_vq.progress import progress
 
 
 @dataclass
@@ -128,14 +129,19 @@ def run(cfg: SpeechRecipeConfig, *, overwrite: bool = False) -> PhonesResult:
     if cfg.phones.baselines:
         fit_lengths, score_lengths = [len(c) for c in fit_codes], [len(c) for c in score_codes]
         fit_mfcc, score_mfcc = _mfcc(model, fit, fit_lengths), _mfcc(model, score, score_lengths)
+        penalized = model.config.duration_penalty > 0  # the codes' smoothing on the baseline too
+        bar = progress(total=2 + penalized, desc="k-means baselines", unit="baseline")
         for name, standardize in (("kmeans_mfcc", True), ("kmeans_mfcc_raw", False)):
             km_fit, km_score = kmeans_codes(fit_mfcc, score_mfcc, k, seed=cfg.seed, standardize=standardize)
             baselines[name] = figures_of(km_fit, km_score)[0]
-        if model.config.duration_penalty > 0:  # the codes' smoothing on the baseline too
+            bar.update()
+        if penalized:
             km_fit, km_score = kmeans_codes(
                 fit_mfcc, score_mfcc, k, seed=cfg.seed, duration_penalty=model.config.duration_penalty
             )
             baselines["kmeans_mfcc_penalized"] = figures_of(km_fit, km_score)[0]
+            bar.update()
+        bar.close()
         baselines["random"] = figures_of(
             random_codes(fit_lengths, k, cfg.seed), random_codes(score_lengths, k, cfg.seed + 1)
         )[0]

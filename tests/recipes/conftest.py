@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,23 @@ def vqtok(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(code, captured.out, captured.err)
 
     return call
+
+
+# A plain progress line of tokenizers_vq.progress: "train tiny: 2/2 steps (100%), 41.3 steps/s, 00:00 elapsed, done".
+_PROGRESS_LINE = re.compile(r"^(?P<desc>[^\r\n]+?): \d+(?:/\d+)? [a-zA-Z]+(?: \(\d+%\))?, [0-9.e+-]+ [a-zA-Z]+/s, ", re.M)
+
+
+@pytest.fixture
+def progress_labels(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], set[str]]:
+    """Progress lines at every step (``VQTOK_PROGRESS_SECONDS=0``); returns the reader of the labels of the
+    progress lines in a captured standard error, which must hold no bar (no carriage return)."""
+    monkeypatch.setenv("VQTOK_PROGRESS_SECONDS", "0")
+
+    def labels(err: str) -> set[str]:
+        assert "\r" not in err, "a progress bar was drawn into a log"
+        return {m["desc"] for m in _PROGRESS_LINE.finditer(err)}
+
+    return labels
 
 
 @pytest.fixture(scope="session")
