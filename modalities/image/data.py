@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from modalities.image.config import ImageTokenizerConfig
-from modalities.image.files import is_grey, open_image
+from modalities.image.files import is_grey, open_image, to_8bit
 from modalities.image.hf import load_hf_images
 from tokenizers_vq.corpus import CodeCorpus
 
@@ -283,7 +283,9 @@ def _load_image_folder(name: str, split: str, root: Path | None, download: bool)
 
 
 def stack_images(loaded: list[Any], where: str) -> torch.Tensor:
-    """PIL images of one size → uint8 ``(n, 1, h, w)`` when all are grey, else ``(n, 3, h, w)``."""
+    """PIL images of one size → uint8 ``(n, 1, h, w)`` when all are grey, else ``(n, 3, h, w)``; 16-bit grey
+    images scaled to 8 bits (:func:`~modalities.image.files.to_8bit`), deeper ones refused naming ``where``."""
+    loaded = [to_8bit(img, where) for img in loaded]
     mode = "L" if all(is_grey(img) for img in loaded) else "RGB"
     pixels = [np.asarray(img.convert(mode)) for img in loaded]
     sizes = sorted({p.shape[:2] for p in pixels})

@@ -41,12 +41,18 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
         raise ValueError(
             f"cannot read {path} as an image ({reason}); it is damaged, or not a PNG, JPEG, WebP, BMP, GIF or TIFF."
         ) from err
+    return to_8bit(image, str(path))
+
+
+def to_8bit(image: Image.Image, source: str) -> Image.Image:
+    """``image`` with 8-bit pixels: 16-bit grey scaled (65535 → 255, not clipped as Pillow's ``convert`` does),
+    8-bit modes as they are; ``ValueError`` naming ``source`` for 32-bit integer or float pixels."""
     if image.mode in _GREY_16 or (image.mode == "I" and image.format in _FORMATS_I_16):
         pixels = np.asarray(image).astype(np.uint32)  # (h, w) in [0, 65535]
         return Image.fromarray(((pixels * 255 + 32767) // 65535).astype(np.uint8))  # mode L
     if image.mode in ("I", "F"):
         raise ValueError(
-            f"{path} holds {'32-bit integer' if image.mode == 'I' else 'floating-point'} pixels, which have no "
+            f"{source} holds {'32-bit integer' if image.mode == 'I' else 'floating-point'} pixels, which have no "
             "8-bit scale to read them at; save it as an 8-bit or 16-bit PNG first."
         )
     return image

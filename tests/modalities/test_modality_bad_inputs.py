@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from modalities.image.codecs import read_image_files
-from modalities.image.data import load_image_dataset
+from modalities.image.data import load_image_dataset, stack_images
 from modalities.image.files import read_image
 from modalities.speech import AudioError, SpeechTokenizer, SpeechTokenizerConfig, load_audio, mfcc_features
 from modalities.speech.data import list_utterances
@@ -70,6 +70,16 @@ def test_an_imagefolder_of_16_bit_grey_pngs_is_grey_not_3_channel(tmp_path: Path
         Image.fromarray(RAMP.astype(np.uint16) * 257).save(tmp_path / label / "x.png")
     data = load_image_dataset("imagefolder", "train", root=tmp_path)
     assert data.image_shape == (1, 16, 16) and torch.equal(data.images[0, 0], torch.from_numpy(RAMP))
+
+
+def test_16_bit_pictures_decoded_elsewhere_are_scaled_too(tmp_path: Path) -> None:
+    """Images that reach stack_images already decoded (a Hugging Face dataset's Image column) get the same care."""
+    deep = Image.fromarray(RAMP.astype(np.uint16) * 257)  # mode I;16, as datasets decodes a 16-bit PNG
+    assert torch.equal(
+        stack_images([deep, Image.fromarray(RAMP)], "a dataset")[:, 0], torch.from_numpy(RAMP).repeat(2, 1, 1)
+    )
+    with pytest.raises(ValueError, match="a dataset holds floating-point pixels"):
+        stack_images([Image.fromarray(RAMP.astype(np.float32))], "a dataset")
 
 
 def test_grey_pngs_stored_with_a_palette_or_alpha_are_grey_in_an_imagefolder(tmp_path: Path) -> None:
