@@ -1,11 +1,18 @@
 """Reading and checking audio: files to mono float waveforms at a chosen rate, with clear errors.
 
 Dimension legend: ``t`` samples, ``c`` channels, ``b`` batch.
+
+The reader is soundfile (libsndfile: WAV, FLAC, OGG/Vorbis, Opus, MP3, AIFF and more); a file it cannot decode
+goes to ``librosa.load`` (audioread, with whatever decoder the machine has, e.g. ffmpeg). ``torchaudio.load``
+is not used: it needs TorchCodec, which this environment does not install.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -64,8 +71,13 @@ def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Ten
     return AF.resample(waveform, int(orig_rate), int(new_rate))
 
 
-def _unreadable(path: Path, err: Exception) -> AudioError:
-    return AudioError(f"cannot read {path} as audio ({err}); use WAV, FLAC or another format libsndfile decodes.")
+def _unreadable(path: Path, err: Exception, fallback: Exception | None = None) -> AudioError:
+    why = f"{err}" if fallback is None else f"soundfile: {err}; librosa: {fallback or type(fallback).__name__}"
+    return AudioError(
+        f"cannot read {path} as audio ({why}); use WAV, FLAC or another format libsndfile decodes"
+        + ("" if fallback is None else ", or install ffmpeg for librosa to decode it")
+        + "."
+    )
 
 
 # What soundfile raises for a file it cannot decode (LibsndfileError is a RuntimeError), or for a header
@@ -95,24 +107,49 @@ def check_duration(waveform: torch.Tensor, sample_rate: int, min_seconds: float,
         )
 
 
+def _decode(path: Path, data: bytes | None) -> tuple[np.ndarray, int]:
+    """Samples ``(c, t)`` float32 and the rate: soundfile first, ``librosa.load`` for what libsndfile cannot read."""
+    try:
+        samples, rate = sf.read(io.BytesIO(data) if data is not None else str(path), dtype="float32", always_2d=True)
+        return samples.T, int(rate)  # (t, c) -> (c, t)
+    except _DECODE_ERRORS as err:
+        first = err
+    try:
+        with warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
+            # librosa tries soundfile again, warns, then goes to audioread (deprecated there, still its only path
+            # to ffmpeg and the platform's decoders; it imports modules Python 3.13 drops): expected, not shown.
+            for category in (UserWarning, FutureWarning, DeprecationWarning):
+                warnings.simplefilter("ignore", category)
+            import librosa  # only for the formats libsndfile lacks: importing it takes a second
+
+            source = path
+            if data is not None:  # audioread opens paths only
+                source = Path(tmp) / f"audio{path.suffix}"
+                source.write_bytes(data)
+            samples, rate = librosa.load(str(source), sr=None, mono=False, dtype=np.float32)  # (t,) or (c, t)
+    except Exception as err:  # audioread's NoBackendError, a decoder's errors: all mean "cannot read this"
+        raise _unreadable(path, first, err) from err
+    return np.atleast_2d(samples), int(rate)
+
+
 def load_audio(
-    path: str | os.PathLike[str], sample_rate: int | None = None, min_seconds: float = 0.0
+    path: str | os.PathLike[str], sample_rate: int | None = None, min_seconds: float = 0.0, *, data: bytes | None = None
 ) -> tuple[torch.Tensor, int]:
     """Read a sound file as a mono float32 waveform ``(t,)`` in [-1, 1]; resampled when ``sample_rate`` is given.
 
     E.g. an 8 kHz stereo FLAC of 1 s with ``sample_rate=16000`` → ``(16000,)`` and ``16000``.
+    soundfile reads it; a format libsndfile cannot decode goes to ``librosa.load`` (see the module docstring).
+    ``data``: the file's bytes, read instead of ``path``, which then only names the audio (e.g. a row of a
+    ``datasets`` Audio column read with ``decode=False``).
     Raises ``FileNotFoundError`` for a missing file and :class:`AudioError` (naming the file) for one
     that cannot be decoded, is empty, silent only, holds NaN/inf samples, or lasts less than
     ``min_seconds`` (a tokenizer's ``config.min_seconds``).
     """
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise FileNotFoundError(f"audio file {path} does not exist.")
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (t, c)
-    except _DECODE_ERRORS as err:
-        raise _unreadable(path, err) from err
-    waveform = to_mono(torch.from_numpy(np.ascontiguousarray(data.T)))  # (c, t) -> (t,)
+    samples, rate = _decode(path, data)  # (c, t)
+    waveform = to_mono(torch.from_numpy(np.ascontiguousarray(samples)))  # (c, t) -> (t,)
     check_waveform(waveform, source=str(path))
     check_duration(waveform, rate, min_seconds, source=str(path))
     if sample_rate is not None:
