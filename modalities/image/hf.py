@@ -49,6 +49,7 @@ def load_hf_images(
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:  # fmt: skip
     """Images ``(n, c, h, w)`` uint8, labels ``(n,)`` and class names of split ``split`` of the dataset at ``root``."""
     from modalities.image.data import stack_images
+    from modalities.image.files import to_8bit
 
     if root is None:
         raise FileNotFoundError("data.name=hf needs data.root= a datasets folder (save_to_disk) or an image folder.")
@@ -60,7 +61,9 @@ def load_hf_images(
         raise ValueError(f"the dataset in {root} has no Image column (columns {dataset.column_names}); set "
                          "data.image_column.")  # fmt: skip
     label = _column(dataset, label_column, "ClassLabel", "label")
-    pictures = [p if hasattr(p, "convert") else _as_pil(p) for p in dataset[image]]
+    where = f"{root} ({split}, column {image!r})"
+    stored = getattr(dataset.features[image], "dtype", None)  # an array column's element type
+    pictures = [to_8bit(p if hasattr(p, "convert") else _as_pil(p, stored, where), where) for p in dataset[image]]
     if not pictures:
         raise ValueError(f"split {split!r} of the dataset in {root} holds no images.")
     labels = torch.tensor(dataset[label] if label is not None else [-1] * len(pictures), dtype=torch.long)
@@ -69,7 +72,13 @@ def load_hf_images(
     return stack_images(pictures, f"{root} ({split})"), labels, names
 
 
-def _as_pil(value: Any) -> Any:
+def _as_pil(value: Any, dtype: str | None, where: str) -> Any:
+    """An array image as a PIL image: 8-bit as it is, 16-bit kept at 16 bits for :func:`to_8bit` to scale."""
     from PIL import Image
 
-    return Image.fromarray(np.asarray(value, dtype=np.uint8))
+    pixels = np.asarray(value, dtype=dtype if dtype in ("uint8", "uint16") else None)
+    if pixels.dtype == np.uint8:
+        return Image.fromarray(pixels)
+    if pixels.dtype == np.uint16 and pixels.ndim == 2:
+        return Image.fromarray(pixels)  # mode I;16, scaled by to_8bit
+    raise ValueError(f"{where} holds {pixels.dtype} pixels of shape {pixels.shape}; store 8-bit images (or 16-bit grey).")

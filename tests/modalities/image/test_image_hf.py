@@ -53,3 +53,12 @@ def test_train_tokenizer_and_tokenize_read_a_datasets_folder(tmp_path: Path) -> 
     out = tmp_path / "codes"
     assert vqtok_cli(["tokenize", "--tokenizer", str(run / "tokenizer"), "--split", "test", "--out", str(out)]) == 0
     assert np.load(out / "codes_level0.npy").shape[0] == 40  # the data set recorded with the tokenizer
+
+
+def test_sixteen_bit_array_images_are_scaled_not_wrapped(tmp_path: Path) -> None:
+    pixels = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16)
+    features = datasets.Features({"image": datasets.Array2D((8, 8), "uint16")})
+    datasets.Dataset.from_dict({"image": [pixels]}, features=features).save_to_disk(str(tmp_path / "deep"))
+    got = load_image_dataset("hf", "train", root=tmp_path / "deep", image_column="image")
+    np.testing.assert_array_equal(got.images[0, 0].numpy(), ((pixels.astype(np.uint32) * 255 + 32767) // 65535))
+    assert got.labels.tolist() == [-1]
