@@ -84,7 +84,9 @@ def implied_config(overrides: Sequence[str]) -> tuple[str, list[str]] | None:
         if isinstance(saved, dict) and saved.get("modality", "image") == modality:
             data = saved.get("data")
     keys = flatten({"data": data}) if isinstance(data, dict) else {}
-    return MODALITY_PRESETS[modality], [f"{key}={json.dumps(value)}" for key, value in keys.items()]
+    # data.name first: setting it resets the rest of the section, which would undo the keys set before it.
+    order = sorted(keys, key=lambda key: key != "data.name")
+    return MODALITY_PRESETS[modality], [f"{key}={json.dumps(keys[key])}" for key in order]
 
 
 def corpus_tokenizer(corpus: CodeCorpus, device: torch.device | str) -> Tokenizer:
