@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from modalities.speech.audio import audio_sample_rate, load_audio
+from modalities.speech.hf import list_hf_utterances
 from modalities.speech.labels import PHONE_MAPS, PhoneSegment, apply_phone_map, read_phn, read_textgrid
 from modalities.speech.tokenizer import SpeechTokenizer
 from tokenizers_vq.progress import progress
@@ -36,7 +37,8 @@ _LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
 
 @dataclass(frozen=True)
 class Utterance:
-    """One audio file and what its name and neighbours say about it."""
+    """One audio file and what its name and neighbours say about it (or one row of a ``datasets`` dataset, its
+    audio's bytes in ``audio`` and ``path`` naming it inside the dataset: :mod:`modalities.speech.hf`)."""
 
     path: Path
     speaker: str
@@ -44,6 +46,11 @@ class Utterance:
     index: int | None  # the number in the name: FSDD's recording index, a Harvard sentence number, ...
     label: str | None = None  # a whole-utterance label when the name carries one (FSDD's digit)
     phones_path: Path | None = None  # a .phn or .TextGrid beside the audio
+    audio: bytes | None = field(default=None, repr=False, compare=False)  # the encoded file, read instead of path
+
+    def read(self, sample_rate: int | None = None, min_seconds: float = 0.0) -> tuple[torch.Tensor, int]:
+        """The utterance's mono waveform ``(t,)`` and its rate (:func:`~modalities.speech.audio.load_audio`)."""
+        return load_audio(self.path, sample_rate, min_seconds, data=self.audio)
 
     def phones(self, phone_map: str | None = None, tier: str | None = None) -> list[PhoneSegment]:
         """The utterance's phone segments in seconds, optionally folded by a named map (``"timit39"``)."""
@@ -90,6 +97,8 @@ def find_data_folder(name: str, root: str | os.PathLike[str] | None = None) -> P
 
     Raises ``FileNotFoundError`` listing the places looked at.
     """
+    if name == "hf" and root is None:
+        raise FileNotFoundError("data.name=hf needs data.root= a datasets folder (save_to_disk) or an audio folder.")
     if root is not None:
         candidates = [Path(root).expanduser()]
     else:
@@ -188,7 +197,11 @@ def data_name(data: Any) -> str:
 def find_utterances(data: Any, selection: Selection, limit: int | None = None) -> list[Utterance]:
     """The utterances of ``data`` that ``selection`` keeps (the first ``limit`` of them when given)."""
     root = find_data_folder(data.name, data.root)
-    utterances = select(list_utterances(root, data.layout), selection)
+    if data.name == "hf":
+        found = list_hf_utterances(root, data.audio_column, data.label_column, data.speaker_column)
+    else:
+        found = list_utterances(root, data.layout)
+    utterances = select(found, selection)
     if not utterances:
         raise ValueError(
             f"no utterance in {root} fits the selection {selection}; check data.train / data.eval "
@@ -204,7 +217,7 @@ def load_split(
     ``min_seconds`` (the tokenizer's ``config.min_seconds``) is refused, naming the file."""
     utterances = find_utterances(data, selection, limit)
     loading = progress(utterances, desc=f"loading {data_name(data)}", unit="utterance")
-    return SpeechSplit(utterances, [load_audio(u.path, sample_rate, min_seconds)[0] for u in loading])
+    return SpeechSplit(utterances, [u.read(sample_rate, min_seconds)[0] for u in loading])
 
 
 def phone_segments(data: Any, utterances: list[Utterance]) -> list[list[PhoneSegment]]:

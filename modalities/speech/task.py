@@ -75,7 +75,7 @@ class SpeechModality:
         def encode(start: int, stop: int) -> dict[str, np.ndarray]:
             per_utt = []
             for utt in utterances[start:stop]:
-                wave, rate = load_audio(utt.path, min_seconds=model.config.min_seconds)
+                wave, rate = utt.read(min_seconds=model.config.min_seconds)
                 codes = model.encode(wave, rate).codes[0].cpu().numpy()  # (n,) or (n, l)
                 per_utt.append(codes.reshape(codes.shape[0], -1).astype(dtype))
             return {"codes": np.concatenate(per_utt), "lengths": np.array([len(c) for c in per_utt], dtype=np.int64)}

@@ -117,9 +117,13 @@ def _split(section: str, value: str) -> None:
 class SpeechDataConfig:
     """Which audio: a folder (``root``, or ``$VQTOK_DATA/<name>``), how to read it, and its two splits."""
 
-    name: str = "fsdd"  # folder name under the data directory ($VQTOK_DATA, else ../shared/data): fsdd, festival-phones
+    name: str = "fsdd"  # folder name under the data directory ($VQTOK_DATA, else ../shared/data): fsdd, festival-phones;
+    # hf: a Hugging Face datasets folder at root (save_to_disk, or an audiofolder), indices = row positions
     root: str | None = None  # the audio folder itself; overrides name
     layout: str = "auto"  # fsdd (digit_speaker_index names), folders (speaker = folder name), or auto
+    audio_column: str | None = None  # hf only: the dataset's audio column; null: its Audio column
+    label_column: str | None = None  # hf only: whole-number labels; null: its ClassLabel column (or none)
+    speaker_column: str | None = None  # hf only: null: a column named speaker or speaker_id (or one speaker)
     # Which utterances train and which are held out; presets set both (FSDD: recordings 5..49 and 0..4).
     train: Selection = field(default_factory=Selection)
     eval: Selection = field(default_factory=Selection)
