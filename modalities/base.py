@@ -37,6 +37,11 @@ class CorpusSource:
     ``encode(start, stop)`` gives one chunk's arrays; ``write(tmp, chunks)`` writes the corpus arrays
     (and any files beside them) into the temporary directory and returns the modality's part of
     ``meta.json``; ``result(out, merged)`` the ``tokenize`` figures (their keys are the verb's JSON keys).
+
+    ``encode`` is ``encode_inputs(model, read(start, stop))``, in two parts so that other processes can
+    run them (``tokenize --engine ray``): ``read`` reads, decodes and preprocesses items ``[start, stop)``
+    into arrays without the model, ``encode_inputs`` turns those into the chunk's arrays with a tokenizer
+    it is given. Both must pickle without the model (they close over file lists and sizes, not over it).
     """
 
     name: str  # the data set's name, for the default output folder
@@ -47,6 +52,8 @@ class CorpusSource:
     write: Any  # Callable[[Path, Iterator[dict[str, np.ndarray]]], dict[str, Any]]
     result: Any  # Callable[[Path, bool], dict[str, Any]]
     extras: dict[str, Any] = field(default_factory=dict)
+    read: Any = None  # Callable[[int, int], dict[str, np.ndarray]]: the model's inputs for items [start, stop)
+    encode_inputs: Any = None  # Callable[[Tokenizer, dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
 class Modality(Protocol):

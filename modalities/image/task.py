@@ -51,13 +51,22 @@ class ImageModality:
         dtypes = [code_dtype(k) for k in sizes]
         batch_size = cfg.tokenize.batch_size
 
-        def encode(start: int, stop: int) -> dict[str, np.ndarray]:
+        images = data.images  # decoded when the split was loaded: reading a chunk is slicing it
+
+        def read(start: int, stop: int) -> dict[str, np.ndarray]:
+            return {"images": images[start:stop].numpy()}  # uint8 (m, c, h, w)
+
+        def encode_inputs(net: ImageTokenizer, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            chunk = torch.from_numpy(inputs["images"])
             levels: list[list[np.ndarray]] = [[] for _ in shapes]
-            for first in range(start, stop, batch_size):
-                codes = model.encode(data.images[first : min(first + batch_size, stop)])
+            for first in range(0, len(chunk), batch_size):
+                codes = net.encode(chunk[first : first + batch_size])
                 for parts, grid, dtype in zip(levels, codes.numpy(), dtypes, strict=True):
                     parts.append(grid.astype(dtype))  # (b, h_l, w_l)
             return {f"codes_level{i}": np.concatenate(parts) for i, parts in enumerate(levels)}
+
+        def encode(start: int, stop: int) -> dict[str, np.ndarray]:
+            return encode_inputs(model, read(start, stop))
 
         def write(tmp: Path, chunks: Iterator[dict[str, np.ndarray]]) -> dict[str, Any]:
             arrays = [
@@ -98,7 +107,8 @@ class ImageModality:
             }
 
         identity = {"dataset": data.name, "split": data.split}
-        return CorpusSource(data.name, data.split, n, identity, encode, write, result)
+        return CorpusSource(data.name, data.split, n, identity, encode, write, result, read=read,
+                            encode_inputs=encode_inputs)  # fmt: skip
 
     def evaluate(self, model: ImageTokenizer, cfg: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         data = load_split(cfg.data, cfg.eval.split or cfg.data.eval_split, cfg.eval.max_images)

@@ -72,13 +72,27 @@ class SpeechModality:
                     "duration_penalty": model.config.duration_penalty}  # fmt: skip
         frames_total: list[int] = []
 
-        def encode(start: int, stop: int) -> dict[str, np.ndarray]:
+        min_seconds = model.config.min_seconds
+
+        def read(start: int, stop: int) -> dict[str, np.ndarray]:
+            waves = [utt.read(min_seconds=min_seconds) for utt in utterances[start:stop]]
+            return {
+                "samples": np.concatenate([wave.numpy() for wave, _ in waves]),  # (t_1 + ... + t_U,) float32
+                "lengths": np.array([len(wave) for wave, _ in waves], dtype=np.int64),  # (U,) samples
+                "rates": np.array([rate for _, rate in waves], dtype=np.int64),  # (U,) Hz
+            }
+
+        def encode_inputs(net: SpeechTokenizer, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             per_utt = []
-            for utt in utterances[start:stop]:
-                wave, rate = utt.read(min_seconds=model.config.min_seconds)
-                codes = model.encode(wave, rate).codes[0].cpu().numpy()  # (n,) or (n, l)
+            ends = np.cumsum(inputs["lengths"])
+            for end, t, rate in zip(ends, inputs["lengths"], inputs["rates"], strict=True):
+                wave = torch.from_numpy(inputs["samples"][end - t : end])
+                codes = net.encode(wave, int(rate)).codes[0].cpu().numpy()  # (n,) or (n, l)
                 per_utt.append(codes.reshape(codes.shape[0], -1).astype(dtype))
             return {"codes": np.concatenate(per_utt), "lengths": np.array([len(c) for c in per_utt], dtype=np.int64)}
+
+        def encode(start: int, stop: int) -> dict[str, np.ndarray]:
+            return encode_inputs(model, read(start, stop))
 
         def write(tmp: Path, chunks: Iterator[dict[str, np.ndarray]]) -> dict[str, Any]:
             parts = list(chunks)
@@ -133,7 +147,8 @@ class SpeechModality:
                 "phones": phones,
             }
 
-        return CorpusSource(name, split, len(utterances), identity, encode, write, result)
+        return CorpusSource(name, split, len(utterances), identity, encode, write, result, read=read,
+                            encode_inputs=encode_inputs)  # fmt: skip
 
     def evaluate(self, model: SpeechTokenizer, cfg: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         selection, shortest = selection_of(cfg.data, cfg.eval.split), model.config.min_seconds
