@@ -155,6 +155,10 @@ _ROWS = (
             ),
             Shortcut("--merge", "tokenize.merge", "only merge the chunks that shard runs wrote", const="true"),
             Shortcut("--format", "tokenize.format", "npy (memory-mappable arrays) or hf (a datasets dataset)", "FORMAT"),
+            Shortcut("--engine", "tokenize.engine", "local (this process) or ray (a Ray Data job)", "ENGINE"),
+            Shortcut(
+                "--ray-address", "tokenize.ray_address", "with --engine ray: a running cluster (auto, HOST:PORT)", "ADDR"
+            ),
         ),
     ),
     Verb(

@@ -32,7 +32,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -284,6 +284,10 @@ def merge(store: ChunkStore, assemble: Callable[[Path, Iterator[dict[str, np.nda
     return True
 
 
+# Chunk numbers → a generator of (chunk number, its arrays) in any order; closed when a write fails.
+EncodeChunks = Callable[[list[int]], Generator[tuple[int, dict[str, np.ndarray]], None, None]]
+
+
 def tokenize_sharded(
     store: ChunkStore,
     shard_spec: str | None,
@@ -292,12 +296,15 @@ def tokenize_sharded(
     encode: Callable[[int, int], dict[str, np.ndarray]],
     assemble: Callable[[Path, Iterator[dict[str, np.ndarray]]], None],
     desc: str,
+    encode_chunks: EncodeChunks | None = None,
 ) -> ShardProgress:
     """Encode this process's chunks that are not written yet, then merge when every chunk is there.
 
-    ``encode(start, stop)`` returns the arrays of items ``[start, stop)``. Under a process group
-    every rank waits for the others before merging, so the corpus is complete when all return.
-    ``store.out`` is checked first (:func:`recipes.engine.outputs.check_folder`), before any work.
+    ``encode(start, stop)`` returns the arrays of items ``[start, stop)``; ``encode_chunks``, when given,
+    encodes the missing chunks instead, elsewhere (``--engine ray``), and this process writes each one
+    it yields. Under a process group every rank waits for the others before merging, so the corpus is
+    complete when all return. ``store.out`` is checked first (:func:`recipes.engine.outputs.check_folder`),
+    before any work.
     """
     check_folder(store.out, VERB, overwrite=store.overwrite)
     shard = choose_shard(shard_spec, ranks)
@@ -306,12 +313,14 @@ def tokenize_sharded(
     try:
         if not merge_only or store.directory.is_dir():
             store.open(restart=shard_spec is None and not merge_only)
-        for j in progress(mine, desc=f"{desc} [shard {shard}]", unit="chunk"):
-            if store.has(j):
-                reused += 1
-                continue
-            store.write(j, encode(*store.items(j)))
-            written += 1
+        todo = [j for j in mine if not store.has(j)]
+        reused = len(mine) - len(todo)
+        encoded = encode_chunks(todo) if encode_chunks else ((j, encode(*store.items(j))) for j in todo)
+        with contextlib.closing(encoded):
+            for j, arrays in progress(encoded, total=len(mine), initial=reused, desc=f"{desc} [shard {shard}]",
+                                      unit="chunk"):  # fmt: skip
+                store.write(j, arrays)
+                written += 1
         ranks.barrier()
         if merge_only and not store.directory.is_dir() and not (store.out / "meta.json").is_file():
             raise ValueError(f"--merge found no chunks in {store.directory}; run the shards first (--shard I/N).")

@@ -56,6 +56,14 @@ class EvalConfig:
         check_positive("eval", self, "max_images", optional=True)
 
 
+def check_engine(engine: str, ray_address: str | None) -> None:
+    """``tokenize.engine`` is local or ray, and only ray takes ``tokenize.ray_address``."""
+    if engine not in ("local", "ray"):
+        raise ValueError(f"tokenize.engine must be local or ray; got {engine!r}.")
+    if ray_address is not None and engine != "ray":
+        raise ValueError(f"tokenize.ray_address={ray_address!r} is for the Ray engine; add --engine ray.")
+
+
 @dataclass
 class TokenizeConfig:
     """The ``tokenize`` verb: a split to a code corpus on disk."""
@@ -66,12 +74,15 @@ class TokenizeConfig:
     shard: str | None = None  # "I/N": encode only the I-th of N equal runs of chunks (0-based); null: all
     merge: bool = False  # only merge the chunks earlier shard runs wrote (an error while some are missing)
     format: str = "npy"  # npy: memory-mappable .npy arrays; hf: a Hugging Face datasets dataset (load_from_disk)
+    engine: str = "local"  # local: this process (or each torchrun rank); ray: a Ray Data job (docs/distributed.md)
+    ray_address: str | None = None  # engine ray: a running cluster (auto, HOST:PORT); null: start a local Ray
 
     def __post_init__(self) -> None:
         if self.format not in ("npy", "hf"):
             raise ValueError(f"tokenize.format must be npy or hf; got {self.format!r}.")
         check_positive("tokenize", self, "batch_size", "chunk_size")
         parse_shard(self.shard)
+        check_engine(self.engine, self.ray_address)
 
 
 @dataclass
@@ -182,6 +193,8 @@ class SpeechTokenizeConfig:
     shard: str | None = None  # "I/N": encode only the I-th of N equal runs of chunks (0-based); null: all
     merge: bool = False  # only merge the chunks earlier shard runs wrote (an error while some are missing)
     format: str = "npy"  # npy: memory-mappable .npy arrays; hf: a Hugging Face datasets dataset (load_from_disk)
+    engine: str = "local"  # local: this process (or each torchrun rank); ray: a Ray Data job (docs/distributed.md)
+    ray_address: str | None = None  # engine ray: a running cluster (auto, HOST:PORT); null: start a local Ray
 
     def __post_init__(self) -> None:
         if self.format not in ("npy", "hf"):
@@ -189,6 +202,7 @@ class SpeechTokenizeConfig:
         _split("tokenize", self.split)
         check_positive("tokenize", self, "chunk_size")
         parse_shard(self.shard)
+        check_engine(self.engine, self.ray_address)
 
 
 @dataclass

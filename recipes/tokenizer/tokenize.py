@@ -12,7 +12,7 @@ that ``tokenize`` wrote (``overwrite``: or another verb), its corpus replaced wh
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from recipes.engine import parallel
 from recipes.engine.artifacts import open_tokenizer
 from recipes.engine.config import save_config
 from recipes.engine.parallel import Ranks
+from recipes.engine.ray_engine import EncoderSpec, encode_on_ray
 from recipes.engine.results import format_figures
 from recipes.engine.runtime import autocast, evaluation_mode, setup_runtime
 from recipes.engine.shards import ChunkStore, ShardProgress, tokenize_sharded
@@ -49,16 +50,20 @@ class TokenizeResult:
 
 def run(cfg: Any, *, overwrite: bool = False) -> TokenizeResult:
     """Encode every item of split ``cfg.tokenize.split`` with the tokenizer at ``cfg.tokenizer``."""
-    device = setup_runtime(cfg)
+    # On Ray this process only reads, writes and merges; the actors put the tokenizer on their devices.
+    device = setup_runtime(cfg if cfg.tokenize.engine == "local" else replace(cfg, device="cpu", precision="fp32"))
     with parallel.joined(device) as ranks:
         return _tokenize(cfg, ranks, overwrite)
 
 
 def _tokenize(cfg: Any, ranks: Ranks, overwrite: bool) -> TokenizeResult:
     modality, model, tokenizer_dir = open_tokenizer(cfg, ranks.device, "tokenize")
-    # The saved config records the tokenizer's model, not the preset's, and the corpus, not one shard.
-    shard, merge_only = cfg.tokenize.shard, cfg.tokenize.merge
-    cfg = replace(cfg, model=model.config, tokenize=replace(cfg.tokenize, shard=None, merge=False))
+    asked = cfg.tokenize
+    if asked.engine == "ray" and ranks.world > 1:
+        raise ValueError("--engine ray starts its own workers; run it as one process, not under torchrun.")
+    # The saved config records the tokenizer's model, not the preset's, and the corpus, not a shard or an engine.
+    cfg = replace(cfg, model=model.config, tokenize=replace(asked, shard=None, merge=False, engine="local",
+                                                             ray_address=None))  # fmt: skip
     source = modality.corpus_source(model, cfg, cfg.tokenize.split)
     out = (
         Path(cfg.out).expanduser()
@@ -81,6 +86,11 @@ def _tokenize(cfg: Any, ranks: Ranks, overwrite: bool) -> TokenizeResult:
         save_config(cfg, tmp / "config.yaml")
         write_meta(tmp, meta)
 
+    def encode_on_cluster(todo: list[int]) -> Generator[tuple[int, dict[str, np.ndarray]], None, None]:
+        spec = EncoderSpec(modality.name, str(tokenizer_dir.resolve()), tokenizer["sha256"], cfg)
+        return encode_on_ray(source, spec, [(j, *store.items(j)) for j in todo], asked.ray_address)
+
     label = f"tokenize {source.name}/{source.split}"
-    progress = tokenize_sharded(store, shard, merge_only, ranks, encode, assemble, label)
+    progress = tokenize_sharded(store, asked.shard, asked.merge, ranks, encode, assemble, label,
+                                encode_on_cluster if asked.engine == "ray" else None)  # fmt: skip
     return TokenizeResult(source.result(out, progress.merged), progress)

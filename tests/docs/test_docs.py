@@ -218,6 +218,11 @@ RULES = [
     Rule("run.py test", python_runs("run.py", "test"), skip_because="runs this test suite"),
     Rule("pip", lambda w: starts("pip")(w) or python_runs("-m", "pip")(w), skip_because="installs packages"),
     Rule("tensorboard", starts("tensorboard"), skip_because="a viewer that serves until stopped"),
+    Rule(
+        "ray cluster",
+        lambda w: w[0] == "ray" and w[1:2] in (["start"], ["stop"], ["get-auth-token"]),
+        skip_because="starts or stops a node of a Ray cluster (a service that runs until `ray stop`), or prints its token",
+    ),
     Rule("cmp", starts("cmp"), skip_because="compares files that a real run wrote"),
     Rule("activate", lambda w: w[0] in (".", "source"), skip_because="changes the calling shell only"),
 ]
