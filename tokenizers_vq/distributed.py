@@ -6,6 +6,8 @@ Every rank must call these in the same order with tensors of the same shape (exc
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
 
@@ -38,9 +40,28 @@ def all_reduce_sum_autograd(t: torch.Tensor) -> torch.Tensor:
     """
     if not is_distributed():
         return t
-    from torch.distributed.nn.functional import all_reduce  # differentiable collectives
+    return _SumOverRanks.apply(t)
 
-    return all_reduce(t, op=dist.ReduceOp.SUM)
+
+class _SumOverRanks(torch.autograd.Function):
+    """``all_reduce`` (sum) forward and backward, both synchronous.
+
+    Not ``torch.distributed.nn.functional.all_reduce``: its work can still be pending when a process
+    group is destroyed, and a process that exits then aborts ("terminate called without an active
+    exception"); tests/tokenizers_vq/test_distributed.py caught it under load.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, t: torch.Tensor) -> torch.Tensor:
+        out = t.detach().clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        out = grad.detach().clone().contiguous()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
 
 
 def broadcast(t: torch.Tensor, src: int = 0) -> torch.Tensor:

@@ -55,6 +55,7 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str, kind: str) -> N
         if not all(torch.equal(gathered[0], g) for g in gathered):
             raise AssertionError(f"codebooks differ across ranks after step {step}")
     torch.save(q.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
+    dist.barrier()  # no rank tears its connections down while the other still uses them
     dist.destroy_process_group()
 
 
@@ -96,6 +97,7 @@ def _gradient_worker(rank: int, world: int, init_file: str, out_dir: str, kind: 
                 p -= 0.1 * p.grad
     grads = {name: p.grad for name, p in q.named_parameters()}
     torch.save({"grads": grads, "state": q.state_dict()}, os.path.join(out_dir, f"grad{rank}.pt"))
+    dist.barrier()  # no rank tears its connections down while the other still uses them
     dist.destroy_process_group()
 
 
