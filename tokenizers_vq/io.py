@@ -70,6 +70,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
+
 # Names of the temporaries made here and by tokenizers_vq.io.atomic_path (".NAME.XXXX.tmp").
 _TMP_DIR_SUFFIX = ".tmpdir"
 _TMP_FILE_SUFFIX = ".tmp"
