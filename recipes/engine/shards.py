@@ -153,10 +153,20 @@ class ChunkStore:
                 )
         self.directory.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.directory, os.O_RDONLY)
-        fcntl.flock(self._fd, fcntl.LOCK_SH)
         plan = json.loads(json.dumps(self.plan))
+        # One process at a time looks at the plan and sets the store up (ranks of one torchrun job arrive
+        # together): a lock on the parent folder, held only for this, so no lock file is left anywhere.
+        parent = os.open(self.directory.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(parent, fcntl.LOCK_EX)
+            self._set_up(plan, restart)
+        finally:
+            os.close(parent)  # releases the parent's lock
+
+    def _set_up(self, plan: dict[str, Any], restart: bool) -> None:
         saved = self._saved_plan()
         if saved == plan:
+            fcntl.flock(self._fd, fcntl.LOCK_SH)
             return
         if saved is not None and not restart:
             self.close()
@@ -164,33 +174,27 @@ class ChunkStore:
                 f"{self.directory} holds chunks of another tokenize run ({self._differences(saved)}); run with its "
                 "tokenizer, split and tokenize.chunk_size, or run without --shard to start the chunks again."
             )
-        # A new store, or another plan's chunks to delete: only with the folder to ourselves.
+        # A new store, or another plan's chunks to delete: only while no other process works in it.
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             if err.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
-            fcntl.flock(self._fd, fcntl.LOCK_SH)  # another process is setting it up: wait, then look again
-            saved = self._saved_plan()
-            if saved == plan:
-                return
             self.close()
             raise ValueError(
                 f"{self.directory} is in use by another tokenize run"
                 + (f" ({self._differences(saved)})" if saved is not None else "")
                 + "; wait for it to finish, or pass --out another folder."
             ) from None
-        saved = self._saved_plan()
-        if saved != plan:
-            if saved is not None:
-                print(f"note: {self.directory} held chunks of another tokenize run ({self._differences(saved)}); "
-                      "starting them again.", file=sys.stderr)  # fmt: skip
-            for entry in self.directory.iterdir():
-                if entry.is_dir():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
-            atomic_write_json(self.directory / PLAN_NAME, self.plan)
+        if saved is not None:
+            print(f"note: {self.directory} held chunks of another tokenize run ({self._differences(saved)}); "
+                  "starting them again.", file=sys.stderr)  # fmt: skip
+        for entry in self.directory.iterdir():
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        atomic_write_json(self.directory / PLAN_NAME, self.plan)
         fcntl.flock(self._fd, fcntl.LOCK_SH)
 
     def close(self) -> None:
