@@ -4,6 +4,7 @@ averaged gradients every kind's parameters get the gradient one process would (L
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 import torch
@@ -40,6 +41,20 @@ def batches():
         yield centres[torch.randint(10, (96,), generator=gen)] + 0.3 * torch.randn(96, 6, generator=gen)
 
 
+def _finish() -> None:
+    """End a worker once its results are saved: meet the other rank, close the group, and leave at once.
+
+    Leaving by ``os._exit`` skips the interpreter's teardown, where gloo's threads of a destroyed group
+    were sometimes still being joined and the process aborted ("terminate called without an active
+    exception") after it had done everything right; the results are on disk by then.
+    """
+    dist.barrier()
+    dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def _worker(rank: int, world: int, init_file: str, out_dir: str, kind: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     torch.set_num_threads(1)
@@ -55,8 +70,7 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str, kind: str) -> N
         if not all(torch.equal(gathered[0], g) for g in gathered):
             raise AssertionError(f"codebooks differ across ranks after step {step}")
     torch.save(q.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
-    dist.barrier()  # no rank tears its connections down while the other still uses them
-    dist.destroy_process_group()
+    _finish()
 
 
 @pytest.mark.parametrize("kind", list(CONFIGS))
@@ -97,8 +111,7 @@ def _gradient_worker(rank: int, world: int, init_file: str, out_dir: str, kind: 
                 p -= 0.1 * p.grad
     grads = {name: p.grad for name, p in q.named_parameters()}
     torch.save({"grads": grads, "state": q.state_dict()}, os.path.join(out_dir, f"grad{rank}.pt"))
-    dist.barrier()  # no rank tears its connections down while the other still uses them
-    dist.destroy_process_group()
+    _finish()
 
 
 @pytest.mark.parametrize("kind", WITH_PARAMETERS)
