@@ -65,12 +65,11 @@ def check_engine(engine: str, ray_address: str | None) -> None:
 
 
 @dataclass
-class TokenizeConfig:
-    """The ``tokenize`` verb: a split to a code corpus on disk."""
+class _TokenizeRun:
+    """What the ``tokenize`` verb takes for every modality: a split to a code corpus on disk, in chunks."""
 
     split: str = "train"
-    batch_size: int = 256
-    chunk_size: int = 2048  # images per chunk: the unit written atomically, resumed after a kill, and merged
+    chunk_size: int = 2048  # items per chunk: the unit written atomically, resumed after a kill, and merged
     shard: str | None = None  # "I/N": encode only the I-th of N equal runs of chunks (0-based); null: all
     merge: bool = False  # only merge the chunks earlier shard runs wrote (an error while some are missing)
     format: str = "npy"  # npy: memory-mappable .npy arrays; hf: a Hugging Face datasets dataset (load_from_disk)
@@ -80,9 +79,20 @@ class TokenizeConfig:
     def __post_init__(self) -> None:
         if self.format not in ("npy", "hf"):
             raise ValueError(f"tokenize.format must be npy or hf; got {self.format!r}.")
-        check_positive("tokenize", self, "batch_size", "chunk_size")
+        check_positive("tokenize", self, "chunk_size")
         parse_shard(self.shard)
         check_engine(self.engine, self.ray_address)
+
+
+@dataclass
+class TokenizeConfig(_TokenizeRun):
+    """The ``tokenize`` verb for images."""
+
+    batch_size: int = 256  # images encoded at once
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive("tokenize", self, "batch_size")
 
 
 @dataclass
@@ -185,24 +195,14 @@ class SpeechEvalConfig:
 
 
 @dataclass
-class SpeechTokenizeConfig:
-    """The ``tokenize`` verb: a split to a code corpus on disk."""
+class SpeechTokenizeConfig(_TokenizeRun):
+    """The ``tokenize`` verb for speech: utterances are encoded one at a time, chunks hold fewer of them."""
 
-    split: str = "train"
-    chunk_size: int = 64  # utterances per chunk: the unit written atomically, resumed after a kill, and merged
-    shard: str | None = None  # "I/N": encode only the I-th of N equal runs of chunks (0-based); null: all
-    merge: bool = False  # only merge the chunks earlier shard runs wrote (an error while some are missing)
-    format: str = "npy"  # npy: memory-mappable .npy arrays; hf: a Hugging Face datasets dataset (load_from_disk)
-    engine: str = "local"  # local: this process (or each torchrun rank); ray: a Ray Data job (docs/distributed.md)
-    ray_address: str | None = None  # engine ray: a running cluster (auto, HOST:PORT); null: start a local Ray
+    chunk_size: int = 64  # utterances per chunk
 
     def __post_init__(self) -> None:
-        if self.format not in ("npy", "hf"):
-            raise ValueError(f"tokenize.format must be npy or hf; got {self.format!r}.")
         _split("tokenize", self.split)
-        check_positive("tokenize", self, "chunk_size")
-        parse_shard(self.shard)
-        check_engine(self.engine, self.ray_address)
+        super().__post_init__()
 
 
 @dataclass
