@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from modalities.image.config import ImageTokenizerConfig
-from modalities.image.files import is_grey, open_image, to_8bit
+from modalities.image.files import open_image, stack_images
 from modalities.image.hf import load_hf_images
 from tokenizers_vq.corpus import CodeCorpus
 
@@ -280,19 +280,6 @@ def _load_image_folder(name: str, split: str, root: Path | None, download: bool)
     if not loaded:
         raise FileNotFoundError(f"no images in the class folders of {folder}.")
     return stack_images(loaded, str(folder)), _labels([label for _, label in listing.samples]), list(listing.classes)
-
-
-def stack_images(loaded: list[Any], where: str) -> torch.Tensor:
-    """PIL images of one size → uint8 ``(n, 1, h, w)`` when all are grey, else ``(n, 3, h, w)``; 16-bit grey
-    images scaled to 8 bits (:func:`~modalities.image.files.to_8bit`), deeper ones refused naming ``where``."""
-    loaded = [to_8bit(img, where) for img in loaded]
-    mode = "L" if all(is_grey(img) for img in loaded) else "RGB"
-    pixels = [np.asarray(img.convert(mode)) for img in loaded]
-    sizes = sorted({p.shape[:2] for p in pixels})
-    if len(sizes) != 1:
-        raise ValueError(f"images in {where} have different sizes {sizes[:5]}; resize them to one size first.")
-    stacked = np.stack(pixels)  # (n, h, w) grey or (n, h, w, 3) RGB
-    return torch.from_numpy(stacked[:, None] if mode == "L" else np.ascontiguousarray(stacked.transpose(0, 3, 1, 2)))
 
 
 def load_split(data: Any, split: str, limit: int | None = None, seed: int | None = None) -> ImageArrays:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
 # Pillow's modes of 16-bit grey pixels (PNG, TIFF). Pillow's convert("L") clips them at 255 instead of
@@ -73,3 +75,16 @@ def read_image(path: str | os.PathLike[str], channels: int) -> np.ndarray:
     """An image file as uint8 ``(c, h, w)`` with ``channels`` 1 (grey) or 3 (RGB), converted as needed."""
     array = np.asarray(open_image(path).convert("L" if channels == 1 else "RGB"))
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def stack_images(loaded: list[Any], where: str) -> torch.Tensor:
+    """PIL images of one size → uint8 ``(n, 1, h, w)`` when all are grey, else ``(n, 3, h, w)``; 16-bit grey
+    images scaled to 8 bits (:func:`~modalities.image.files.to_8bit`), deeper ones refused naming ``where``."""
+    loaded = [to_8bit(img, where) for img in loaded]
+    mode = "L" if all(is_grey(img) for img in loaded) else "RGB"
+    pixels = [np.asarray(img.convert(mode)) for img in loaded]
+    sizes = sorted({p.shape[:2] for p in pixels})
+    if len(sizes) != 1:
+        raise ValueError(f"images in {where} have different sizes {sizes[:5]}; resize them to one size first.")
+    stacked = np.stack(pixels)  # (n, h, w) grey or (n, h, w, 3) RGB
+    return torch.from_numpy(stacked[:, None] if mode == "L" else np.ascontiguousarray(stacked.transpose(0, 3, 1, 2)))

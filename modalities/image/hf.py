@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from modalities.image.files import stack_images, to_8bit
+
 
 def _open(root: Path, split: str) -> Any:
     import datasets
@@ -48,8 +50,6 @@ def load_hf_images(
     label_column: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:  # fmt: skip
     """Images ``(n, c, h, w)`` uint8, labels ``(n,)`` and class names of split ``split`` of the dataset at ``root``."""
-    from modalities.image.data import stack_images
-    from modalities.image.files import to_8bit
 
     if root is None:
         raise FileNotFoundError("data.name=hf needs data.root= a datasets folder (save_to_disk) or an image folder.")
