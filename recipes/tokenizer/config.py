@@ -227,6 +227,13 @@ class PhonesConfig:
     baselines: bool = True  # also k-means on MFCC+Δ+ΔΔ, standardised and raw (same K, same frames), and random codes
     level: int = 0  # which residual level's codes to analyse
     plot: bool = True  # write confusion.png beside the figures
+    # ABX error within and across speakers (modalities.speech.abx) of the codes' vectors, the encoder's vectors
+    # and MFCC, on the scoring utterances' phone segments in context
+    abx: bool = True
+    abx_triplets: int = 20000  # at most this many triplets per mode, drawn with ``seed``; time grows linearly
+
+    def __post_init__(self) -> None:
+        check_positive("phones", self, "abx_triplets")
 
 
 @dataclass
