@@ -6,14 +6,20 @@ Two layouts are understood, and any folder of WAV/FLAC files fits one of them:
 - ``folders``: the speaker is the name of the folder holding the file (``root/<speaker>/<utt>.flac``;
   festival-phones, TIMIT's ``DR1/FCJF0/SA1.WAV``, LibriSpeech's chapters all fit).
 
-Phone labels sit beside the audio with the same stem: TIMIT ``.phn`` (sample offsets at the
-file's own rate) or a Praat ``.TextGrid``.
+``speaker_from`` takes the speaker from elsewhere: ``folder``, ``prefix`` (the file name up to a
+separator, ``george_0_12.wav`` → ``george``) or ``regex`` (a named group ``speaker``, and optionally
+``index`` and ``label``, searched in the file name). The ``fsdd`` layout is that regex with
+:data:`FSDD_PATTERN`. Folders and files reached through symbolic links are followed, each real folder
+once (a link back up the tree is not a loop).
+
+Phone labels sit beside the audio with the same stem, in any format of :mod:`modalities.speech.labels`
+(the first of ``.phn``, ``.TextGrid``, ``.ctm``, ``.lab``, ``.txt`` present), or come from one CTM for
+the whole corpus (``ctm``), matched by utterance id, which then takes precedence.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,15 +30,21 @@ import torch
 
 from modalities.speech.audio import audio_sample_rate, load_audio
 from modalities.speech.hf import list_hf_utterances
-from modalities.speech.labels import PHONE_MAPS, PhoneSegment, apply_phone_map, read_phn, read_textgrid
+from modalities.speech.labels import PHONE_MAPS, PhoneSegment, apply_phone_map, find_alignment, read_alignment
+from modalities.speech.layouts import (
+    AUDIO_SUFFIXES,
+    LAYOUTS,
+    audio_files,
+    corpus_alignments,
+    find_ctm,
+    fsdd_names,
+    name_parts,
+    speaker_naming,
+)
 from modalities.speech.tokenizer import SpeechTokenizer
 from tokenizers_vq.progress import progress
 
 DATA_ENV = "VQTOK_DATA"
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
-LAYOUTS = ("auto", "fsdd", "folders")
-_FSDD_NAME = re.compile(r"^(?P<label>\d+)_(?P<speaker>[^_]+)_(?P<index>\d+)$")
-_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
 
 
 @dataclass(frozen=True)
@@ -45,8 +57,10 @@ class Utterance:
     id: str  # the file stem, e.g. "h001" or "7_jackson_32"
     index: int | None  # the number in the name: FSDD's recording index, a Harvard sentence number, ...
     label: str | None = None  # a whole-utterance label when the name carries one (FSDD's digit)
-    phones_path: Path | None = None  # a .phn or .TextGrid beside the audio
+    phones_path: Path | None = None  # the alignment file: beside the audio (.phn, .TextGrid, ...) or the corpus CTM
     audio: bytes | None = field(default=None, repr=False, compare=False)  # the encoded file, read instead of path
+    # The phone segments read from a corpus CTM when the listing was made (it is read once, not per utterance).
+    segments: tuple[PhoneSegment, ...] | None = field(default=None, repr=False, compare=False)
 
     def read(self, sample_rate: int | None = None, min_seconds: float = 0.0) -> tuple[torch.Tensor, int]:
         """The utterance's mono waveform ``(t,)`` and its rate (:func:`~modalities.speech.audio.load_audio`)."""
@@ -55,11 +69,14 @@ class Utterance:
     def phones(self, phone_map: str | None = None, tier: str | None = None) -> list[PhoneSegment]:
         """The utterance's phone segments in seconds, optionally folded by a named map (``"timit39"``)."""
         if self.phones_path is None:
-            raise ValueError(f"{self.path} has no phone labels: put a .phn or .TextGrid with the same stem beside it.")
-        if self.phones_path.suffix.lower() == ".phn":
-            segments = read_phn(self.phones_path, audio_sample_rate(self.path))
+            raise ValueError(
+                f"{self.path} has no phone labels: put a .phn, .TextGrid, .ctm or .lab with the same stem beside it, "
+                "or name a corpus CTM in data.ctm."
+            )
+        if self.segments is not None:
+            segments = list(self.segments)
         else:
-            segments = read_textgrid(self.phones_path, tier)
+            segments = read_alignment(self.phones_path, self.id, lambda: audio_sample_rate(self.path), tier)
         if phone_map is not None:
             if phone_map not in PHONE_MAPS:
                 raise ValueError(f"unknown phone map {phone_map!r}; known maps: {sorted(PHONE_MAPS)} (or null).")
@@ -114,48 +131,47 @@ def find_data_folder(name: str, root: str | os.PathLike[str] | None = None) -> P
     )
 
 
-def _phones_beside(path: Path, siblings: set[str]) -> Path | None:
-    for suffix in (".phn", ".PHN", ".TextGrid", ".textgrid"):
-        if path.stem + suffix in siblings:
-            return path.with_suffix(suffix)
-    return None
-
-
-def list_utterances(root: str | os.PathLike[str], layout: str = "auto") -> list[Utterance]:
+def list_utterances(
+    root: str | os.PathLike[str],
+    layout: str = "auto",
+    *,
+    speaker_from: str | None = None,
+    speaker_pattern: str | None = None,
+    ctm: str | os.PathLike[str] | None = None,
+) -> list[Utterance]:
     """Every audio file below ``root`` as an :class:`Utterance`, sorted by speaker, index and id.
 
     ``layout`` is ``"fsdd"``, ``"folders"`` or ``"auto"`` (``fsdd`` when every file name fits
-    ``digit_speaker_index``). Raises ``FileNotFoundError`` for a missing root and ``ValueError`` for
-    a folder without audio or an unknown layout.
+    ``digit_speaker_index``). ``speaker_from`` / ``speaker_pattern`` take the speaker from elsewhere
+    (:func:`speaker_naming`); ``ctm`` names a CTM of the whole corpus (:func:`find_ctm`). Raises
+    ``FileNotFoundError`` for a missing root and ``ValueError`` for a folder without audio, an unknown
+    layout, or a file whose name does not fit the layout or pattern.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}; got {layout!r}.")
+    naming = speaker_naming(speaker_from, speaker_pattern)
     root = Path(root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"speech data folder {root} does not exist; pass the folder that holds the audio.")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    files = audio_files(root)
     if not files:
         raise ValueError(f"{root} holds no audio files ({', '.join(AUDIO_SUFFIXES)}).")
     if layout == "auto":
-        layout = "fsdd" if all(_FSDD_NAME.match(p.stem) for p in files) else "folders"
+        layout = "fsdd" if fsdd_names(files) else "folders"
+    parts = [name_parts(path, layout, naming, speaker_from == "folder") for path in files]
+    corpus_ctm = find_ctm(ctm, root) if ctm else None
+    corpus = corpus_alignments(corpus_ctm, files, [p["speaker"] for p in parts]) if corpus_ctm else {}
     siblings: dict[Path, set[str]] = {}
     utterances = []
-    for path in files:
+    for path, part in zip(files, parts, strict=True):
         if path.parent not in siblings:  # list each folder once, not once per file in it
             siblings[path.parent] = {p.name for p in path.parent.iterdir()}
-        names = siblings[path.parent]
-        phones = _phones_beside(path, names)
-        if layout == "fsdd":
-            match = _FSDD_NAME.match(path.stem)
-            if match is None:
-                raise ValueError(
-                    f"{path.name} does not follow the FSDD naming digit_speaker_index; use layout=folders."
-                )
-            utterances.append(Utterance(path, match["speaker"], path.stem, int(match["index"]), match["label"], phones))
+        index = int(part["index"]) if part["index"] is not None else None
+        if path in corpus:
+            phones, segments = corpus_ctm, corpus[path]
         else:
-            number = _LAST_NUMBER.search(path.stem)
-            index = int(number.group(1)) if number else None
-            utterances.append(Utterance(path, path.parent.name, path.stem, index, None, phones))
+            phones, segments = find_alignment(path, siblings[path.parent]), None
+        utterances.append(Utterance(path, part["speaker"], path.stem, index, part["label"], phones, segments=segments))
     return sorted(utterances, key=lambda u: (u.speaker, u.index if u.index is not None else -1, u.id))
 
 
@@ -194,19 +210,53 @@ def data_name(data: Any) -> str:
     return Path(data.root).name if data.root else data.name
 
 
-def find_utterances(data: Any, selection: Selection, limit: int | None = None) -> list[Utterance]:
-    """The utterances of ``data`` that ``selection`` keeps (the first ``limit`` of them when given)."""
+def _index_range(utterances: Sequence[Utterance]) -> str:
+    indices = [u.index for u in utterances if u.index is not None]
+    unnumbered = len(utterances) - len(indices)
+    span = f"{min(indices)}..{max(indices)}" if indices else "no index"
+    return span + (f", {unnumbered} without a number in the name" if indices and unnumbered else "")
+
+
+def describe_found(utterances: Sequence[Utterance], per_speaker: int = 8) -> str:
+    """What a listing holds, for messages: each speaker's index range when there are at most ``per_speaker``
+    speakers (``george 0..49, jackson 0..49``), else the speakers' names and the overall range."""
+    speakers = speakers_of(utterances)
+    if len(speakers) <= per_speaker:
+        ranges = ", ".join(f"{s} {_index_range([u for u in utterances if u.speaker == s])}" for s in speakers)
+        return f"{len(speakers)} speaker(s) with these indices: {ranges}"
+    names = ", ".join(speakers[:per_speaker]) + ", ..."
+    return f"{len(speakers)} speakers ({names}) with indices {_index_range(utterances)}"
+
+
+def _empty_selection(root: Path, found: list[Utterance], selection: Selection, setting: str) -> ValueError:
+    unknown = [s for s in selection.speakers or [] if s not in speakers_of(found)]
+    why = f" (no speaker {', '.join(unknown)} there)" if unknown else ""
+    return ValueError(
+        f"no utterance in {root} fits {setting} (speakers={selection.speakers}, min_index={selection.min_index}, "
+        f"max_index={selection.max_index}){why}; the folder holds {describe_found(found)}; change "
+        f"{setting}.speakers, {setting}.min_index or {setting}.max_index to fit."
+    )
+
+
+def find_utterances(
+    data: Any, selection: Selection, limit: int | None = None, setting: str | None = None
+) -> list[Utterance]:
+    """The utterances of ``data`` that ``selection`` keeps (the first ``limit`` of them when given).
+
+    ``setting`` names the selection in messages (``data.train``, ``phones.fit``; by default ``data.train``
+    or ``data.eval`` when ``selection`` is one of them). A selection that keeps nothing is a ``ValueError``
+    listing the speakers and index ranges the data set does hold.
+    """
     root = find_data_folder(data.name, data.root)
     if data.name == "hf":
         found = list_hf_utterances(root, data.audio_column, data.label_column, data.speaker_column)
     else:
-        found = list_utterances(root, data.layout)
+        naming = {k: getattr(data, k, None) for k in ("speaker_from", "speaker_pattern", "ctm")}
+        found = list_utterances(root, data.layout, **naming)
     utterances = select(found, selection)
     if not utterances:
-        raise ValueError(
-            f"no utterance in {root} fits the selection {selection}; check data.train / data.eval "
-            "(speakers, min_index, max_index)."
-        )
+        named = {id(getattr(data, "train", None)): "data.train", id(getattr(data, "eval", None)): "data.eval"}
+        raise _empty_selection(root, found, selection, setting or named.get(id(selection), "the selection"))
     return utterances[:limit] if limit is not None else utterances
 
 

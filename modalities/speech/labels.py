@@ -1,11 +1,24 @@
-"""Time-aligned phone labels: TIMIT ``.phn`` and Praat TextGrid readers, phone sets, and frame alignment.
+"""Time-aligned phone labels: readers of the alignment formats, phone sets, and frame alignment.
 
 Dimension legend: ``n`` code frames.
+
+Formats (each read into :class:`PhoneSegment` lists in seconds, in time order):
+
+- TIMIT ``.phn``: ``start_sample end_sample phone`` at the audio file's own rate;
+- Praat ``.TextGrid``: the phone tier's non-empty intervals;
+- Kaldi CTM (``.ctm``): ``utterance channel start duration phone [confidence]``, many utterances per file;
+- plain segment files (``.lab``, ``.txt``): ``phone start end`` or ``start end phone`` per line in seconds
+  (WaveSurfer, Audacity label tracks), or HTK label files (``start end phone`` in 100 ns units).
+
+Stretches that no segment covers (before the first, after the last, between two) carry no phone; segments
+out of time order or overlapping are refused, naming the file and line.
 """
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +38,16 @@ TIMIT_61_TO_39: dict[str, str | None] = {
 #: Phone maps by name, for configs (``phones.phone_map: timit39``).
 PHONE_MAPS: dict[str, dict[str, str | None]] = {"timit39": TIMIT_61_TO_39}
 
+#: Alignment files looked for beside each audio file (same stem), the first one present taken.
+ALIGNMENT_SUFFIXES = (".phn", ".PHN", ".TextGrid", ".textgrid", ".ctm", ".CTM", ".lab", ".LAB", ".txt", ".TXT")
+#: Suffixes also used for other things (transcripts): such a file is an alignment only if it reads as segments.
+SNIFFED_SUFFIXES = (".lab", ".txt")
+#: The formats in words, for messages such as "the utterances need phone labels (...)".
+ALIGNMENT_FORMATS = ".phn, .TextGrid, .ctm, or .lab/.txt segments beside the audio, or a corpus CTM in data.ctm"
+HTK_UNITS_PER_SECOND = 10_000_000  # HTK label files count time in 100 ns units
+_HTK_SMALLEST_END = 100_000  # integer times this large are HTK units: as seconds, a phone file over 27 hours
+_TIME_TOLERANCE = 1e-6  # seconds: decimal times such as 0.1 + 0.2 may overshoot the next start by rounding
+
 
 @dataclass(frozen=True)
 class PhoneSegment:
@@ -35,17 +58,49 @@ class PhoneSegment:
     phone: str
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark, as Windows tools write, is not text
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not a UTF-8 text file of phone labels ({err}).") from err
+
+
+class _InOrder:
+    """Checks that a file's segments come in time order without overlapping; errors name the file and line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.last: tuple[int, float, float] | None = None  # line, start, end of the previous segment
+
+    def __call__(self, number: int, start: float, end: float) -> None:
+        where = f"{self.path}:{number}"
+        if start < 0 or end < start:
+            raise ValueError(f"{where}: a segment must have 0 <= start <= end; got {start:g}..{end:g} s.")
+        if self.last is not None:
+            line, last_start, last_end = self.last
+            if start < last_start:
+                raise ValueError(
+                    f"{where}: the segment at {start:g} s starts before the one on line {line} ({last_start:g} s); "
+                    "segments must be in time order: sort the file by start time."
+                )
+            if start < last_end - _TIME_TOLERANCE:
+                raise ValueError(
+                    f"{where}: the segment {start:g}..{end:g} s overlaps the one on line {line} "
+                    f"({last_start:g}..{last_end:g} s); one phone at a time: fix or remove one of them."
+                )
+        self.last = (number, start, end)
+
+
 def read_phn(path: str | os.PathLike[str], sample_rate: int) -> list[PhoneSegment]:
     """Read a TIMIT-style ``.phn`` file (``start_sample end_sample phone`` per line, end exclusive).
 
     ``sample_rate`` is the rate the sample offsets count in (16000 for TIMIT), not the model's.
-    Raises ``ValueError`` naming the file and line for a malformed line or a segment that ends before it starts.
+    Raises ``ValueError`` naming the file and line for a malformed line, a segment that ends before it starts,
+    or one out of time order or overlapping the one before.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path} is not a UTF-8 text file of phone labels ({err}).") from err
+    text = _read_text(path)
+    in_order = _InOrder(path)
     segments = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -59,8 +114,146 @@ def read_phn(path: str | os.PathLike[str], sample_rate: int) -> list[PhoneSegmen
             raise ValueError(f"{path}:{number}: sample offsets must be integers; got {line!r}.") from err
         if end < start or start < 0:
             raise ValueError(f"{path}:{number}: a segment must have 0 <= start <= end; got {start}..{end}.")
+        in_order(number, start / sample_rate, end / sample_rate)
         segments.append(PhoneSegment(start / sample_rate, end / sample_rate, parts[2]))
     return segments
+
+
+# ---- plain segment files: "phone start end" or "start end phone" -----------------------------------------
+
+_LABEL_FIRST, _TIME_FIRST = "phone start end", "start end phone"
+
+
+def _fields(line: str) -> list[str]:
+    # Audacity writes tab-separated "start<TAB>end<TAB>label", and its labels may hold spaces.
+    return [f.strip() for f in line.split("\t")] if "\t" in line else line.split()
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _orders(fields: list[str]) -> set[str]:
+    """The column orders a segment line fits: times in columns 2-3 (phone first) or 1-2 (phone last)."""
+    if len(fields) != 3:
+        return set()
+    times = [_seconds(f) is not None for f in fields]
+    return {
+        order for order, fits in ((_LABEL_FIRST, times[1] and times[2]), (_TIME_FIRST, times[0] and times[1])) if fits
+    }
+
+
+def _segment_lines(text: str) -> list[tuple[int, list[str]]]:
+    """Numbered fields of the lines that hold segments: blank lines and Audacity's frequency lines (``\\``) left out."""
+    lines = enumerate(text.splitlines(), start=1)
+    return [(number, _fields(line)) for number, line in lines if line.strip() and not line.startswith("\\")]
+
+
+def reads_as_segments(path: str | os.PathLike[str]) -> bool:
+    """Whether the first line of ``path`` is a segment line (three columns, two of them adjacent times).
+
+    A ``.lab`` or ``.txt`` file beside the audio may be a transcript (Montreal Forced Aligner's ``.lab``,
+    a corpus's ``.txt``) rather than an alignment; only one that starts like a segment file counts.
+    """
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            head = f.read(4096)
+    except (OSError, UnicodeDecodeError):
+        return False
+    lines = _segment_lines(head)
+    return bool(lines) and bool(_orders(lines[0][1]))
+
+
+def read_segments(path: str | os.PathLike[str]) -> list[PhoneSegment]:
+    """Read a plain segment file: ``phone start end`` or ``start end phone`` per line, times in seconds.
+
+    E.g. WaveSurfer ``.lab`` (``0.12 0.31 ae``), an Audacity label track (``0.12<TAB>0.31<TAB>ae``; its
+    ``\\`` frequency lines are skipped), or ``ae 0.12 0.31``. The column order is the one every line
+    fits; a file of three numbers per line is ambiguous and refused. ``start end phone`` files whose times
+    are all integers reaching :data:`_HTK_SMALLEST_END` or more are HTK label files, in 100 ns units. A
+    line with an empty label (an Audacity label without text) marks a stretch without a phone.
+    Raises ``ValueError`` naming the file and line for a malformed line, or a segment out of time order
+    or overlapping the one before.
+    """
+    path = Path(path)
+    lines = _segment_lines(_read_text(path))
+    orders = {_LABEL_FIRST, _TIME_FIRST}
+    for number, fields in lines:
+        fits = _orders(fields)
+        if not fits & orders:
+            expected = " or ".join(f"'{o}'" for o in sorted(orders))
+            raise ValueError(
+                f"{path}:{number}: expected {expected} (times in seconds) like the lines before; got {' '.join(fields)!r}."
+            )
+        orders &= fits
+    if len(orders) > 1 and lines:
+        raise ValueError(
+            f"{path}: every line is three numbers, so which two are the times is ambiguous; write the phones as "
+            "names, not numbers (or convert the file to a CTM)."
+        )
+    label_first = _LABEL_FIRST in orders
+    rows = [(number, f[0], f[1], f[2]) if label_first else (number, f[2], f[0], f[1]) for number, f in lines]
+    scale = 1.0
+    if not label_first and rows and all(t.lstrip("-").isdigit() for _, _, *ts in rows for t in ts):
+        if max(int(end) for *_, end in rows) >= _HTK_SMALLEST_END:
+            scale = 1.0 / HTK_UNITS_PER_SECOND
+    in_order = _InOrder(path)
+    segments = []
+    for number, label, start_text, end_text in rows:
+        start, end = float(start_text) * scale, float(end_text) * scale
+        in_order(number, start, end)
+        if label:
+            segments.append(PhoneSegment(start, end, label))
+    return segments
+
+
+# ---- Kaldi CTM: "utterance channel start duration phone [confidence]" -----------------------------------
+
+
+def read_ctm(path: str | os.PathLike[str]) -> dict[str, list[PhoneSegment]]:
+    """Read a Kaldi CTM file: the phone segments of each utterance it holds, by utterance id, in file order.
+
+    Lines are ``utterance channel start duration phone [confidence]`` in seconds (``ali-to-phones --ctm-output``,
+    ``lattice-align-phones`` with ``nbest-to-ctm``); blank lines and ``;;`` comments are skipped. An utterance's
+    lines may be anywhere in the file but must come in time order without overlapping. Raises ``ValueError``
+    naming the file and line otherwise, or for a malformed line.
+    """
+    path = Path(path)
+    table: dict[str, list[PhoneSegment]] = {}
+    checks: dict[str, _InOrder] = {}
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith(";;"):
+            continue
+        times = [_seconds(f) for f in fields[2:4]]
+        if len(fields) not in (5, 6) or None in times:
+            raise ValueError(
+                f"{path}:{number}: expected 'utterance channel start duration phone [confidence]' (seconds); "
+                f"got {line.strip()!r}."
+            )
+        utterance, start, duration = fields[0], times[0], times[1]
+        assert start is not None and duration is not None, "checked above"
+        checks.setdefault(utterance, _InOrder(path))(number, start, start + duration)
+        table.setdefault(utterance, []).append(PhoneSegment(start, start + duration, fields[4]))
+    return table
+
+
+def ctm_segments(path: str | os.PathLike[str], utterance: str) -> list[PhoneSegment]:
+    """The segments of ``utterance`` in the CTM file beside its audio: its own lines, or all of them when the
+    file holds one utterance under another id (none when the file is empty)."""
+    table = read_ctm(path)
+    if utterance in table:
+        return table[utterance]
+    if len(table) <= 1:
+        return next(iter(table.values()), [])
+    held = ", ".join(sorted(table)[:5]) + (", ..." if len(table) > 5 else "")
+    raise ValueError(
+        f"{path} holds utterances {held} but not {utterance!r}; a CTM beside an audio file names it by the file's stem."
+    )
 
 
 def read_textgrid(path: str | os.PathLike[str], tier: str | None = None) -> list[PhoneSegment]:
@@ -87,6 +280,36 @@ def read_textgrid(path: str | os.PathLike[str], tier: str | None = None) -> list
         for e in grid.getTier(tier).entries
         if e.label.strip()
     ]
+
+
+def find_alignment(audio: Path, siblings: set[str]) -> Path | None:
+    """The alignment file beside ``audio`` (the names in its folder are ``siblings``): the first of
+    :data:`ALIGNMENT_SUFFIXES` with the same stem, a ``.lab``/``.txt`` only if it :func:`reads_as_segments`."""
+    for suffix in ALIGNMENT_SUFFIXES:
+        if audio.stem + suffix in siblings:
+            candidate = audio.with_name(audio.stem + suffix)
+            if suffix.lower() not in SNIFFED_SUFFIXES or reads_as_segments(candidate):
+                return candidate
+    return None
+
+
+def read_alignment(
+    path: str | os.PathLike[str], utterance: str, sample_rate: Callable[[], int], tier: str | None = None
+) -> list[PhoneSegment]:
+    """The phone segments of ``utterance`` in the alignment file ``path``, read by its suffix.
+
+    ``sample_rate`` gives the audio's rate, asked only for a ``.phn`` (whose offsets count samples);
+    ``tier`` picks a TextGrid's phone tier (see :func:`read_textgrid`).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".phn":
+        return read_phn(path, sample_rate())
+    if suffix == ".textgrid":
+        return read_textgrid(path, tier)
+    if suffix == ".ctm":
+        return ctm_segments(path, utterance)
+    return read_segments(path)
 
 
 def apply_phone_map(segments: list[PhoneSegment], phone_map: dict[str, str | None]) -> list[PhoneSegment]:

@@ -17,6 +17,7 @@ from modalities.image import ImageTokenizerConfig
 from modalities.speech import Selection, SpeechTokenizerConfig
 from modalities.speech.data import LAYOUTS
 from modalities.speech.labels import PHONE_MAPS
+from modalities.speech.layouts import speaker_naming
 from recipes.engine.config import RunConfig, check_positive
 from recipes.engine.schedule import TrainConfig
 from recipes.engine.shards import parse_shard
@@ -142,6 +143,9 @@ class SpeechDataConfig:
     # hf: a Hugging Face datasets folder at root (save_to_disk, or an audiofolder), indices = row positions
     root: str | None = None  # the audio folder itself; overrides name
     layout: str = "auto"  # fsdd (digit_speaker_index names), folders (speaker = folder name), or auto
+    speaker_from: str | None = None  # folder, prefix (name up to speaker_pattern, default _) or regex; null: layout's
+    speaker_pattern: str | None = None  # prefix: the separator; regex: a pattern with (?P<speaker>...) in the stem
+    ctm: str | None = None  # a Kaldi CTM of the whole corpus (utterance id = file stem); relative: below the root
     audio_column: str | None = None  # hf only: the dataset's audio column; null: its Audio column
     label_column: str | None = None  # hf only: whole-number labels; null: its ClassLabel column (or none)
     speaker_column: str | None = None  # hf only: null: a column named speaker or speaker_id (or one speaker)
@@ -154,6 +158,11 @@ class SpeechDataConfig:
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise ValueError(f"data.layout must be one of {LAYOUTS}; got {self.layout!r}.")
+        speaker_naming(self.speaker_from, self.speaker_pattern)
+        if self.name == "hf" and (self.speaker_from or self.ctm):
+            raise ValueError(
+                "data.speaker_from and data.ctm are for folders of audio files; hf takes data.speaker_column."
+            )
         if self.phone_map is not None and self.phone_map not in PHONE_MAPS:
             raise ValueError(f"data.phone_map must be one of {sorted(PHONE_MAPS)} or null; got {self.phone_map!r}.")
 
