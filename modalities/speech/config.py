@@ -25,10 +25,11 @@ _CHOICES = {
     "init": ("kmeans", "random"),
     "dead_code": ("restart", "none"),
     "encoder_norm": ("none", "utterance", "shape"),
+    "speaker_conditioning": ("table", "reference"),
 }
 # Fields added after speech tokenizers were first saved: config.json holds them only when they differ
 # from their defaults, so a tokenizer saved before them keeps its config.json and content identity.
-_ADDED = ("gradient", "fsq_levels", "lfq_entropy_weight")
+_ADDED = ("gradient", "fsq_levels", "lfq_entropy_weight", "speaker_conditioning")
 
 
 def check_duration_penalty(value: Any, name: str = "duration_penalty") -> None:
@@ -73,6 +74,12 @@ class SpeechTokenizerConfig:
     gradient: str = "straight_through"  # vq, rvq, simvq: "rotation" passes gradients by the rotation trick
     fsq_levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])  # fsq: levels per dimension (1,000 codes)
     lfq_entropy_weight: float = 0.1  # lfq, bsq: weight of the entropy penalty; codebook_size must be 2^bits
+    # "table": one learned embedding per name in speakers (none when speakers is empty), so the decoder speaks
+    # in training voices only. "reference": a speaker encoder (d-vector style: convolutions over a reference
+    # clip's log-mel, mean and deviation pooled, projected to speaker_dim) learned with the decoder, trained on
+    # another utterance of the same speaker, so any speaker decodes from a clip of their voice; speakers then
+    # only records who it was trained on.
+    speaker_conditioning: str = "table"
     speakers: list[str] = field(default_factory=list)  # names of the decoder's speaker embeddings; empty: none
     speaker_dim: int = 64
     jitter: float = 0.0  # time-jitter probability in training (Chorowski et al. 2019): a code borrows a neighbour's
@@ -186,6 +193,12 @@ class SpeechTokenizerConfig:
     def min_seconds(self) -> float:
         """:attr:`min_samples` in seconds."""
         return self.min_samples / self.frontend.sample_rate
+
+    @property
+    def speaker_reference(self) -> bool:
+        """Whether the decoder takes its voice from a reference clip (``speaker_conditioning="reference"``)
+        rather than from a table of training speakers."""
+        return self.speaker_conditioning == "reference"
 
     @property
     def residual(self) -> bool:

@@ -1,7 +1,7 @@
 """1-D convolutional encoder and decoder of the speech tokenizer.
 
 Dimension legend: ``b`` batch, ``m`` mel bins, ``f`` mel frames, ``n`` code frames (``f / downsample``),
-``k`` hidden channels, ``d`` code dimension, ``s`` speaker-embedding dimension.
+``k`` hidden channels, ``d`` code dimension, ``s`` speaker-embedding dimension, ``r`` reference-clip frames.
 """
 
 from __future__ import annotations
@@ -36,6 +36,44 @@ def _res_stack(channels: int, kernel_size: int, num_blocks: int) -> nn.ModuleLis
 def _stride_2_convs(conv: type[nn.Conv1d | nn.ConvTranspose1d], channels: int, downsample: int) -> nn.ModuleList:
     # One stride-2 convolution (or transposed one, to upsample) per factor 2 of the power of two ``downsample``.
     return nn.ModuleList(conv(channels, channels, 4, stride=2, padding=1) for _ in range(downsample.bit_length() - 1))
+
+
+def masked_mean_std(h: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Mean and standard deviation over time of ``(b, c, r)``, counting each row's first ``lengths[i]`` frames
+    only (None: all ``r``) → ``(b, 2c)``."""
+    if lengths is None:
+        mask = h.new_ones(h.shape[0], 1, h.shape[-1])
+    else:
+        mask = (torch.arange(h.shape[-1], device=h.device)[None] < lengths[:, None].to(h.device))[:, None].to(h.dtype)
+    count = mask.sum(-1).clamp_min(1.0)  # (b, 1)
+    mean = (h * mask).sum(-1) / count  # (b, c)
+    var = (((h - mean[:, :, None]) * mask) ** 2).sum(-1) / count
+    return torch.cat([mean, (var + 1e-5).sqrt()], dim=-1)
+
+
+class SpeakerEncoder(nn.Module):
+    """Reference log-mel ``(b, m, r)`` → speaker vector ``(b, s)``: a d-vector (Variani et al. 2014) learned with
+    the decoder.
+
+    A convolution and dilated residual blocks over the clip, then each channel's mean and deviation over
+    the clip's frames (``lengths``: frames of each row that are real; None: all), beside the same statistics
+    of the log-mel itself (its average spectrum and spread, the voice's envelope that an utterance-normalised
+    encoder takes out of the codes), projected to ``s``. Pooling over time makes the vector independent of
+    what was said and of the clip's length: ``(2, 64, 37)`` → ``(2, 64)`` for 64 bins and ``s = 64``.
+    """
+
+    def __init__(self, n_mels: int, channels: int, speaker_dim: int, kernel_size: int, num_blocks: int = 2) -> None:
+        super().__init__()
+        self.input = nn.Conv1d(n_mels, channels, kernel_size, padding=kernel_size // 2)
+        self.blocks = _res_stack(channels, kernel_size, num_blocks)
+        self.output = nn.Linear(2 * (channels + n_mels), speaker_dim)
+
+    def forward(self, mel: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.input(mel)
+        for block in self.blocks:
+            h = block(h)
+        pooled = torch.cat([masked_mean_std(F.gelu(h), lengths), masked_mean_std(mel, lengths)], dim=-1)
+        return self.output(pooled)
 
 
 class Encoder1d(nn.Module):

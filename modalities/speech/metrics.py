@@ -6,7 +6,8 @@ Dimension legend: ``t`` samples, ``m`` mel bins, ``f`` mel frames.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,9 +53,14 @@ class SpeechReconstruction:
     perplexity: float
     num_utterances: int
     seconds: float  # audio evaluated
+    # The same figures per group of utterances (e.g. seen and unseen speakers), when groups were given:
+    # {group: {"log_mel_distance", "stoi", "num_utterances"}}.
+    groups: dict[str, dict[str, float | int]] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        groups = values.pop("groups")
+        return {**values, **groups}
 
 
 @torch.no_grad()
@@ -64,10 +70,14 @@ def evaluate_reconstruction(
     sample_rates: Sequence[int],
     speakers: Sequence[Speaker],
     num_levels: int | None = None,
+    groups: Sequence[str] | None = None,
 ) -> SpeechReconstruction:
     """Encode, decode and vocode every utterance ``(t,)`` in its own speaker's voice; average the figures.
 
-    ``num_levels``: decode only the first residual levels (``bitrate`` then counts those); None: all.
+    ``speakers``: each utterance's voice, any :data:`~modalities.speech.tokenizer.Speaker` (a name, or a
+    reference clip ``(waveform, sample_rate)`` for a reference-clip tokenizer). ``num_levels``: decode only
+    the first residual levels (``bitrate`` then counts those); None: all. ``groups``: a group name per
+    utterance (e.g. ``"seen_speakers"``), whose log-mel distance and STOI are also reported on their own.
     """
     if not waveforms:
         raise ValueError("evaluate_reconstruction needs at least one utterance.")
@@ -100,6 +110,15 @@ def evaluate_reconstruction(
         from_vocoder.append(wave_vocoder.cpu())
         seconds += length / sr
     stats = code_stats(torch.cat(all_codes), tokenizer.config.num_codes)
+    by_group: dict[str, dict[str, float | int]] = {}
+    for name in sorted(set(groups or ())):
+        members = [i for i, g in enumerate(groups or ()) if g == name]
+        reference, decoded = torch.cat([references[i] for i in members]), torch.cat([from_codes[i] for i in members])
+        by_group[name] = {
+            "log_mel_distance": float(np.mean([figures["lmd"][i] for i in members])),
+            "stoi": stoi_score(reference, decoded, sr),
+            "num_utterances": len(members),
+        }
     levels = num_levels or tokenizer.config.num_quantizers  # the levels decoded: what the bitrate counts
     return SpeechReconstruction(
         log_mel_distance=float(np.mean(figures["lmd"])),
@@ -114,4 +133,5 @@ def evaluate_reconstruction(
         perplexity=stats.perplexity,
         num_utterances=len(waveforms),
         seconds=round(seconds, 3),
+        groups=by_group,
     )

@@ -35,6 +35,7 @@ from modalities.speech.data import (
 from modalities.speech.labels import frame_labels
 from modalities.speech.metrics import evaluate_reconstruction, log_mel_distance, stoi_score
 from modalities.speech.plots import reconstruction_spectrograms_png
+from modalities.speech.references import own_speaker_references
 from modalities.speech.tokenizer import SpeechTokenizer
 from modalities.speech.training import SpeechTraining, training_data
 from tokenizers_vq.corpus import code_dtype, read_meta, save_array
@@ -50,7 +51,9 @@ class SpeechModality:
     tokenizer_class = SpeechTokenizer
     reconstruction_figures = "figures.json"  # the JSON file `reconstruct` writes beside its outputs
 
-    training_data = staticmethod(training_data)  # the training utterances and held-out ones (modalities.speech.training)
+    training_data = staticmethod(
+        training_data
+    )  # the training utterances and held-out ones (modalities.speech.training)
     training = staticmethod(SpeechTraining.build)  # the segments, step and evaluation of a model over them
 
     def prepare(self, model: SpeechTokenizer, cfg: Any) -> SpeechTokenizer:
@@ -122,7 +125,12 @@ class SpeechModality:
             frames_total.append(int(offsets[-1]))
             return {
                 "levels": [
-                    {"file": f"codes_level{i}.npy", "shape": [int(offsets[-1])], "codebook_size": k, "dtype": dtype.name}
+                    {
+                        "file": f"codes_level{i}.npy",
+                        "shape": [int(offsets[-1])],
+                        "codebook_size": k,
+                        "dtype": dtype.name,
+                    }
                     for i in range(stacked.shape[1])
                 ],
                 "labels": "labels.npy",
@@ -153,21 +161,37 @@ class SpeechModality:
     def evaluate(self, model: SpeechTokenizer, cfg: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         selection, shortest = selection_of(cfg.data, cfg.eval.split), model.config.min_seconds
         split = load_split(cfg.data, selection, model.sample_rate, cfg.eval.max_utterances, shortest)
+        sr, speakers = model.sample_rate, [u.speaker for u in split.utterances]
+        described = {"data": cfg.data.root or cfg.data.name, "split": cfg.eval.split}
+        if model.speaker_reference:
+            # Each utterance in its own voice, heard from another utterance of its speaker in the split.
+            partners = own_speaker_references(speakers)
+            known = set(model.speakers)
+            result = evaluate_reconstruction(
+                model,
+                split.waveforms,
+                [sr] * len(split),
+                [(split.waveforms[p], sr) for p in partners],
+                groups=["seen_speakers" if s in known else "unseen_speakers" for s in speakers],
+            )
+            own = sum(p == i for i, p in enumerate(partners))
+            reference = {"reference_clip": "another utterance of the same speaker", "self_references": own}
+            return described, {**result.to_dict(), **reference}
         known = set(model.speakers)
-        keep = [i for i, u in enumerate(split.utterances) if not known or u.speaker in known]
+        keep = [i for i, s in enumerate(speakers) if not known or s in known]
         if not keep:
             raise ValueError(
-                f"none of the {len(split)} utterances is by a speaker this tokenizer knows ({model.speakers}); "
-                "evaluate decodes each utterance in its own speaker's voice."
+                f"none of the {len(split)} utterances is by a speaker this tokenizer knows ({model.speakers}), and a "
+                "table of speakers decodes only those: train with model.speaker_conditioning=reference for any speaker."
             )
         result = evaluate_reconstruction(
             model,
             [split.waveforms[i] for i in keep],
-            [model.sample_rate] * len(keep),
-            [split.utterances[i].speaker if known else None for i in keep],
+            [sr] * len(keep),
+            [speakers[i] if known else None for i in keep],
         )
         figures = {**result.to_dict(), "skipped_unknown_speakers": len(split) - len(keep)}
-        return {"data": cfg.data.root or cfg.data.name, "split": cfg.eval.split}, figures
+        return described, figures
 
     @torch.no_grad()
     def reconstruct(self, model: SpeechTokenizer, cfg: Any, out: Path) -> dict[str, Any]:

@@ -1,15 +1,17 @@
 """The speech tokenizer: a VQ-VAE on log-mel spectrograms (van den Oord et al. 2017, section 4.3).
 
 Dimension legend: ``b`` batch, ``t`` samples, ``m`` mel bins, ``f`` mel frames, ``n`` code frames,
-``d`` code dimension, ``l`` quantizer levels.
+``d`` code dimension, ``l`` quantizer levels, ``s`` speaker-vector dimension, ``r`` reference-clip frames.
 
 ::
 
     waveform (b, t) ─front end─▶ log-mel (b, m, f) ─standardise─▶ x ─encoder─▶ z_e (b, d, n)
       ─quantizer─▶ codes (b, n[, l]), z_q ─decoder(speaker)─▶ x̂ (b, m, n·downsample) ─Griffin-Lim─▶ waveform
 
-The decoder is told the speaker (a learned embedding per training speaker), so the codes are free
-to leave speaker identity out; decoding one speaker's codes with another's embedding converts the voice.
+The decoder is told the speaker, so the codes are free to leave speaker identity out; decoding one
+speaker's codes with another's voice converts it. The voice is a learned embedding per training speaker
+(``speaker_conditioning="table"``), or a speaker encoder's vector of a reference clip of anyone's voice
+(``"reference"``: log-mel (b, m, r) ─speaker encoder─▶ (b, s)), so that unseen speakers decode in their own voice.
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ from modalities.speech.audio import check_duration, check_waveform, resample, to
 from modalities.speech.config import SpeechTokenizerConfig, check_duration_penalty
 from modalities.speech.contrastive import FuturePrediction
 from modalities.speech.frontend import FrontEnd
-from modalities.speech.layers import Decoder1d, Encoder1d
+from modalities.speech.layers import Decoder1d, Encoder1d, SpeakerEncoder
 from tokenizers_vq import QuantizerOutput, build_quantizer
 from tokenizers_vq.tokenizer import Codes, Tokenizer
 
 KIND = "speech-tokenizer"
-Speaker = int | str | torch.Tensor | None
+# Who speaks the decoded audio: a training speaker's name or index (or a tensor of b indices) for a table of
+# speakers; a reference clip, (waveform, sample_rate) or a float waveform at the model's rate, for a
+# reference-clip model; or speaker vectors (s,) / (b, s) from SpeechTokenizer.embed_speaker, for either.
+Speaker = int | str | torch.Tensor | tuple[torch.Tensor, int] | None
 
 
 class SpeechCodes(Codes):
@@ -122,9 +127,14 @@ class SpeechTokenizer(Tokenizer):
         )
         qcfg = cfg.quantizer_config()
         self.quantizer = build_quantizer(qcfg)
-        self.speaker_embedding = nn.Embedding(len(cfg.speakers), cfg.speaker_dim) if cfg.speakers else None
+        table = cfg.speakers and not cfg.speaker_reference
+        self.speaker_embedding = nn.Embedding(len(cfg.speakers), cfg.speaker_dim) if table else None
+        self.speaker_encoder = (
+            SpeakerEncoder(m, cfg.hidden_channels, cfg.speaker_dim, cfg.kernel_size) if cfg.speaker_reference else None
+        )
         c = cfg.target_cepstra or m  # channels of the decoder's output
-        self.decoder = Decoder1d(cfg.code_dim, c, *args, speaker_dim=cfg.speaker_dim if cfg.speakers else None)
+        conditioned = bool(table) or cfg.speaker_reference
+        self.decoder = Decoder1d(cfg.code_dim, c, *args, speaker_dim=cfg.speaker_dim if conditioned else None)
         self.future = (
             FuturePrediction(cfg.code_dim, cfg.hidden_channels, cfg.contrastive_steps)
             if cfg.contrastive_weight > 0
@@ -156,7 +166,13 @@ class SpeechTokenizer(Tokenizer):
 
     @property
     def speakers(self) -> list[str]:
+        """The training speakers: the names of the speaker table, or who a reference-clip model was trained on."""
         return list(self.config.speakers)
+
+    @property
+    def speaker_reference(self) -> bool:
+        """Whether the decoder takes its voice from a reference clip of any speaker (see :meth:`embed_speaker`)."""
+        return self.speaker_encoder is not None
 
     def _param(self) -> torch.Tensor:
         return next(self.parameters())
@@ -215,6 +231,11 @@ class SpeechTokenizer(Tokenizer):
 
     def speaker_ids(self, speaker: Speaker, batch: int) -> torch.Tensor | None:
         """Speaker indices ``(b,)`` from a name, an index or a tensor of indices; None for a model without speakers."""
+        if self.speaker_reference:
+            raise ValueError(
+                "this tokenizer decodes in the voice of a reference clip: pass speaker=(waveform, sample_rate) "
+                f"or a vector from embed_speaker, not {speaker!r} (it has no table of speaker names)."
+            )
         if self.speaker_embedding is None:
             if speaker is not None:
                 raise ValueError("this tokenizer was trained without speakers; pass speaker=None.")
@@ -232,6 +253,55 @@ class SpeechTokenizer(Tokenizer):
         if ids.numel() != batch or int(ids.min()) < 0 or int(ids.max()) >= len(names):
             raise ValueError(f"speaker indices must be one or {batch} values in [0, {len(names) - 1}]; got {speaker}.")
         return ids
+
+    @torch.no_grad()
+    def embed_speaker(self, waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        """Speaker vectors ``(b, s)`` of reference clips (any shape and rate that :meth:`preprocess` takes).
+
+        E.g. one second ``(8000,)`` at 8 kHz → ``(1, 64)``; pass the result to ``decode(codes, speaker=...)``
+        to decode many utterances in that voice without encoding the clip again. Needs a tokenizer built with
+        ``speaker_conditioning="reference"``.
+        """
+        if not self.speaker_reference:
+            raise ValueError(
+                f"this tokenizer decodes only its training speakers' voices ({self.speakers}), from a table; a "
+                "reference clip needs a tokenizer trained with model.speaker_conditioning=reference."
+            )
+        return self.speaker_encoder(self.features(self.preprocess(waveform, sample_rate)))
+
+    def speaker_vectors(self, speaker: Speaker, batch: int) -> torch.Tensor | None:
+        """The decoder's speaker vectors ``(b, s)`` for any :data:`Speaker` (None for a model without speakers).
+
+        Names and indices go through the table (:meth:`speaker_ids`); ``(waveform, sample_rate)`` and float
+        waveforms at the model's rate through :meth:`embed_speaker`; float ``(s,)`` or ``(b, s)`` tensors are
+        speaker vectors already. One speaker is repeated over the batch.
+        """
+        s = self.config.speaker_dim
+        if self.decoder.speaker is None or not (isinstance(speaker, tuple | torch.Tensor) or self.speaker_reference):
+            ids = self.speaker_ids(speaker, batch)  # a table's names and indices; refuses a speaker without one
+            return None if ids is None else self.speaker_embedding(ids)
+        if isinstance(speaker, tuple):
+            if len(speaker) != 2 or not isinstance(speaker[0], torch.Tensor):
+                raise ValueError("a reference clip is a (waveform, sample_rate) pair; got a tuple of another kind.")
+            vectors = self.embed_speaker(speaker[0], int(speaker[1]))
+        elif isinstance(speaker, torch.Tensor) and speaker.is_floating_point():
+            if speaker.ndim <= 2 and speaker.shape[-1] == s:
+                vectors = speaker.reshape(-1, s)  # speaker vectors, e.g. from embed_speaker
+            else:
+                vectors = self.embed_speaker(speaker, self.sample_rate)  # a waveform at the model's rate
+        elif self.speaker_reference:
+            raise ValueError(
+                "this tokenizer decodes in the voice of a reference clip: pass speaker=(waveform, sample_rate) "
+                f"or a vector from embed_speaker, not {speaker!r} (it has no table of speaker names)."
+            )
+        else:
+            return self.speaker_embedding(self.speaker_ids(speaker, batch))  # a tensor of indices
+        vectors = vectors.to(self._param().dtype)
+        if vectors.shape[0] == 1:
+            vectors = vectors.expand(batch, s)
+        if vectors.shape[0] != batch:
+            raise ValueError(f"speaker vectors must be one or {batch} (one per utterance); got {vectors.shape[0]}.")
+        return vectors
 
     # ---- the network ------------------------------------------------------------------------------
     def _pad_to_codes(self, x: torch.Tensor) -> torch.Tensor:
@@ -281,12 +351,28 @@ class SpeechTokenizer(Tokenizer):
         return torch.gather(q, 1, index[:, :, None].expand_as(q))
 
     def _decode_vectors(self, q: torch.Tensor, speaker_ids: torch.Tensor | None) -> torch.Tensor:
-        """Channels-last code vectors ``(b, n, d)`` → standardised log-mel ``(b, m, n * downsample)``."""
-        spk = self.speaker_embedding(speaker_ids) if speaker_ids is not None and self.speaker_embedding else None
+        """Channels-last code vectors ``(b, n, d)`` → standardised log-mel ``(b, m, n * downsample)``.
+
+        ``speaker_ids``: indices ``(b,)`` into the speaker table, or speaker vectors ``(b, s)`` (float).
+        """
+        spk = speaker_ids
+        if spk is not None and not spk.is_floating_point():
+            spk = self.speaker_embedding(spk) if self.speaker_embedding is not None else None
         return self.decoder(rearrange(q, "b n d -> b d n"), spk)
 
-    def forward(self, x: torch.Tensor, speaker: Speaker = None) -> SpeechTokenizerOutput:
-        """Training pass on ``x = features(waveform)`` (``(b, m, f)``) for the given speaker(s)."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        speaker: Speaker = None,
+        reference: torch.Tensor | None = None,
+        reference_lengths: torch.Tensor | None = None,
+    ) -> SpeechTokenizerOutput:
+        """Training pass on ``x = features(waveform)`` (``(b, m, f)``) for the given speaker(s).
+
+        ``reference``: for a reference-clip model, standardised log-mel ``(b, m, r)`` of a reference clip per
+        row (another utterance of the same speaker in training, so its vector cannot carry what ``x`` says),
+        its first ``reference_lengths`` ``(b,)`` frames real (None: all ``r``); it takes the place of ``speaker``.
+        """
         if not isinstance(x, torch.Tensor) or x.ndim != 3 or x.shape[1] != self.config.frontend.n_mels:
             raise ValueError(
                 f"forward takes standardised log-mel (b, {self.config.frontend.n_mels}, f) from features(waveform); "
@@ -296,7 +382,13 @@ class SpeechTokenizer(Tokenizer):
         z = rearrange(self.encoder(self._pad_to_codes(self._encoder_input(x))), "b d n -> b n d")
         out = self.quantizer(z)
         q = self._jitter(out.quantized) if self.training and self.config.jitter > 0 else out.quantized
-        reconstruction = self._decode_vectors(q, self.speaker_ids(speaker, x.shape[0]))[..., :frames]
+        if reference is not None:
+            if self.speaker_encoder is None:
+                raise ValueError("reference clips need a tokenizer built with speaker_conditioning='reference'.")
+            voice = self.speaker_encoder(reference, reference_lengths)  # (b, s)
+        else:
+            voice = self.speaker_vectors(speaker, x.shape[0])
+        reconstruction = self._decode_vectors(q, voice)[..., :frames]
         reconstruction_loss = F.mse_loss(reconstruction.float(), self.target(x).float())
         # On the encoder's vectors before quantization: on festival-phones that gave codes 5 points closer to
         # phones than the quantized ones of VQ-CPC, whose repeated codes are ties the loss cannot rank.
@@ -393,7 +485,7 @@ class SpeechTokenizer(Tokenizer):
         """
         tensor = self.first_levels(self.check_codes(codes), num_levels).to(self.mel_mean.device)
         q = self.quantizer.decode(tensor).to(self._param().dtype)  # (b, n, d)
-        return self.target_to_features(self._decode_vectors(q, self.speaker_ids(speaker, tensor.shape[0])))
+        return self.target_to_features(self._decode_vectors(q, self.speaker_vectors(speaker, tensor.shape[0])))
 
     @torch.no_grad()
     def features_to_waveform(self, x: torch.Tensor, length: int | None = None) -> torch.Tensor:
@@ -407,16 +499,33 @@ class SpeechTokenizer(Tokenizer):
     ) -> torch.Tensor:
         """Waveform ``(b, t)`` at ``sample_rate`` from codes: ``(1, 51)`` → ``(1, 16160)`` for the defaults.
 
-        ``speaker``: a training speaker's name or index (or a tensor of ``b`` indices); required
-        when the tokenizer has speakers. Decoding with another speaker than the one who spoke
-        converts the voice. ``num_levels``: decode only the first residual levels (see :meth:`decode_features`).
+        ``speaker``: required when the tokenizer has speakers. With a table of speakers, a training speaker's
+        name or index (or a tensor of ``b`` indices); with ``speaker_conditioning="reference"``, a clip of
+        anyone's voice as ``(waveform, sample_rate)`` (or a float waveform at the model's rate), or its vector
+        from :meth:`embed_speaker`. Decoding with another speaker than the one who spoke converts the voice.
+        ``num_levels``: decode only the first residual levels (see :meth:`decode_features`).
         """
         return self.features_to_waveform(self.decode_features(codes, speaker, num_levels))
 
+    def pad_waveform(self, waveform: torch.Tensor) -> torch.Tensor:
+        """``(b, t)`` with silence appended up to a whole number of codes (``min_samples``), so the last
+        partial frame is encoded like any other; trim the decoded waveform back to ``t``."""
+        extra = -waveform.shape[-1] % self.config.min_samples
+        return F.pad(waveform, (0, extra)) if extra else waveform
+
     @torch.no_grad()
     def reconstruct(self, waveform: torch.Tensor, sample_rate: int, speaker: Speaker = None) -> torch.Tensor:
-        """``decode(encode(waveform), speaker)``, trimmed to the input's length at the model's rate."""
-        x = self.features(self.preprocess(waveform, sample_rate))
-        wave_len = (x.shape[-1] - 1) * self.config.frontend.hop_length
+        """``decode(encode(waveform), speaker)`` ``(b, t)`` at the model's rate, exactly as long as the input is
+        there (a 1 s ``(8000,)`` input at 8 kHz gives ``(1, 8000)``).
+
+        A reference-clip model with ``speaker=None`` decodes each input in its own voice (the input is its
+        own reference clip).
+        """
+        wave = self.preprocess(waveform, sample_rate)  # (b, t)
+        length = wave.shape[-1]
+        padded = self.pad_waveform(wave)
+        x = self.features(padded)
+        if speaker is None and self.speaker_reference:
+            speaker = self.speaker_encoder(self.features(wave))  # (b, s): the unpadded input's own voice
         mel = self.decode_features(self.encode_features(x), speaker)[..., : x.shape[-1]]
-        return self.features_to_waveform(mel, length=wave_len)
+        return self.features_to_waveform(mel, length=padded.shape[-1])[..., :length]

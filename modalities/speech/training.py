@@ -4,7 +4,10 @@ Dimension legend: ``b`` batch, ``m`` mel bins, ``s`` frames per training segment
 
 Training data are the training utterances' standardised log-mel cut into segments of
 ``train.segment_frames`` frames with 50% overlap (shorter utterances padded by repeating their last
-frame). Evaluations report the held-out mel loss and code health, and with phone labels the
+frame). A reference-clip tokenizer hears each segment's voice from a segment of another utterance
+by the same speaker, drawn anew at every step. Evaluations report the held-out mel loss (a table of
+speakers skips, and says so, utterances of speakers it has no embedding for; a reference-clip model
+decodes them from another of their utterances) and code health, and with phone labels the
 code→phone mapping. The generic training recipe runs these under its autocast, evaluation mode and
 RNG guards; nothing here chooses a device or a precision.
 """
@@ -28,6 +31,7 @@ from modalities.speech.data import (
     speakers_of,
 )
 from modalities.speech.phones import analyse
+from modalities.speech.references import ReferenceSampler, own_speaker_references
 from modalities.speech.tokenizer import SpeechTokenizer
 from tokenizers_vq.metrics import code_stats
 from tokenizers_vq.training import StepOutput
@@ -91,6 +95,10 @@ class SpeechTraining:
     speakers: torch.Tensor  # (N,) indices into the model's speakers
     eval_train: SpeechSplit
     eval_held: SpeechSplit
+    # A reference-clip model's reference segments: (N,) frames of each segment that are its utterance's own
+    # (the rest repeats the last frame), and the draw of another utterance's segment by the same speaker.
+    lengths: torch.Tensor | None = None
+    references: ReferenceSampler | None = None
     progress: ClassVar[tuple[str, ...]] = ("loss", "usage")
 
     @classmethod
@@ -101,9 +109,16 @@ class SpeechTraining:
         model.set_feature_stats(log_mels)  # overwritten by the checkpoint's own statistics on resume
         features = [(x - model.mel_mean[:, None]) / model.mel_std[:, None] for x in log_mels]
         speaker_ids = [model.speakers.index(u.speaker) for u in data.train.utterances]
-        pieces, owners = segments(features, speaker_ids, cfg.train.segment_frames)  # (N, m, s), (N,)
+        frames = cfg.train.segment_frames
+        pieces, utterance = segments(features, list(range(len(features))), frames)  # (N, m, s), (N,) utterances
+        owners = torch.tensor(speaker_ids, dtype=torch.long)[utterance]  # (N,) speakers
         limit = cfg.train.eval_utterances
-        return cls(model, cfg.data, pieces, owners, _subset(data.train, limit), _subset(data.held_out, limit))
+        training = cls(model, cfg.data, pieces, owners, _subset(data.train, limit), _subset(data.held_out, limit))
+        if model.speaker_reference:
+            sizes = torch.tensor([min(x.shape[-1], frames) for x in features])
+            training.lengths = sizes[utterance].to(device)
+            training.references = ReferenceSampler(owners, utterance)
+        return training
 
     def __len__(self) -> int:
         return len(self.segments)
@@ -111,7 +126,11 @@ class SpeechTraining:
     def step(self, net: nn.Module, indices: torch.Tensor) -> StepOutput:
         device = self.segments.device
         x, speakers = self.segments[indices], self.speakers[indices].to(device)  # (b, m, s), (b,)
-        out = net(x, speaker=speakers)
+        if self.references is not None:
+            refs = self.references.sample(indices).to(device)  # (b,) segments of other utterances, same speakers
+            out = net(x, reference=self.segments[refs], reference_lengths=self.lengths[refs])
+        else:
+            out = net(x, speaker=speakers)
         q = out.quantizer_output
         figures = {
             "loss": float(out.loss.detach()),
@@ -125,20 +144,37 @@ class SpeechTraining:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, Any]:
-        """Held-out mel loss and code health; with phone labels also the code→phone mapping (fit on train, score held out)."""
+        """Held-out mel loss and code health; with phone labels also the code→phone mapping (fit on train, score held out).
+
+        Every held-out utterance counts in the code health. The mel loss decodes each in its own voice: from
+        another of its speaker's held-out utterances with a reference-clip model (``reconstruction_loss_unseen``:
+        the speakers it was not trained on), or by its table embedding, skipping (and counting in
+        ``skipped_utterances``) speakers without one; no utterance left: no mel loss.
+        """
         model, train, held_out = self.model, self.eval_train, self.eval_held
         device = next(model.parameters()).device
-        losses, codes = [], []
-        speakers = model.speakers
-        for utt, wave in zip(held_out.utterances, held_out.waveforms, strict=True):
-            x = model.features(wave[None].to(device))
-            spk = utt.speaker if utt.speaker in speakers else None
-            if spk is None and speakers:
-                continue  # a held-out speaker has no embedding to decode with
-            out = model(x, speaker=spk)
-            losses.append(float(out.reconstruction_loss))
-            codes.append(out.codes[0].cpu().numpy())
-        figures: dict[str, Any] = {"reconstruction_loss": float(np.mean(losses)) if losses else float("nan")}
+        losses, unseen_losses, codes, skipped = [], [], [], []
+        speakers, reference = model.speakers, model.speaker_reference
+        xs = [model.features(wave[None].to(device)) for wave in held_out.waveforms]
+        partners = own_speaker_references([u.speaker for u in held_out.utterances])
+        for i, (utt, x) in enumerate(zip(held_out.utterances, xs, strict=True)):
+            if reference:
+                out = model(x, reference=xs[partners[i]])
+                (losses if utt.speaker in speakers else unseen_losses).append(float(out.reconstruction_loss))
+            elif speakers and utt.speaker not in speakers:  # no embedding to decode this speaker with
+                skipped.append(utt.speaker)
+                out = None
+            else:
+                out = model(x, speaker=utt.speaker if speakers else None)
+                losses.append(float(out.reconstruction_loss))
+            codes.append((out.codes if out is not None else model.encode_features(x).codes)[0].cpu().numpy())
+        figures: dict[str, Any] = {}
+        if losses or unseen_losses:
+            figures["reconstruction_loss"] = float(np.mean(losses + unseen_losses))
+        if unseen_losses:
+            figures["reconstruction_loss_unseen"] = float(np.mean(unseen_losses))
+        if skipped:
+            figures.update(skipped_utterances=len(skipped), skipped_speakers=sorted(set(skipped)))
         flat = np.concatenate([c.reshape(len(c), -1)[:, 0] for c in codes]) if codes else np.zeros(0, np.int64)
         k = model.config.num_codes
         stats = code_stats(torch.from_numpy(flat), k)
@@ -155,13 +191,21 @@ class SpeechTraining:
         return figures
 
     def describe(self, step: int, figures: dict[str, Any]) -> str:
-        line = (
-            f"eval @ step {step}: mel loss {figures['reconstruction_loss']:.4f}, usage {figures['usage']:.2f}, "
-            f"perplexity {figures['perplexity']:.1f}"
-        )
+        parts = []
+        if "reconstruction_loss" in figures:
+            parts.append(f"mel loss {figures['reconstruction_loss']:.4f}")
+        if "reconstruction_loss_unseen" in figures:
+            parts[-1] += f" (unseen speakers {figures['reconstruction_loss_unseen']:.4f})"
+        parts.append(f"usage {figures['usage']:.2f}, perplexity {figures['perplexity']:.1f}")
         if "mapping_accuracy" in figures:
-            line += f", phone mapping {figures['mapping_accuracy']:.3f}, pnmi {figures['pnmi']:.3f}"
-        return line
+            parts.append(f"phone mapping {figures['mapping_accuracy']:.3f}, pnmi {figures['pnmi']:.3f}")
+        if "skipped_utterances" in figures:
+            parts.append(
+                f"no mel loss for {figures['skipped_utterances']} held-out utterances of "
+                f"{', '.join(figures['skipped_speakers'])} (no speaker embedding; train with "
+                "model.speaker_conditioning=reference to decode any speaker)"
+            )
+        return f"eval @ step {step}: " + ", ".join(parts)
 
     def result_figures(self, figures: dict[str, Any]) -> dict[str, Any]:
         """The figures ``train-tokenizer`` reports: code rate and bitrate, then the last evaluation."""
