@@ -6,19 +6,29 @@ another. Baselines use the same utterances and exactly the same frames (the code
 k-means with the same K on 39-dim MFCC+Δ+ΔΔ, once standardised per dimension (``kmeans_mfcc``) and
 once on the raw MFCCs (``kmeans_mfcc_raw``), and uniformly random codes; when the codes are
 duration-penalised (``duration_penalty``), also k-means with the same penalty (``kmeans_mfcc_penalized``),
-so the smoothing is credited to neither side. The output directory
-(``out``, default ``<tokenizer dir>/../phones``) gets ``figures.json`` and ``confusion.png``.
+so the smoothing is credited to neither side. With ``phones.abx`` (the default) it also measures
+ABX error within and across speakers (:mod:`modalities.speech.abx`) on the scoring utterances'
+phones in context, of three representations of the same frames on the same triplets: the codes (each
+frame as its code's codebook vector), the encoder's vectors before quantization, and the MFCC+Δ+ΔΔ of
+the baselines. The output directory (``out``, default ``<tokenizer dir>/../phones``) gets
+``figures.json`` and ``confusion.png``.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from einops import rearrange
 
 from modalities.speech import SpeechTokenizer, confusion_png, kmeans_codes, mfcc_frames, random_codes
+from modalities.speech.abx import MODES, abx_error, phone_items, sample_triplets
 from modalities.speech.data import SpeechSplit, encode_waveforms, load_split, phone_inventory, phone_segments
 from modalities.speech.phones import analyse
 from recipes.engine.artifacts import open_tokenizer
@@ -41,8 +51,10 @@ class PhonesResult:
     figures: dict[str, Any]
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
     duration_penalty: float = 0.0  # the penalty the codes were encoded with (0: nearest codes)
+    abx: dict[str, Any] | None = None  # ABX errors per representation and how they were drawn (phones.abx)
 
     def to_dict(self) -> dict[str, Any]:
+        codes = self.abx["codes"] if self.abx else {}
         return {
             "tokenizer": self.tokenizer,
             "out_dir": self.out_dir,
@@ -51,6 +63,9 @@ class PhonesResult:
             "phones": self.phones,
             **self.figures,
             "baselines": self.baselines,
+            "abx_within": codes.get("within"),
+            "abx_across": codes.get("across"),
+            "abx": self.abx,
         }
 
     def format(self) -> str:
@@ -68,7 +83,13 @@ class PhonesResult:
             "fit_frames": self.figures["fit_frames"],
             "score_frames": self.figures["score_frames"],
         }
-        return format_figures(head, title="phones") + "\n\n" + format_table(["method", *keys], rows)
+        text = format_figures(head, title="phones") + "\n\n" + format_table(["method", *keys], rows)
+        if self.abx:
+            abx_rows = [[name, self.abx[name]["within"], self.abx[name]["across"]] for name in REPRESENTATIONS]
+            text += "\n\n" + format_table(["ABX error", "within", "across"], abx_rows)
+            reasons = [f"{mode}: {self.abx[f'{mode}_reason']}" for mode in MODES if self.abx[f"{mode}_reason"]]
+            text += "".join(f"\nno ABX {reason}" for reason in reasons)
+        return text
 
 
 def mean_run_frames(codes: list[np.ndarray]) -> float:
@@ -95,6 +116,72 @@ def _mfcc(model: SpeechTokenizer, split: SpeechSplit, lengths: list[int]) -> lis
     ]
 
 
+REPRESENTATIONS = ("codes", "continuous", "mfcc")  # the ABX blocks of figures.json, in this order
+
+
+@contextmanager
+def _encoder_vectors(model: SpeechTokenizer, keep: bool) -> Iterator[list[torch.Tensor]]:
+    """The encoder's output ``(n, d)`` (what the quantizer snaps) for each utterance encoded inside the block.
+
+    A forward hook on ``model.encoder`` catches it as ``encode`` runs, so the codes cost no second pass.
+    """
+    vectors: list[torch.Tensor] = []
+
+    def catch(_module: torch.nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        vectors.extend(rearrange(output, "b d n -> b n d").float().cpu().unbind(0))
+
+    handle = model.encoder.register_forward_hook(catch) if keep else None
+    try:
+        yield vectors
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
+def _code_vectors(model: SpeechTokenizer, codes: list[np.ndarray], level: int) -> list[torch.Tensor]:
+    """Each code's codebook vector ``(n, d)`` per utterance: level ``level``'s codebook for residual codes."""
+    quantizer = model.quantizer
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        if codes and codes[0].ndim == 2:  # residual (n, l): the analysed level's own codebook
+            book = quantizer.levels[level]
+            return [book.decode(torch.from_numpy(c[:, level]).to(device)).float().cpu() for c in codes]
+        return [quantizer.decode(torch.from_numpy(c).to(device)).float().cpu() for c in codes]
+
+
+def abx_figures(
+    cfg: SpeechRecipeConfig,
+    model: SpeechTokenizer,
+    split: SpeechSplit,
+    segments: list[list[Any]],
+    representations: dict[str, list[torch.Tensor]],
+) -> dict[str, Any]:
+    """ABX error within and across speakers of each representation (per-utterance ``(n, d)`` frames), all on
+    the same triplets of ``split``'s phone segments (``phones.abx_triplets`` per mode, drawn with ``seed``)."""
+    started = time.perf_counter()
+    lengths = [len(f) for f in representations["codes"]]
+    speakers = [u.speaker for u in split.utterances]
+    items = phone_items(segments, lengths, speakers, model.frame_rate, model.config.first_code_time)
+    triplets = {mode: sample_triplets(items, mode, cfg.phones.abx_triplets, cfg.seed) for mode in MODES}
+    out: dict[str, Any] = {}
+    bar = progress(total=len(representations) * len(MODES), desc="ABX", unit="score")
+    for name, frames in representations.items():
+        out[name] = {}
+        for mode in MODES:
+            out[name][mode] = abx_error(frames, items, triplets[mode]).error
+            bar.update()
+    bar.close()
+    for mode in MODES:
+        out[f"triplets_{mode}"] = len(triplets[mode])
+        out[f"cells_{mode}"] = len(triplets[mode].cells)
+        out[f"{mode}_reason"] = triplets[mode].reason
+    out["triplets"] = sum(len(t) for t in triplets.values())
+    out.update(items=len(items), speakers=len(items.speakers), max_triplets=cfg.phones.abx_triplets, seed=cfg.seed)
+    out["distance"] = "dtw_angular"
+    out["seconds"] = round(time.perf_counter() - started, 3)
+    return out
+
+
 def run(cfg: SpeechRecipeConfig, *, overwrite: bool = False) -> PhonesResult:
     """Analyse the codes of the tokenizer at ``cfg.tokenizer`` against phone labels; see the module docstring.
 
@@ -116,7 +203,9 @@ def run(cfg: SpeechRecipeConfig, *, overwrite: bool = False) -> PhonesResult:
     k = model.config.num_codes
     with evaluation_mode(model):
         fit_codes = _level(encode_waveforms(model, fit.waveforms), cfg.phones.level)
-        score_codes = _level(encode_waveforms(model, score.waveforms), cfg.phones.level)
+        with _encoder_vectors(model, keep=cfg.phones.abx) as continuous:
+            score_all_levels = encode_waveforms(model, score.waveforms)
+        score_codes = _level(score_all_levels, cfg.phones.level)
 
     def figures_of(a: list[np.ndarray], b: list[np.ndarray]) -> tuple[dict[str, Any], np.ndarray]:
         metrics, confusion = analyse(
@@ -126,9 +215,11 @@ def run(cfg: SpeechRecipeConfig, *, overwrite: bool = False) -> PhonesResult:
 
     figures, confusion = figures_of(fit_codes, score_codes)
     baselines: dict[str, dict[str, Any]] = {}
+    score_lengths = [len(c) for c in score_codes]
+    score_mfcc = _mfcc(model, score, score_lengths) if cfg.phones.baselines or cfg.phones.abx else []
     if cfg.phones.baselines:
-        fit_lengths, score_lengths = [len(c) for c in fit_codes], [len(c) for c in score_codes]
-        fit_mfcc, score_mfcc = _mfcc(model, fit, fit_lengths), _mfcc(model, score, score_lengths)
+        fit_lengths = [len(c) for c in fit_codes]
+        fit_mfcc = _mfcc(model, fit, fit_lengths)
         penalized = model.config.duration_penalty > 0  # the codes' smoothing on the baseline too
         bar = progress(total=2 + penalized, desc="k-means baselines", unit="baseline")
         for name, standardize in (("kmeans_mfcc", True), ("kmeans_mfcc_raw", False)):
@@ -145,9 +236,18 @@ def run(cfg: SpeechRecipeConfig, *, overwrite: bool = False) -> PhonesResult:
         baselines["random"] = figures_of(
             random_codes(fit_lengths, k, cfg.seed), random_codes(score_lengths, k, cfg.seed + 1)
         )[0]
+    abx = None
+    if cfg.phones.abx:
+        vectors = {
+            "codes": _code_vectors(model, score_all_levels, cfg.phones.level),
+            "continuous": continuous,
+            "mfcc": score_mfcc,
+        }
+        abx = abx_figures(cfg, model, score, score_segments, vectors)
     result = PhonesResult(
-        str(tokenizer_dir), str(out_dir), model.frame_rate, phones, figures, baselines, model.config.duration_penalty
-    )
+        str(tokenizer_dir), str(out_dir), model.frame_rate, phones, figures, baselines, model.config.duration_penalty,
+        abx,
+    )  # fmt: skip
     with folder, folder.staging() as tmp:
         if cfg.phones.plot:
             title = f"codes -> phones: {figures['mapping_accuracy']:.1%} mapping accuracy (rows: true phone)"
