@@ -239,14 +239,15 @@ _ROWS = (
     ),
     Verb(
         "convert",
-        "voice conversion: say an audio file again in the voice of one of the tokenizer's training speakers",
+        "voice conversion: say an audio file again in the voice of a training speaker, or of any speaker's clip",
         default_config="speech_festival",
-        out_help="WAV file to write (default <input>_as_<speaker>.wav beside the input)",
+        out_help="WAV file to write, or a folder for <input>_as_<voice>.wav (default the folder converted/ here)",
         recipes=(Recipe("speech", "recipes.speech.convert:run", SPEECH),),
         shortcuts=(
             _TOKENIZER,
             Shortcut("--input", "convert.input", "audio file to convert", "FILE"),
             Shortcut("--speaker", "convert.speaker", "target speaker (a training speaker of the tokenizer)", "NAME"),
+            Shortcut("--reference", "convert.reference", "a clip of the target voice (reference-clip models)", "CLIP"),
             _DEVICE,
         ),
     ),

@@ -247,10 +247,12 @@ class PhonesConfig:
 
 @dataclass
 class ConvertConfig:
-    """The ``convert`` verb: speak ``input`` in the voice of ``speaker``; ``out`` names the WAV written."""
+    """The ``convert`` verb: speak ``input`` in the voice of ``speaker`` or of a ``reference`` clip; ``out`` names the
+    WAV written, or the folder it goes in (default ``converted/`` in the working directory)."""
 
     input: str | None = None  # an audio file
-    speaker: str | None = None  # a training speaker of the tokenizer
+    speaker: str | None = None  # a training speaker of the tokenizer (a table of speakers)
+    reference: str | None = None  # an audio file of the voice to speak in (model.speaker_conditioning=reference)
 
 
 @dataclass
