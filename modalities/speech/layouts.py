@@ -102,8 +102,8 @@ def name_parts(path: Path, layout: str, speaker: re.Pattern[str] | None, by_fold
                     f"{path.name} does not follow the FSDD naming digit_speaker_index; use layout=folders."
                 )
             raise ValueError(
-                f"{path.name} does not match data.speaker_pattern {pattern.pattern!r}; change the pattern "
-                "(or data.speaker_from), or move the file out of the data folder."
+                f"{path.name} does not match the speaker pattern {pattern.pattern!r} (data.speaker_from, "
+                "data.speaker_pattern); change them, or move the file out of the data folder."
             )
         parts.update({k: v for k, v in match.groupdict().items() if k in parts and v is not None})
     if by_folder:

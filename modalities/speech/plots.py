@@ -4,10 +4,15 @@ Dimension legend: ``t`` samples, ``m`` mel bands, ``f`` frames, ``C`` phones.
 
 Spectrograms are drawn on :class:`matplotlib.figure.Figure` objects, whose PNGs come from the Agg
 canvas, never through ``pyplot``'s figure manager: no display, no global figure state.
+
+Phone labels may be in any script (IPA, Greek, Cyrillic, Thai, ...): each is drawn in the first font
+that has all its characters, among :data:`LABEL_FONT_FAMILIES` and then every other font matplotlib's
+font manager knows; a character no font has is written as its code point (``U+0E01``), never as a box.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -15,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib import font_manager
 from matplotlib.figure import Figure
+from matplotlib.ft2font import FT2Font
 from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw, ImageFont
 
@@ -25,13 +32,90 @@ TOP_DB = 80.0  # range of the colour scale: a bin 80 dB or more below the refere
 _DB_PER_NAT = 20.0 / math.log(10.0)  # a natural-log magnitude difference in dB
 
 
+# Tried first, in this order: DejaVu Sans (shipped with matplotlib) covers Latin with accents, Greek, Cyrillic
+# and IPA; the others, where installed, add scripts it lacks.
+LABEL_FONT_FAMILIES = (
+    "DejaVu Sans", "Noto Sans", "Noto Sans Symbols", "Noto Sans CJK JP", "Noto Sans Thai", "Noto Sans Devanagari",
+    "Noto Sans Arabic", "FreeSans", "FreeSerif", "Arial Unicode MS", "Liberation Sans",
+)  # fmt: skip
+
+
+# Fonts that claim characters they do not draw as such: Last Resort has a placeholder box for every code
+# point (the very thing to avoid), TeX's cm* and STIX's size and non-Unicode fonts put symbols on letters' codes.
+_UNFIT_FONTS = ("Last Resort", "cm", "STIXNonUnicode", "STIXSize")
+
+
+@functools.cache
+def _charmap(path: str) -> frozenset[int]:
+    """The code points that the font file at ``path`` has glyphs for (empty when it cannot be read)."""
+    try:
+        return frozenset(FT2Font(path).get_charmap())
+    except (OSError, RuntimeError, ValueError):
+        return frozenset()
+
+
+def _font_files(everything: bool) -> list[str]:
+    """Font files for labels: those of :data:`LABEL_FONT_FAMILIES` found on this machine, then (``everything``)
+    every other TrueType/OpenType font matplotlib's font manager knows, by name."""
+    found = []
+    for family in LABEL_FONT_FAMILIES:
+        try:
+            found.append(
+                str(font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False))
+            )
+        except ValueError:  # not installed here
+            continue
+    if everything:
+        others = sorted(font_manager.fontManager.ttflist, key=lambda f: (f.name, f.fname))
+        found += [
+            f.fname
+            for f in others
+            if f.fname.lower().endswith((".ttf", ".otf")) and not f.name.startswith(_UNFIT_FONTS)
+        ]
+    return list(dict.fromkeys(found))
+
+
+def legible_label(text: str) -> tuple[str, str]:
+    """``text`` as it can be drawn, and the font file to draw it in.
+
+    The first font that has every character of ``text`` (see the module docstring); when none has
+    them all, the one that has most, with each character it lacks written as ``U+XXXX``. E.g.
+    ``"Ω"`` → ``("Ω", ".../DejaVuSans.ttf")``; a character no font here has, ``"\\U0010fffd"`` →
+    ``("U+10FFFD", ...)``.
+    """
+    needed = {ord(ch) for ch in text if not ch.isspace()}
+    preferred = _font_files(everything=False)
+    fonts = preferred
+    if not any(needed <= _charmap(path) for path in preferred):
+        fonts = _font_files(everything=True)  # the preferred families lack a character: look at every font
+    for path in fonts:
+        if needed <= _charmap(path):
+            return text, path
+    if not fonts:
+        raise RuntimeError("matplotlib's font manager knows no TrueType font to draw labels with.")
+    best = max(fonts, key=lambda path: len(needed & _charmap(path)))  # the first of the best, by order
+    have = _charmap(best)
+    return "".join(ch if ch.isspace() or ord(ch) in have else f"U+{ord(ch):04X}" for ch in text), best
+
+
+def _label_font(text: str, size: int) -> tuple[str, ImageFont.FreeTypeFont]:
+    shown, path = legible_label(text)
+    return shown, _truetype(path, size)
+
+
+@functools.cache
+def _truetype(path: str, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(path, size)
+
+
 def confusion_png(
     confusion: np.ndarray, phones: Sequence[str], path: str | os.PathLike[str], title: str = "", cell: int = 14
 ) -> Path:
     """Draw row-normalised ``confusion`` ``(C, C)`` (rows: true phone, columns: mapped phone) as a PNG.
 
     Dark cells are frequent; each row sums to 1 (a row of a phone that never occurs stays white).
-    Phones are written along both axes; the file is written atomically.
+    Phones are written along both axes, each in a font that has its characters (:func:`legible_label`);
+    the file is written atomically.
     """
     confusion = np.asarray(confusion, dtype=np.float64)
     c = len(phones)
@@ -39,20 +123,22 @@ def confusion_png(
         raise ValueError(f"confusion must be ({c}, {c}) for {c} phones; got {confusion.shape}.")
     rows = confusion.sum(axis=1, keepdims=True)
     share = np.divide(confusion, rows, out=np.zeros_like(confusion), where=rows > 0)
-    font = ImageFont.load_default(size=max(8, cell - 4))
-    label_w = max(int(font.getlength(p)) for p in phones) + 8
+    size = max(8, cell - 4)
+    labels = [_label_font(p, size) for p in phones]
+    label_w = max(int(font.getlength(text)) for text, font in labels) + 8
     top = label_w + (18 if title else 4)
     size_w, size_h = label_w + c * cell + 8, top + c * cell + 8
     image = Image.new("RGB", (size_w, size_h), "white")
     draw = ImageDraw.Draw(image)
     if title:
-        draw.text((4, 2), title, fill="black", font=font)
+        shown, font = _label_font(title, size)
+        draw.text((4, 2), shown, fill="black", font=font)
     for i in range(c):
         for j in range(c):
             level = round(255 * (1.0 - share[i, j]))
             x0, y0 = label_w + j * cell, top + i * cell
             draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill=(level, level, 255 if i == j else level))
-    for i, phone in enumerate(phones):
+    for i, (phone, font) in enumerate(labels):
         draw.text((label_w - 4 - font.getlength(phone), top + i * cell), phone, fill="black", font=font)
         # column labels written vertically: render, rotate and paste
         text = Image.new("RGB", (label_w, cell), "white")
