@@ -46,7 +46,7 @@ SNIFFED_SUFFIXES = (".lab", ".txt")
 ALIGNMENT_FORMATS = ".phn, .TextGrid, .ctm, or .lab/.txt segments beside the audio, or a corpus CTM in data.ctm"
 HTK_UNITS_PER_SECOND = 10_000_000  # HTK label files count time in 100 ns units
 _HTK_SMALLEST_END = 100_000  # integer times this large are HTK units: as seconds, a phone file over 27 hours
-_TIME_TOLERANCE = 1e-6  # seconds: decimal times such as 0.1 + 0.2 may overshoot the next start by rounding
+_TIME_TOLERANCE = 1e-3  # s: rounded times (a CTM's start + duration) overshoot the next start; below any frame hop
 
 
 @dataclass(frozen=True)

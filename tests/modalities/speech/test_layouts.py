@@ -110,6 +110,8 @@ def test_ctm_holds_many_utterances(tmp_path: Path) -> None:
     assert ctm_segments(path, "spk0-u002") == [PhoneSegment(0.1, 0.2, "c")]
     with pytest.raises(ValueError, match="holds utterances spk0-u001, spk0-u002 but not 'u003'"):
         ctm_segments(path, "u003")
+    rounded = _write(tmp_path / "rounded.ctm", "u 1 0.0000 0.2513 a\nu 1 0.2512 0.0781 b\n")  # start + duration
+    assert [s.phone for s in read_ctm(rounded)["u"]] == ["a", "b"]  # overshoots by a rounding unit: not an overlap
     one = _write(tmp_path / "u003.ctm", "whatever-id A 0.0 0.1 a\n")
     assert ctm_segments(one, "u003") == [PhoneSegment(0.0, 0.1, "a")]  # one utterance, beside its audio
 
