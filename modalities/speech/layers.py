@@ -38,13 +38,15 @@ def _stride_2_convs(conv: type[nn.Conv1d | nn.ConvTranspose1d], channels: int, d
     return nn.ModuleList(conv(channels, channels, 4, stride=2, padding=1) for _ in range(downsample.bit_length() - 1))
 
 
-def masked_mean_std(h: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
-    """Mean and standard deviation over time of ``(b, c, r)``, counting each row's first ``lengths[i]`` frames
-    only (None: all ``r``) → ``(b, 2c)``."""
+def frame_mask(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """``(b, 1, r)``: 1 for each row's first ``lengths[i]`` frames of ``x`` ``(b, c, r)``, 0 after (None: all 1)."""
     if lengths is None:
-        mask = h.new_ones(h.shape[0], 1, h.shape[-1])
-    else:
-        mask = (torch.arange(h.shape[-1], device=h.device)[None] < lengths[:, None].to(h.device))[:, None].to(h.dtype)
+        return x.new_ones(x.shape[0], 1, x.shape[-1])
+    return (torch.arange(x.shape[-1], device=x.device)[None] < lengths[:, None].to(x.device))[:, None].to(x.dtype)
+
+
+def masked_mean_std(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean and standard deviation over time of ``(b, c, r)`` where ``mask`` ``(b, 1, r)`` is 1 → ``(b, 2c)``."""
     count = mask.sum(-1).clamp_min(1.0)  # (b, 1)
     mean = (h * mask).sum(-1) / count  # (b, c)
     var = (((h - mean[:, :, None]) * mask) ** 2).sum(-1) / count
@@ -69,10 +71,12 @@ class SpeakerEncoder(nn.Module):
         self.output = nn.Linear(2 * (channels + n_mels), speaker_dim)
 
     def forward(self, mel: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.input(mel)
+        mask = frame_mask(mel, lengths)  # (b, 1, r)
+        # Padding is zeroed after every layer, so a row's vector is the same however much padding follows it.
+        h = self.input(mel * mask) * mask
         for block in self.blocks:
-            h = block(h)
-        pooled = torch.cat([masked_mean_std(F.gelu(h), lengths), masked_mean_std(mel, lengths)], dim=-1)
+            h = block(h) * mask
+        pooled = torch.cat([masked_mean_std(F.gelu(h), mask), masked_mean_std(mel, mask)], dim=-1)
         return self.output(pooled)
 
 

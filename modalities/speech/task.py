@@ -200,17 +200,23 @@ class SpeechModality:
             <id>_original.wav        the input, level-normalised, at the model's rate
             <id>_vocoder.wav         Griffin-Lim of the original log-mel: the best this vocoder can do
             <id>_codes.wav           decoded from the codes in the speaker's own voice
-            <id>_as_<speaker>.wav    decoded from the same codes in another training speaker's voice
+            <id>_as_<speaker>.wav    decoded from the same codes in another speaker's voice
             reconstructions.png      log-mel spectrograms, each original above its reconstruction
 
-        ``<id>`` is ``<speaker>_<id>`` where two of the utterances drawn share an id. Returns the files, the
-        spectrogram grid, the code bitrate and each utterance's log-mel distance and STOI.
+        A table of speakers draws utterances of its training speakers and converts to another of them; a
+        reference-clip tokenizer draws any utterance, hears its voice from another utterance of its speaker in
+        the split (``reference`` in the rows; itself where there is none) and converts to another speaker of
+        the split, heard from their first utterance there. ``<id>`` is ``<speaker>_<id>`` where two of the
+        utterances drawn share an id. Returns the files, the spectrogram grid, the code bitrate and each
+        utterance's log-mel distance and STOI.
         """
         device = next(model.parameters()).device
         selection, shortest = selection_of(cfg.data, cfg.reconstruct.split), model.config.min_seconds
         split = load_split(cfg.data, selection, model.sample_rate, min_seconds=shortest)
-        known = model.speakers
-        candidates = [i for i, u in enumerate(split.utterances) if not known or u.speaker in known]
+        known, reference = model.speakers, model.speaker_reference
+        speakers = [u.speaker for u in split.utterances]
+        partners = own_speaker_references(speakers)
+        candidates = [i for i, s in enumerate(speakers) if reference or not known or s in known]
         if not candidates:
             raise ValueError(
                 f"no utterance of split {cfg.reconstruct.split!r} is by a speaker of this tokenizer ({known})."
@@ -228,7 +234,8 @@ class SpeechModality:
             # An id repeats across speakers in a speaker/utterance layout (spk0/u001.wav, spk1/u001.wav): then the
             # files are named by both, so that one utterance's outputs do not replace another's.
             name = utt.id if ids.count(utt.id) == 1 else f"{utt.speaker}_{utt.id}"
-            speaker = utt.speaker if known else None
+            voice = partners[i]
+            speaker = (split.waveforms[voice], sr) if reference else utt.speaker if known else None
             wave = fe.normalize_level(split.waveforms[i][None].to(device))  # (1, t)
             log_mel = fe(wave)
             x = model.features(wave)
@@ -240,10 +247,11 @@ class SpeechModality:
                 "vocoder": fe.griffin_lim(log_mel, model.config.griffin_lim_iters, length=length)[0],
                 "codes": model.features_to_waveform(decoded, length=length)[0],
             }
-            others = [s for s in known if s != utt.speaker]
+            others = [s for s in (dict.fromkeys(speakers) if reference else known) if s != utt.speaker]
             if cfg.reconstruct.convert and others:
                 target = others[(i + cfg.seed) % len(others)]
-                converted = model.decode_features(codes, target)[..., : x.shape[-1]]
+                clip = (split.waveforms[speakers.index(target)], sr) if reference else target
+                converted = model.decode_features(codes, clip)[..., : x.shape[-1]]
                 outputs[f"as_{target}"] = model.features_to_waveform(converted, length=length)[0]
             for kind, samples in outputs.items():
                 files.append(str(save_audio(out / f"{name}_{kind}.wav", samples.cpu(), sr)))
@@ -253,6 +261,7 @@ class SpeechModality:
                 {
                     "utterance": name,
                     "speaker": utt.speaker,
+                    **({"reference": split.utterances[voice].id} if reference else {}),
                     "seconds": round(length / sr, 3),
                     "log_mel_distance": log_mel_distance(log_mel[0], decoded_log_mel),
                     "stoi": stoi_score(wave[0], outputs["codes"], sr),
@@ -301,7 +310,15 @@ class SpeechModality:
         return ItemCodes(list(rows), [k] * len(rows), lengths, residual=True)
 
     def check_output(self, model: SpeechTokenizer, options: Any) -> None:
-        if (options.wav or options.speaker is not None) and model.speakers and options.speaker not in model.speakers:
+        wavs = options.wav or options.speaker is not None
+        if wavs and model.speaker_reference:
+            if options.speaker is None or not Path(options.speaker).expanduser().is_file():
+                raise ValueError(
+                    "this tokenizer decodes in the voice of a reference clip: pass --speaker CLIP, an audio file of "
+                    f"the voice to speak in (got {options.speaker!r})."
+                )
+            return
+        if wavs and model.speakers and options.speaker not in model.speakers:
             raise ValueError(
                 f"WAVs need one of the tokenizer's training speakers: pass --speaker NAME, one of {model.speakers}."
             )
@@ -309,14 +326,18 @@ class SpeechModality:
     def write_outputs(
         self, model: SpeechTokenizer, codes: ItemCodes, stems: list[str], directory: Path, options: Any
     ) -> dict[str, Any]:
-        """With ``options.wav`` or ``options.speaker``, one WAV per utterance in that training speaker's voice."""
+        """With ``options.wav`` or ``options.speaker``, one WAV per utterance in that training speaker's voice (for
+        a reference-clip tokenizer, ``options.speaker`` is an audio file of the voice)."""
         if not (options.wav or options.speaker is not None):
             return {"wav_files": 0}
         device = next(model.parameters()).device
+        voice = options.speaker
+        if model.speaker_reference:  # one speaker vector for every utterance
+            voice = model.embed_speaker(*load_audio(Path(voice).expanduser(), min_seconds=model.config.min_seconds))
         assert codes.lengths is not None, "speech codes are sequences"
         rows = zip(stems, codes.levels[0], codes.lengths, strict=True)
         for stem, row, length in progress(rows, total=len(stems), desc="writing WAVs", unit="utterance"):
-            wave = model.decode(row[None, :length].to(device), speaker=options.speaker)[0]
+            wave = model.decode(row[None, :length].to(device), speaker=voice)[0]
             save_audio(directory / f"{stem}.wav", wave, model.sample_rate)
         return {"wav_files": len(stems)}
 
@@ -325,6 +346,9 @@ class SpeechModality:
         rate is the tokenizer's bitrate at that depth."""
         known, found = set(model.speakers), items.data
         speakers = [u.speaker if u.speaker in known else None for u in found.utterances] or [None] * len(items)
+        if model.speaker_reference:  # heard from another utterance of the speaker; a file of its own
+            names = [u.speaker for u in found.utterances] or [str(i) for i in range(len(items))]
+            speakers = [(found.waveforms[p], model.sample_rate) for p in own_speaker_references(names)]
         quality = evaluate_reconstruction(model, found.waveforms, [model.sample_rate] * len(items), speakers, depth)
         return {"uniform_bits_per_second": quality.bitrate, "log_mel_distance": quality.log_mel_distance,
                 "stoi": quality.stoi, "log_mel_distance_vocoder": quality.log_mel_distance_vocoder,
