@@ -285,9 +285,10 @@ def read_textgrid(path: str | os.PathLike[str], tier: str | None = None) -> list
 def find_alignment(audio: Path, siblings: set[str]) -> Path | None:
     """The alignment file beside ``audio`` (the names in its folder are ``siblings``): the first of
     :data:`ALIGNMENT_SUFFIXES` with the same stem, a ``.lab``/``.txt`` only if it :func:`reads_as_segments`."""
+    stem = audio.stem
     for suffix in ALIGNMENT_SUFFIXES:
-        if audio.stem + suffix in siblings:
-            candidate = audio.with_name(audio.stem + suffix)
+        if stem + suffix in siblings:
+            candidate = audio.with_name(stem + suffix)
             if suffix.lower() not in SNIFFED_SUFFIXES or reads_as_segments(candidate):
                 return candidate
     return None

@@ -116,7 +116,7 @@ def name_parts(path: Path, layout: str, speaker: re.Pattern[str] | None, by_fold
 def corpus_alignments(ctm: Path, files: list[Path], speakers: list[str]) -> dict[Path, tuple[PhoneSegment, ...]]:
     """Each audio file's segments in the corpus CTM ``ctm``, by utterance id: the stem, or ``speaker-stem`` or
     ``speaker_stem`` (Kaldi prefixes utterance ids with the speaker's). A stem that several files share
-    matches only by a prefixed id."""
+    matches only by a prefixed id; the bare stem for such files is an error."""
     table = read_ctm(ctm)
     stems: dict[str, int] = {}
     for path in files:
@@ -125,6 +125,11 @@ def corpus_alignments(ctm: Path, files: list[Path], speakers: list[str]) -> dict
     for path, speaker in zip(files, speakers, strict=True):
         keys = [f"{speaker}-{path.stem}", f"{speaker}_{path.stem}"] + ([path.stem] if stems[path.stem] == 1 else [])
         key = next((k for k in keys if k in table), None)
+        if key is None and path.stem in table:  # the bare stem names several files: which one is ambiguous
+            raise ValueError(
+                f"{ctm} names utterance {path.stem!r}, but {stems[path.stem]} files below the data folder have that "
+                f"stem; write its ids as <speaker>-<stem> (e.g. {speaker}-{path.stem})."
+            )
         if key is not None:
             found[path] = tuple(table[key])
     if table and not found:

@@ -181,6 +181,9 @@ def test_a_corpus_ctm_matches_utterances_by_stem(tmp_path: Path, monkeypatch: py
     assert len(list_utterances(root, ctm="corpus/align/all.ctm")) == 4
     with pytest.raises(FileNotFoundError, match=r"data\.ctm 'missing\.ctm' not found"):
         list_utterances(root, ctm="missing.ctm")
+    _write(root / "shared.ctm", "u001 1 0 0.1 a\n")  # spk0/u001 or spk1/u001?
+    with pytest.raises(ValueError, match=r"2 files below the data folder have that stem; .* spk0-u001"):
+        list_utterances(root, ctm="shared.ctm")
     _write(root / "other.ctm", "x 1 0 0.1 a\n")
     with pytest.raises(ValueError, match="must be the files' stems"):
         list_utterances(root, ctm="other.ctm")
