@@ -186,8 +186,9 @@ def read_segments(path: str | os.PathLike[str]) -> list[PhoneSegment]:
         fits = _orders(fields)
         if not fits & orders:
             expected = " or ".join(f"'{o}'" for o in sorted(orders))
+            before = " like the lines before" if len(orders) == 1 else ""
             raise ValueError(
-                f"{path}:{number}: expected {expected} (times in seconds) like the lines before; got {' '.join(fields)!r}."
+                f"{path}:{number}: expected {expected} (times in seconds){before}; got {' '.join(fields)!r}."
             )
         orders &= fits
     if len(orders) > 1 and lines:
