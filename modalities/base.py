@@ -25,9 +25,10 @@ from tokenizers_vq.tokenizer import Tokenizer
 MODALITIES = {
     "image": "modalities.image.task:ImageModality",
     "speech": "modalities.speech.task:SpeechModality",
+    "speech-units": "modalities.speech.units.task:SpeechUnitsModality",
 }
 # config.json "kind" → the modality whose tokenizer class reads it.
-TOKENIZER_KINDS = {"image-tokenizer": "image", "speech-tokenizer": "speech"}
+TOKENIZER_KINDS = {"image-tokenizer": "image", "speech-tokenizer": "speech", "speech-units-tokenizer": "speech-units"}
 
 
 @dataclass

@@ -105,10 +105,12 @@ def _import(dotted: str) -> Any:
 
 IMAGE = "recipes.tokenizer.config:ImageRecipeConfig"
 SPEECH = "recipes.tokenizer.config:SpeechRecipeConfig"
+SPEECH_UNITS = "recipes.tokenizer.config:SpeechUnitsRecipeConfig"
 PRIOR = "recipes.priors.config:PriorRecipeConfig"
 MIXED = "recipes.mixed.config:MixedRecipeConfig"
 IMAGE_CODING = "recipes.coding.config:ImageCodingConfig"
 SPEECH_CODING = "recipes.coding.config:SpeechCodingConfig"
+SPEECH_UNITS_CODING = "recipes.coding.config:SpeechUnitsCodingConfig"
 
 _TOKENIZER = Shortcut(
     "--tokenizer", "tokenizer", "tokenizer directory (the 'tokenizer' folder of a training run)", "DIR"
@@ -132,6 +134,7 @@ _ROWS = (
         recipes=(
             Recipe("image", "recipes.tokenizer.train:run", IMAGE),
             Recipe("speech", "recipes.tokenizer.train:run", SPEECH),
+            Recipe("speech-units", "recipes.tokenizer.train:run", SPEECH_UNITS),
         ),
         shortcuts=(_DATA, _STEPS, _DEVICE),
         resumable=True,
@@ -144,6 +147,7 @@ _ROWS = (
         recipes=(
             Recipe("image", "recipes.tokenizer.tokenize:run", IMAGE),
             Recipe("speech", "recipes.tokenizer.tokenize:run", SPEECH),
+            Recipe("speech-units", "recipes.tokenizer.tokenize:run", SPEECH_UNITS),
         ),
         shortcuts=(
             _TOKENIZER,
@@ -169,6 +173,7 @@ _ROWS = (
         recipes=(
             Recipe("image", "recipes.tokenizer.reconstruct:run", IMAGE),
             Recipe("speech", "recipes.tokenizer.reconstruct:run", SPEECH),
+            Recipe("speech-units", "recipes.tokenizer.reconstruct:run", SPEECH_UNITS),
         ),
         shortcuts=(
             _TOKENIZER,
@@ -186,6 +191,7 @@ _ROWS = (
         recipes=(
             Recipe("image", "recipes.tokenizer.evaluate:run", IMAGE),
             Recipe("speech", "recipes.tokenizer.evaluate:run", SPEECH),
+            Recipe("speech-units", "recipes.tokenizer.evaluate:run", SPEECH_UNITS),
             Recipe("prior", "recipes.priors.evaluate:run", PRIOR),  # bits per code and bits/dim on held-out codes
             Recipe("mixed", "recipes.mixed.evaluate:run", MIXED),
         ),
@@ -234,7 +240,10 @@ _ROWS = (
         "how close speech codes are to phones: mapping accuracy, purities, PNMI, beside k-means-on-MFCC and random codes",
         default_config="speech_festival",
         out_help="output directory for figures.json and confusion.png (default <tokenizer>/../phones)",
-        recipes=(Recipe("speech", "recipes.speech.phones:run", SPEECH),),
+        recipes=(
+            Recipe("speech", "recipes.speech.phones:run", SPEECH),
+            Recipe("speech-units", "recipes.speech.phones:run", SPEECH_UNITS),
+        ),
         shortcuts=(_TOKENIZER, _DEVICE),
     ),
     Verb(
@@ -242,7 +251,10 @@ _ROWS = (
         "voice conversion: say an audio file again in the voice of a training speaker, or of any speaker's clip",
         default_config="speech_festival",
         out_help="WAV file to write, or a folder for <input>_as_<voice>.wav (default the folder converted/ here)",
-        recipes=(Recipe("speech", "recipes.speech.convert:run", SPEECH),),
+        recipes=(
+            Recipe("speech", "recipes.speech.convert:run", SPEECH),
+            Recipe("speech-units", "recipes.speech.convert:run", SPEECH_UNITS),
+        ),
         shortcuts=(
             _TOKENIZER,
             Shortcut("--input", "convert.input", "audio file to convert", "FILE"),
@@ -284,6 +296,7 @@ _ROWS = (
         recipes=(
             Recipe("image", "recipes.coding.compress:run", IMAGE_CODING),
             Recipe("speech", "recipes.coding.compress:run", SPEECH_CODING),
+            Recipe("speech-units", "recipes.coding.compress:run", SPEECH_UNITS_CODING),
         ),
         shortcuts=(
             _TOKENIZER,
@@ -306,6 +319,7 @@ _ROWS = (
         recipes=(
             Recipe("image", "recipes.coding.decompress:run", IMAGE_CODING),
             Recipe("speech", "recipes.coding.decompress:run", SPEECH_CODING),
+            Recipe("speech-units", "recipes.coding.decompress:run", SPEECH_UNITS_CODING),
         ),
         shortcuts=(
             _TOKENIZER,
@@ -325,6 +339,7 @@ _ROWS = (
         recipes=(
             Recipe("image", "recipes.coding.rd:run", IMAGE_CODING),
             Recipe("speech", "recipes.coding.rd:run", SPEECH_CODING),
+            Recipe("speech-units", "recipes.coding.rd:run", SPEECH_UNITS_CODING),
         ),
         shortcuts=(
             _CODING_DATA,

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from modalities.speech.units.config import UnitsTokenizerConfig
 from recipes.engine.config import check_positive
-from recipes.tokenizer.config import SPLITS, ImageRecipeConfig, SpeechRecipeConfig
+from recipes.tokenizer.config import SPLITS, ImageRecipeConfig, SpeechRecipeConfig, UnitsTrainConfig
 
 FILE_SUFFIX = ".vqc"
 
@@ -150,3 +151,12 @@ class SpeechCodingConfig(SpeechRecipeConfig):
     compress: SpeechCompressConfig = field(default_factory=SpeechCompressConfig)
     decompress: SpeechDecompressConfig = field(default_factory=SpeechDecompressConfig)
     rd: SpeechRDConfig = field(default_factory=SpeechRDConfig)
+
+
+@dataclass
+class SpeechUnitsCodingConfig(SpeechCodingConfig):
+    """The rate verbs' config for speech units tokenizers (modality ``speech-units``)."""
+
+    modality: str = "speech-units"
+    model: UnitsTokenizerConfig = field(default_factory=UnitsTokenizerConfig)
+    train: UnitsTrainConfig = field(default_factory=UnitsTrainConfig)

@@ -54,7 +54,7 @@ def open_tokenizer(cfg: Any, device: torch.device, verb: str) -> tuple[Modality,
 
 
 # The preset a tokenizer's modality starts from when a verb is given the tokenizer without --config.
-MODALITY_PRESETS = {"image": "image_vqvae", "speech": "speech_fsdd"}
+MODALITY_PRESETS = {"image": "image_vqvae", "speech": "speech_fsdd", "speech-units": "speech_units_fsdd"}
 
 
 def implied_config(overrides: Sequence[str]) -> tuple[str, list[str]] | None:

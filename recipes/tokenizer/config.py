@@ -18,6 +18,7 @@ from modalities.speech import Selection, SpeechTokenizerConfig
 from modalities.speech.data import LAYOUTS
 from modalities.speech.labels import PHONE_MAPS
 from modalities.speech.layouts import speaker_naming
+from modalities.speech.units.config import UnitsSchedule, UnitsTokenizerConfig
 from recipes.engine.config import RunConfig, check_positive
 from recipes.engine.schedule import TrainConfig
 from recipes.engine.shards import parse_shard
@@ -139,7 +140,9 @@ def _split(section: str, value: str) -> None:
 class SpeechDataConfig:
     """Which audio: a folder (``root``, or ``$VQTOK_DATA/<name>``), how to read it, and its two splits."""
 
-    name: str = "fsdd"  # folder name under the data directory ($VQTOK_DATA, else ../shared/data): fsdd, festival-phones;
+    name: str = (
+        "fsdd"  # folder name under the data directory ($VQTOK_DATA, else ../shared/data): fsdd, festival-phones;
+    )
     # hf: a Hugging Face datasets folder at root (save_to_disk, or an audiofolder), indices = row positions
     root: str | None = None  # the audio folder itself; overrides name
     layout: str = "auto"  # fsdd (digit_speaker_index names), folders (speaker = folder name), or auto
@@ -274,3 +277,46 @@ class SpeechRecipeConfig(RunConfig):
     reconstruct: SpeechReconstructConfig = field(default_factory=SpeechReconstructConfig)
     phones: PhonesConfig = field(default_factory=PhonesConfig)
     convert: ConvertConfig = field(default_factory=ConvertConfig)
+
+
+# ---- speech units ---------------------------------------------------------------------------------
+
+
+@dataclass
+class UnitsTrainConfig(SpeechTrainConfig):
+    """The staged training of a speech units tokenizer (``modalities.speech.units.training``) on whole utterances:
+    masked prediction for each of ``iteration_steps``, then the decoder for ``decoder_steps``."""
+
+    steps: int = 0  # derived: the sum of iteration_steps and decoder_steps (set those)
+    batch_size: int = 8  # utterances per step
+    lr: float = 5e-4  # masked prediction's peak learning rate (warm-up, then cosine decay in each iteration)
+    iteration_steps: list[int] = field(default_factory=lambda: [800, 800])
+    decoder_steps: int = 400
+    decoder_lr: float = 1e-3  # the decoder's constant learning rate
+    warmup: float = 0.1  # fraction of each iteration's steps with a rising learning rate
+
+    def __post_init__(self) -> None:
+        self.steps = self.schedule.total_steps  # always derived from the stages, so a preset sets those alone
+        super().__post_init__()
+        check_positive("train", self, "decoder_lr")
+
+    @property
+    def schedule(self) -> UnitsSchedule:
+        return UnitsSchedule(self.iteration_steps, self.decoder_steps, self.warmup)
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of step ``step`` (0-based)."""
+        schedule = self.schedule
+        if schedule.stage(step)[0] == len(schedule.iteration_steps):
+            return self.decoder_lr
+        return self.lr * schedule.scale(step)
+
+
+@dataclass
+class SpeechUnitsRecipeConfig(SpeechRecipeConfig):
+    """The speech recipes' config for units tokenizers (modality ``speech-units``): the model and its training."""
+
+    modality: str = "speech-units"
+    name: str = "speech_units"
+    model: UnitsTokenizerConfig = field(default_factory=UnitsTokenizerConfig)
+    train: UnitsTrainConfig = field(default_factory=UnitsTrainConfig)
