@@ -54,7 +54,7 @@ class SpeechReconstruction:
     num_utterances: int
     seconds: float  # audio evaluated
     # The same figures per group of utterances (e.g. seen and unseen speakers), when groups were given:
-    # {group: {"log_mel_distance", "stoi", "num_utterances"}}.
+    # {group: {"log_mel_distance", "stoi", "stoi_vocoder", "num_utterances"}}.
     groups: dict[str, dict[str, float | int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,10 +113,11 @@ def evaluate_reconstruction(
     by_group: dict[str, dict[str, float | int]] = {}
     for name in sorted(set(groups or ())):
         members = [i for i, g in enumerate(groups or ()) if g == name]
-        reference, decoded = torch.cat([references[i] for i in members]), torch.cat([from_codes[i] for i in members])
+        reference = torch.cat([references[i] for i in members])
         by_group[name] = {
             "log_mel_distance": float(np.mean([figures["lmd"][i] for i in members])),
-            "stoi": stoi_score(reference, decoded, sr),
+            "stoi": stoi_score(reference, torch.cat([from_codes[i] for i in members]), sr),
+            "stoi_vocoder": stoi_score(reference, torch.cat([from_vocoder[i] for i in members]), sr),
             "num_utterances": len(members),
         }
     levels = num_levels or tokenizer.config.num_quantizers  # the levels decoded: what the bitrate counts

@@ -219,7 +219,8 @@ class SpeechModality:
         candidates = [i for i, s in enumerate(speakers) if reference or not known or s in known]
         if not candidates:
             raise ValueError(
-                f"no utterance of split {cfg.reconstruct.split!r} is by a speaker of this tokenizer ({known})."
+                f"no utterance of split {cfg.reconstruct.split!r} is by a speaker of this tokenizer ({known}), and a "
+                "table of speakers decodes only those: train with model.speaker_conditioning=reference for any speaker."
             )
         gen = torch.Generator().manual_seed(cfg.seed)
         order = torch.randperm(len(candidates), generator=gen)[: cfg.reconstruct.num_utterances]

@@ -98,6 +98,8 @@ class SpeechTokenizer(Tokenizer):
     Shape contract for the defaults (16 kHz, 100 mel frames/s, ``downsample=2``): a waveform of
     1 s, ``(16000,)`` or ``(1, 16000)`` at any input rate → ``encode`` → :class:`SpeechCodes` with
     ``codes`` ``(1, 51)`` at 50 codes/s → ``decode(codes, speaker="kal_diphone")`` → ``(1, 16160)`` at 16 kHz.
+    With ``speaker_conditioning="reference"`` the voice is a clip of anyone's, ``decode(codes, speaker=(clip, 16000))``,
+    or its vector ``embed_speaker(clip, 16000)`` ``(1, s)``.
 
     ``forward`` is the training pass on standardised log-mel (see :meth:`features`); ``encode``,
     ``decode`` and ``reconstruct`` never change the model. The module never picks a device.
