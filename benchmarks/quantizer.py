@@ -7,7 +7,10 @@
 For each shape (N vectors, D dims, K codes) and mode ("train": forward + backward with the EMA
 update; "infer": codes only), both implementations run interleaved (ours, peer, ours, peer, ...)
 and the median time is reported, with the peak extra resident memory of one call. Both use their
-defaults for an EMA codebook without k-means initialisation or restarts. ``roofline_fraction`` is
+defaults for an EMA codebook without k-means initialisation or restarts. Codes only also runs
+faiss-cpu's exact brute-force search (``faiss.knn``, top 1, the same threads) on the same inputs
+and codebook (``faiss_ms``), and our own chunked search with faiss turned off (``torch_search_ms``,
+``VQTOK_SEARCH=torch``): ours hands large codebooks to faiss (tokenizers_vq/search.py). ``roofline_fraction`` is
 the distance computation's flops (2·N·K·D) over the time, divided by this machine's measured
 float32 matrix-product rate. The peer is skipped where its N × K distance matrix would exceed
 4 GiB (it materialises it).
@@ -79,6 +82,21 @@ def build(torch, impl: str, n: int, d: int, k: int):
         def fresh():
             vq._workspace.clear()
 
+        def faiss_infer(x):
+            import faiss
+
+            faiss.omp_set_num_threads(torch.get_num_threads())
+            return faiss.knn(x.reshape(n, d).numpy(), vq.codebook().detach().contiguous().numpy(), 1)[1]
+
+        def torch_infer(x):
+            os.environ["VQTOK_SEARCH"] = "torch"
+            try:
+                return infer(x)
+            finally:
+                os.environ.pop("VQTOK_SEARCH")
+
+        return train, infer, fresh, faiss_infer, torch_infer
+
     else:
         from vector_quantize_pytorch import VectorQuantize
 
@@ -109,6 +127,7 @@ def run(shapes, reps: int) -> dict:
         flops = 2 * n * k * d
         impls = ["ours"] + (["peer"] if n * k * 4 <= PEER_LIMIT_BYTES else [])
         fns = {impl: build(torch, impl, n, d, k) for impl in impls}
+        faiss_infer, torch_infer = fns["ours"][3:]  # on our quantizer's codebook: the same codes
         for mode in ("train", "infer"):
             mem: dict[str, float | None] = {}
             x_train = torch.randn(1, n, d, requires_grad=True)
@@ -122,9 +141,16 @@ def run(shapes, reps: int) -> dict:
                 impl: functools.partial(fns[impl][0 if mode == "train" else 1], x_train if mode == "train" else x_infer)
                 for impl in impls
             }
+            if mode == "infer":
+                calls["faiss"] = functools.partial(faiss_infer, x_infer)
+                calls["torch_search"] = functools.partial(torch_infer, x_infer)
+                for extra in ("faiss", "torch_search"):
+                    calls[extra]()  # warm-up
             medians = interleaved_medians(calls, reps if n * k < 2**31 else max(1, reps // 2), warm_up=False)
             ours = medians["ours"] * 1e3
             peer = medians["peer"] * 1e3 if "peer" in impls else None
+            faiss_ms = medians["faiss"] * 1e3 if "faiss" in medians else None
+            torch_ms = medians["torch_search"] * 1e3 if "torch_search" in medians else None
             rows.append(
                 {
                     "shape": {"n": n, "d": d, "k": k},
@@ -132,6 +158,9 @@ def run(shapes, reps: int) -> dict:
                     "ours_ms": round(ours, 2),
                     "peer_ms": None if peer is None else round(peer, 2),
                     "speedup": None if peer is None else round(peer / ours, 2),
+                    "faiss_ms": None if faiss_ms is None else round(faiss_ms, 2),
+                    "vs_faiss": None if faiss_ms is None else round(faiss_ms / ours, 2),
+                    "torch_search_ms": None if torch_ms is None else round(torch_ms, 2),
                     "vectors_per_s": round(n / ours * 1e3),
                     "roofline_fraction": round(flops / (ours / 1e3) / (peak * 1e9), 3),
                     "peak_mb": None if mem["ours"] is None else round(mem["ours"], 1),
@@ -154,7 +183,7 @@ def run(shapes, reps: int) -> dict:
 def print_table(result: dict) -> None:
     m = result["machine"]
     print_heading(
-        f"{'N':>6} {'D':>4} {'K':>6} {'mode':<6} {'ours ms':>9} {'peer ms':>9} {'speedup':>8} {'Mvec/s':>7} {'roofline':>9} {'ours MiB':>9} {'peer MiB':>9}",
+        f"{'N':>6} {'D':>4} {'K':>6} {'mode':<6} {'ours ms':>9} {'peer ms':>9} {'speedup':>8} {'faiss ms':>9} {'vs faiss':>8} {'torch ms':>9} {'Mvec/s':>7} {'roofline':>9} {'ours MiB':>9} {'peer MiB':>9}",
         f"float32 matmul rate: {m['matmul_gflops_fp32']} GFLOP/s, {m['threads']} threads, torch {m['torch']}",
     )
     for r in result["rows"]:
@@ -165,7 +194,8 @@ def print_table(result: dict) -> None:
 
         print(
             f"{s['n']:>6} {s['d']:>4} {s['k']:>6} {r['mode']:<6} {r['ours_ms']:>9.1f} {fmt(r['peer_ms'], '.1f'):>9} "
-            f"{fmt(r['speedup'], '.1f'):>8} {r['vectors_per_s'] / 1e6:>7.2f} {r['roofline_fraction']:>9.1%} "
+            f"{fmt(r['speedup'], '.1f'):>8} {fmt(r['faiss_ms'], '.1f'):>9} {fmt(r['vs_faiss'], '.2f'):>8} "
+            f"{fmt(r['torch_search_ms'], '.1f'):>9} {r['vectors_per_s'] / 1e6:>7.2f} {r['roofline_fraction']:>9.1%} "
             f"{fmt(r['peak_mb'], '.0f'):>9} {fmt(r['peer_peak_mb'], '.0f'):>9}"
         )
 

@@ -1,11 +1,19 @@
 """Nearest-codebook search in bounded memory, and seeded k-means built on it.
 
 Dimension legend: ``n`` vectors, ``k`` codebook entries, ``d`` vector dimension.
+
+Two exact engines give the same codes: our chunked search (a fused ``‖e‖² − 2 x·eᵀ`` product per
+chunk of rows, then an argmin) and faiss's brute-force ``knn`` (the same product in cache-sized
+blocks whose minimum is taken while the block is still in cache). On a CPU, faiss is faster for
+large codebooks, where our chunk no longer fits the cache; ours is faster for small ones, where
+faiss's fixed blocks and its copy into NumPy cost more than the search. ``VQTOK_SEARCH`` picks the
+engine: ``auto`` (default: faiss where it wins and is installed), ``torch`` or ``faiss``.
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 
@@ -14,6 +22,48 @@ import torch
 DEFAULT_CHUNK_BYTES = 64 * 2**20
 #: At most this many rows per chunk, so small codebooks work on cache-sized pieces.
 MAX_CHUNK_ROWS = 4096
+#: ``auto`` hands CPU searches to faiss from this codebook size on (benchmarks/quantizer.py: faiss
+#: wins at K = 8,192 and 65,536, ours at K = 512).
+FAISS_MIN_CODES = 2048
+SEARCH_ENGINES = ("auto", "torch", "faiss")
+
+
+def search_engine() -> str:
+    """The engine ``VQTOK_SEARCH`` asks for (``auto`` when unset); raises ``ValueError`` for another value."""
+    engine = os.environ.get("VQTOK_SEARCH", "auto").strip().lower() or "auto"
+    if engine not in SEARCH_ENGINES:
+        raise ValueError(f"VQTOK_SEARCH must be one of {', '.join(SEARCH_ENGINES)}; got {engine!r}.")
+    return engine
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:
+        return None
+    return faiss
+
+
+def _use_faiss(x: torch.Tensor, k: int) -> bool:
+    engine = search_engine()
+    if engine == "torch" or x.device.type != "cpu":
+        return False
+    if engine == "faiss":
+        if _faiss() is None:
+            raise ImportError("VQTOK_SEARCH=faiss needs faiss-cpu: pip install faiss-cpu (or unset VQTOK_SEARCH).")
+        return True
+    return k >= FAISS_MIN_CODES and _faiss() is not None
+
+
+def _faiss_codes(x: torch.Tensor, codebook: torch.Tensor, cosine: bool) -> torch.Tensor:
+    """faiss's exact brute-force search on the same threads as torch: the first nearest row, as ours."""
+    faiss = _faiss()
+    faiss.omp_set_num_threads(torch.get_num_threads())
+    metric = faiss.METRIC_INNER_PRODUCT if cosine else faiss.METRIC_L2
+    xq = x.detach().float().contiguous().numpy()
+    xb = codebook.detach().float().contiguous().numpy()
+    _, index = faiss.knn(xq, xb, 1, metric=metric)
+    return torch.from_numpy(index[:, 0]).to(torch.int64)
 
 
 @torch.no_grad()
@@ -33,9 +83,12 @@ def nearest_codes(
     Shapes: ``x`` ``(n, d)``, ``codebook`` ``(k, d)``, both float32; returns ``(n,)`` int64.
     E.g. ``x`` ``(65536, 64)`` against ``(65536, 64)`` uses one 64 MiB buffer of 256 rows.
     Pass the same ``workspace`` dict on every call to keep that buffer between calls: fresh pages
-    cost as much as the argmin at small ``d``.
+    cost as much as the argmin at small ``d``. On a CPU with ``k >= FAISS_MIN_CODES`` (and
+    ``VQTOK_SEARCH`` not ``torch``) the search runs in faiss instead, to the same codes.
     """
     n, k = x.shape[0], codebook.shape[0]
+    if n and _use_faiss(x, k):
+        return _faiss_codes(x, codebook, cosine=codebook_sq_norms is None)
     codes = torch.empty(n, dtype=torch.int64, device=x.device)
     if n == 0:
         return codes

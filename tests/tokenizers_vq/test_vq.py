@@ -244,8 +244,12 @@ def test_identity_quantizer():
     assert q.codebook_size == 1 and q.num_levels == 1
 
 
-def test_chunked_search_memory_is_bounded():
-    """K = 65,536 codes, D = 64: the search holds a 64 MiB buffer, never the n × K matrix."""
+@pytest.mark.parametrize("engine", ["torch", "faiss"])
+def test_chunked_search_memory_is_bounded(engine, monkeypatch):
+    """K = 65,536 codes, D = 64: our search holds a 64 MiB buffer, faiss its blocks, never the n × K matrix."""
+    if engine == "faiss":
+        pytest.importorskip("faiss", reason="faiss-cpu is not installed")
+    monkeypatch.setenv("VQTOK_SEARCH", engine)
     k, d, n = 65536, 64, 4096
     codebook = torch.randn(k, d)
     x = torch.randn(n, d)
