@@ -30,6 +30,7 @@ from einops import rearrange
 from modalities.speech import SpeechTokenizer, confusion_png, kmeans_codes, mfcc_frames, random_codes
 from modalities.speech.abx import MODES, abx_error, phone_items, sample_triplets
 from modalities.speech.data import SpeechSplit, encode_waveforms, load_split, phone_inventory, phone_segments
+from modalities.speech.labels import ALIGNMENT_FORMATS
 from modalities.speech.phones import analyse
 from recipes.engine.artifacts import open_tokenizer
 from recipes.engine.outputs import OutputFolder
@@ -197,7 +198,7 @@ def run(cfg: SpeechRecipeConfig, *, overwrite: bool = False) -> PhonesResult:
     for name, split in (("fitting", fit), ("scoring", score)):
         if not split.has_phones:
             missing = next(u.path for u in split.utterances if u.phones_path is None)
-            raise ValueError(f"the {name} utterances need phone labels (.phn or .TextGrid); {missing} has none.")
+            raise ValueError(f"the {name} utterances need phone labels ({ALIGNMENT_FORMATS}); {missing} has none.")
     fit_segments, score_segments = phone_segments(cfg.data, fit.utterances), phone_segments(cfg.data, score.utterances)
     phones = phone_inventory(fit_segments, score_segments)
     k = model.config.num_codes
