@@ -10,7 +10,8 @@ implementation at about 9 bits per code: VQ and SimVQ with K = 512, FSQ with lev
 BSQ with 9 bits, VQ and SimVQ also with the rotation trick. For the peer ("vqp"), its module of the
 same method (``VectorQuantize`` with and without ``rotation_trick``, ``FSQ``, ``LFQ`` with and without
 ``spherical``, ``SimVQ``) replaces our quantizer in the same model, built from the same seed (the
-same encoder and decoder weights), fed the same batches in the same order. Each row reports
+same encoder and decoder weights), fed the same batches in the same order; the two train in lockstep,
+taking turns step by step, and each step is timed on its own. Each row reports
 held-out PSNR and SSIM (on [0, 1]), the codebook usage and perplexity of the held-out codes, and
 the training time. Without Fashion-MNIST's files (Debian's ``dataset-fashion-mnist``, or
 ``$VQTOK_DATA/fashion-mnist``) it trains on the bundled 16×16 digits (4×4 codes) and says so.
@@ -83,19 +84,31 @@ def build(method: str, impl: str, model: dict[str, Any], seed: int) -> ImageToke
     return tokenizer
 
 
-def train(tokenizer: ImageTokenizer, images: torch.Tensor, order: torch.Tensor) -> float:
-    """Adam over the batches ``order`` ``(steps, batch)`` indexes; returns the seconds it took."""
-    opt = torch.optim.Adam(tokenizer.parameters(), lr=LR)
-    tokenizer.train()
-    start = time.perf_counter()
-    for indices in order:
-        out = tokenizer(tokenizer.preprocess(images[indices]))
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        opt.step()
-    if images.device.type == "cuda":
-        torch.cuda.synchronize(images.device)
-    return time.perf_counter() - start
+def train(tokenizers: dict[str, ImageTokenizer], images: torch.Tensor, order: torch.Tensor) -> dict[str, float]:
+    """Adam over the batches ``order`` ``(steps, batch)`` indexes, for every tokenizer in lockstep.
+
+    The implementations take turns step by step (the first one alternating), and each step is timed
+    on its own, so whatever else the machine runs slows every implementation alike; returns each
+    one's total seconds.
+    """
+    opts = {impl: torch.optim.Adam(tok.parameters(), lr=LR) for impl, tok in tokenizers.items()}
+    seconds = dict.fromkeys(tokenizers, 0.0)
+    impls = list(tokenizers)
+    for tok in tokenizers.values():
+        tok.train()
+    for step, indices in enumerate(order):
+        batch = images[indices]
+        for impl in impls[step % len(impls) :] + impls[: step % len(impls)]:
+            tok, opt = tokenizers[impl], opts[impl]
+            start = time.perf_counter()
+            out = tok(tok.preprocess(batch))
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            opt.step()
+            if images.device.type == "cuda":
+                torch.cuda.synchronize(images.device)
+            seconds[impl] += time.perf_counter() - start
+    return seconds
 
 
 @torch.no_grad()
@@ -133,14 +146,14 @@ def run(steps: int, methods: list[str], quick: bool, device: torch.device, seed:
     model = QUICK_MODEL if quick else MODEL
     rows = []
     for method in methods:
-        for impl in ("ours", "vqp"):
-            tokenizer = build(method, impl, model, seed).to(device)
-            seconds = train(tokenizer, train_images, order)
+        tokenizers = {impl: build(method, impl, model, seed).to(device) for impl in ("ours", "vqp")}
+        seconds = train(tokenizers, train_images, order)
+        for impl, tokenizer in tokenizers.items():
             figures = evaluate(tokenizer, eval_images)
             bits = math.log2(tokenizer.codebook_sizes[0])
             rows.append({"method": method, "impl": impl, "bits": round(bits, 2), **{k: round(v, 4) for k, v in
-                         figures.items()}, "seconds": round(seconds, 2)})  # fmt: skip
-            print(f"  trained {method} ({impl}): {figures['psnr']:.2f} dB in {seconds:.1f} s", file=sys.stderr)
+                         figures.items()}, "seconds": round(seconds[impl], 2)})  # fmt: skip
+            print(f"  trained {method} ({impl}): {figures['psnr']:.2f} dB in {seconds[impl]:.1f} s", file=sys.stderr)
     return {
         "rows": rows,
         "dataset": dataset,
