@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
@@ -15,6 +17,7 @@ from modalities.base import load_tokenizer
 from modalities.speech import SpeechTokenizer, SpeechTokenizerConfig, convert_voice
 from modalities.speech.layers import SpeakerEncoder
 from modalities.speech.references import ReferenceSampler, own_speaker_references
+from modalities.speech.task import SpeechModality
 
 SR = 16000
 # The config.json fields of a speech tokenizer saved before reference clips (the fields added since, at their
@@ -156,3 +159,24 @@ def test_references_are_another_utterance_of_the_speaker() -> None:
     several = speakers[indices] != 2
     assert (utterances[picked][several] != utterances[indices][several]).all()
     assert (picked[~several] == 6).all()
+
+
+def test_decompressed_wavs_and_distortion_of_a_reference_tokenizer(tmp_path: Path) -> None:
+    tok = tiny(speaker_conditioning="reference").eval()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    sf.write(str(folder / "a.wav"), voice(120).numpy(), SR)
+    clip = tmp_path / "clip.wav"
+    sf.write(str(clip), voice(250, seed=4).numpy(), SR)
+    plugin = SpeechModality()
+    items = plugin.read_files(tok, str(folder))
+    codes = plugin.item_codes(tok, items)
+    options = SimpleNamespace(wav=True, speaker=None)
+    with pytest.raises(ValueError, match="pass --speaker CLIP"):
+        plugin.check_output(tok, options)
+    options.speaker = str(clip)
+    plugin.check_output(tok, options)
+    assert plugin.write_outputs(tok, codes, ["a"], tmp_path, options) == {"wav_files": 1}
+    assert sf.info(str(tmp_path / "a.wav")).samplerate == SR
+    figures = plugin.distortion(tok, items, codes, None)  # each file heard from itself
+    assert 0.0 <= figures["stoi"] <= 1.0
