@@ -291,13 +291,8 @@ class SpeechTokenizer(Tokenizer):
                 vectors = speaker.reshape(-1, s)  # speaker vectors, e.g. from embed_speaker
             else:
                 vectors = self.embed_speaker(speaker, self.sample_rate)  # a waveform at the model's rate
-        elif self.speaker_reference:
-            raise ValueError(
-                "this tokenizer decodes in the voice of a reference clip: pass speaker=(waveform, sample_rate) "
-                f"or a vector from embed_speaker, not {speaker!r} (it has no table of speaker names)."
-            )
-        else:
-            return self.speaker_embedding(self.speaker_ids(speaker, batch))  # a tensor of indices
+        else:  # names and indices: a reference-clip model's speaker_ids refuses them
+            return self.speaker_embedding(self.speaker_ids(speaker, batch))
         vectors = vectors.to(self._param().dtype)
         if vectors.shape[0] == 1:
             vectors = vectors.expand(batch, s)
