@@ -293,6 +293,7 @@ class UnitsTrainConfig(SpeechTrainConfig):
     iteration_steps: list[int] = field(default_factory=lambda: [800, 800])
     decoder_steps: int = 400
     decoder_lr: float = 1e-3  # the decoder's constant learning rate
+    adam_beta2: float = 0.98  # Adam's second-moment decay, as HuBERT and wav2vec 2.0 train their Transformers
     warmup: float = 0.1  # fraction of each iteration's steps with a rising learning rate
 
     def __post_init__(self) -> None:

@@ -30,6 +30,9 @@ class UnitsTokenizerConfig(SpeechTokenizerConfig):
     dropout: float = 0.1  # inside the Transformer, while training
     mask_prob: float = 0.08  # HuBERT: each frame starts a masked span with this probability
     mask_span: int = 10  # frames per masked span (200 ms at 50 frames/s)
+    # Weight of the cross-entropy on the frames left unmasked, beside the masked frames' (HuBERT's alpha = 1 puts
+    # all of it on the masked ones, 0 here); on a short budget it makes the encoder learn the targets sooner.
+    unmasked_weight: float = 0.0
     # Clusters of the masked-prediction targets, one entry per iteration: iteration 1 clusters MFCC+Δ+ΔΔ,
     # each later one the previous iteration's layer target_layer.
     target_clusters: list[int] = field(default_factory=lambda: [100, 100])
@@ -50,6 +53,8 @@ class UnitsTokenizerConfig(SpeechTokenizerConfig):
             _positive_int(owner, name, getattr(self, name))
         if self.code_dim % self.num_heads:
             raise ValueError(f"{owner}.code_dim ({self.code_dim}) must be a multiple of num_heads ({self.num_heads}).")
+        if not self.unmasked_weight >= 0.0:
+            raise ValueError(f"{owner}.unmasked_weight must be >= 0; got {self.unmasked_weight}.")
         if not 0.0 <= self.dropout < 1.0 or not 0.0 < self.mask_prob < 1.0:
             raise ValueError(
                 f"{owner}: dropout in [0, 1) and mask_prob in (0, 1); got {self.dropout}, {self.mask_prob}."

@@ -74,7 +74,8 @@ class UnitsTokenizer(SpeechTokenizer):
         iteration: int,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """HuBERT's loss: cross-entropy of the masked frames' targets; returns it and the masked frames' accuracy.
+        """HuBERT's loss: cross-entropy of the masked frames' targets (plus ``unmasked_weight`` times that of the
+        other real frames); returns it and the masked frames' accuracy.
 
         ``x`` ``(b, m, f)`` standardised log-mel, ``lengths`` ``(b,)`` real mel frames, ``targets`` ``(b, n)``
         cluster indices (any value on padding), ``iteration`` 0-based (which head scores them).
@@ -84,10 +85,14 @@ class UnitsTokenizer(SpeechTokenizer):
         mask = mask.to(x.device)
         transformer = self.encoder.transformer
         h = transformer(utterance_norm(x, lengths), units, mask).hidden[-1]  # (b, n, d)
-        logits = self.heads[iteration](transformer.final_norm(h[mask]))  # (masked, c)
-        wanted = targets[mask]
-        loss = F.cross_entropy(logits.float(), wanted)
-        return loss, (logits.argmax(-1) == wanted).float().mean().detach()
+        logits = self.heads[iteration](transformer.final_norm(h))  # (b, n, c)
+        loss = F.cross_entropy(logits[mask].float(), targets[mask])
+        weight = self.config.unmasked_weight
+        unmasked = ~mask & (torch.arange(mask.shape[1], device=x.device)[None] < units.to(x.device)[:, None])
+        if weight > 0 and unmasked.any():
+            loss = loss + weight * F.cross_entropy(logits[unmasked].float(), targets[unmasked])
+        accuracy = (logits[mask].argmax(-1) == targets[mask]).float().mean().detach()
+        return loss, accuracy
 
     @torch.no_grad()
     def set_codebook(self, centroids: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> None:
