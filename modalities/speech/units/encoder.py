@@ -109,8 +109,8 @@ class UnitsEncoder(nn.Module):
         self.head = nn.Linear(dim, num_targets) if num_targets else None
 
     @staticmethod
-    def num_frames(mel_frames: int) -> int:
-        """Unit frames of ``mel_frames`` mel frames: ``ceil(f / 2)``."""
+    def num_frames(mel_frames: int | torch.Tensor) -> int | torch.Tensor:
+        """Unit frames of ``mel_frames`` mel frames (a count, or a tensor of counts): ``ceil(f / 2)``."""
         return (mel_frames + 1) // 2
 
     def forward(

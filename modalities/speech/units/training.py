@@ -92,6 +92,13 @@ class UnitsTraining:
     @classmethod
     def build(cls, model: UnitsTokenizer, cfg: Any, data: SpeechTrainingData) -> UnitsTraining:
         """Standardise the training log-mel (statistics kept in the model) and fit iteration 1's MFCC targets."""
+        if (
+            torch.distributed.is_available()
+            and torch.distributed.is_initialized()
+            and torch.distributed.get_world_size() > 1
+        ):
+            # Masked prediction calls the model's own method, past DistributedDataParallel's gradient averaging.
+            raise ValueError("a speech units tokenizer trains in one process; run train-tokenizer without torchrun.")
         device = next(model.parameters()).device
         waves = data.train.waveforms
         # The statistics are overwritten by the checkpoint's own on resume.
