@@ -86,3 +86,9 @@ def test_speech_verbs_take_a_units_tokenizer(corpus: Path, units_run: Path, tmp_
     converted = vqtok("convert", *data_args(corpus), "--tokenizer", tokenizer, "--input", source, "--speaker", "spk1",
                       "--out", tmp_path / "as_spk1.wav")  # fmt: skip
     assert converted.code == 0, converted.err and (tmp_path / "as_spk1.wav").is_file()
+    packed = vqtok("compress", *data_args(corpus), "--tokenizer", tokenizer, "--out", tmp_path / "eval.vqc", "--json")
+    assert packed.code == 0, packed.err
+    unpacked = vqtok("decompress", *data_args(corpus), "--tokenizer", tokenizer, "--input", tmp_path / "eval.vqc",
+                     "--out", tmp_path / "back", "--speaker", "spk0", "--json")  # fmt: skip
+    assert unpacked.code == 0, unpacked.err
+    assert unpacked.json()["wav_files"] == 4
