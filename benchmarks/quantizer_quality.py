@@ -42,7 +42,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "simvq": {"quantizer": "simvq"},
     "simvq-rotation": {"quantizer": "simvq", "gradient": "rotation"},
 }
-MODEL = {"hidden_channels": 64, "res_channels": 32, "num_res_blocks": 2, "codebook_size": 512, "code_dim": 64}
+MODEL = {"hidden_channels": 32, "res_channels": 16, "num_res_blocks": 2, "codebook_size": 512, "code_dim": 64}
 # --quick: a narrower model at 6 bits per code (FSQ 4·4·4), so that k-means and the entropy terms are cheap too.
 QUICK_MODEL = {"hidden_channels": 16, "res_channels": 8, "num_res_blocks": 1, "codebook_size": 64, "code_dim": 16,
                "fsq_levels": [4, 4, 4]}  # fmt: skip
