@@ -10,7 +10,7 @@ implementation at about 9 bits per code: VQ and SimVQ with K = 512, FSQ with lev
 BSQ with 9 bits, VQ and SimVQ also with the rotation trick. For the peer ("vqp"), its module of the
 same method (``VectorQuantize`` with and without ``rotation_trick``, ``FSQ``, ``LFQ`` with and without
 ``spherical``, ``SimVQ``) replaces our quantizer in the same model, built from the same seed (the
-same encoder and decoder weights), fed the same batches in the same order; the two train in lockstep,
+same encoder and decoder weights, and the same projections and SimVQ basis in the quantizer), fed the same batches in the same order; the two train in lockstep,
 taking turns step by step, and each step is timed on its own. Each row reports
 held-out PSNR and SSIM (on [0, 1]), the codebook usage and perplexity of the held-out codes, and
 the training time. Without Fashion-MNIST's files (Debian's ``dataset-fashion-mnist``, or
@@ -80,8 +80,30 @@ def build(method: str, impl: str, model: dict[str, Any], seed: int) -> ImageToke
     if impl == "vqp":
         cfg = tokenizer.config
         torch.manual_seed(seed + 1)
-        tokenizer.quantizers[0] = PeerQuantizer(peer_module(method, cfg), cfg.code_dim, cfg.num_codes)
+        peer = peer_module(method, cfg)
+        share_weights(tokenizer.quantizers[0], peer, SHARED[method.split("-")[0]])
+        tokenizer.quantizers[0] = PeerQuantizer(peer, cfg.code_dim, cfg.num_codes)
     return tokenizer
+
+
+# Our quantizer's tensors → the peer's of the same role, so both start from the same projections and
+# codebook basis (VQ has none: both codebooks start from k-means of the first batch).
+SHARED: dict[str, dict[str, str]] = {
+    "vq": {},
+    "fsq": {name: name for name in ("project_in.weight", "project_in.bias", "project_out.weight", "project_out.bias")},
+    "simvq": {"basis": "frozen_codebook", "transform.weight": "code_transform.weight"},
+}
+SHARED["lfq"] = SHARED["bsq"] = SHARED["fsq"]
+
+
+def share_weights(ours: torch.nn.Module, peer: torch.nn.Module, names: dict[str, str]) -> None:
+    """Copy ``ours``' tensors into ``peer``'s (``names``: ours → peer); a missing name or shape is an error."""
+    mine, theirs = ours.state_dict(), peer.state_dict()
+    for src, dst in names.items():
+        if src not in mine or dst not in theirs or mine[src].shape != theirs[dst].shape:
+            raise RuntimeError(f"cannot share {src} -> {dst}: the peer's modules changed; update SHARED")
+        theirs[dst] = mine[src].clone()
+    peer.load_state_dict(theirs)
 
 
 def train(tokenizers: dict[str, ImageTokenizer], images: torch.Tensor, order: torch.Tensor) -> dict[str, float]:
