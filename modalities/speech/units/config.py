@@ -36,7 +36,7 @@ class UnitsTokenizerConfig(SpeechTokenizerConfig):
     # Clusters of the masked-prediction targets, one entry per iteration: iteration 1 clusters MFCC+Δ+ΔΔ,
     # each later one the previous iteration's layer target_layer.
     target_clusters: list[int] = field(default_factory=lambda: [100, 100])
-    target_layer: int = 2  # the layer clustered for the next iteration's targets
+    target_layer: int = 3  # the layer clustered for the next iteration's targets
     code_layer: int = 3  # the layer the codebook quantizes (0: the input projection, num_layers: the last)
 
     def __post_init__(self) -> None:
