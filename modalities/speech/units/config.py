@@ -47,6 +47,11 @@ class UnitsTokenizerConfig(SpeechTokenizerConfig):
                 f"{owner}: units are nearest k-means centroids of one codebook; set quantizer=vq and "
                 f"contrastive_weight=0 (got {self.quantizer!r}, {self.contrastive_weight})."
             )
+        if getattr(self, "speaker_conditioning", "table") != "table":
+            raise ValueError(
+                f"{owner}: the units' decoder trains with a speaker table; set speaker_conditioning=table "
+                f"(got {self.speaker_conditioning!r})."
+            )
         if self.downsample != 2:
             raise ValueError(f"{owner}.downsample must be 2 (the encoder's stride); got {self.downsample}.")
         for name in ("num_layers", "num_heads", "mask_span"):

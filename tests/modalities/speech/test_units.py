@@ -90,6 +90,8 @@ def test_config_checks() -> None:
         tiny_config(target_clusters=[])
     with pytest.raises(ValueError, match="quantizer=vq"):
         tiny_config(quantizer="fsq")
+    with pytest.raises(ValueError, match="speaker_conditioning=table"):
+        tiny_config(speaker_conditioning="reference")
     assert tiny_config().iterations == 2
 
 
