@@ -91,16 +91,22 @@ class FiniteScalarQuantizer(SingleLevelQuantizer):
         # Derived constants, rebuilt from the config: not state to save.
         self.register_buffer("grid_levels", levels, persistent=False)
         self.register_buffer("basis", torch.cumprod(torch.tensor([1, *config.levels[:-1]]), 0), persistent=False)
-        self.register_buffer("scale", (levels - 1) ** -float(config.residual_level), persistent=False)
+        scale = (levels - 1) ** -float(config.residual_level)
+        self.register_buffer("scale", scale, persistent=False)
+        half = (levels - 1) * (1 + BOUND_EPS) / 2
+        # Even L: the grid is shifted by a half step, so the tanh is shifted to keep 0 mapping to 0.
+        offset = (levels % 2 == 0).float() * 0.5
+        self.register_buffer("bound_half", half, persistent=False)
+        self.register_buffer("bound_offset", offset, persistent=False)
+        self.register_buffer("bound_shift", torch.atanh(offset / half), persistent=False)
+        self.register_buffer("radius", levels // 2, persistent=False)  # grid values run from -radius
+        self.register_buffer("grid_step", scale / (levels // 2), persistent=False)  # grid value → output coordinate
         self.tracker = CodeUsage(config.codebook_size)
 
     # ---- the scalar grid ------------------------------------------------------------------------
     def _round(self, z: torch.Tensor) -> torch.Tensor:
         """Integer grid values ``(n, c)`` in ``[-(L//2), L - 1 - L//2]`` of ``z``, rounded with a straight-through gradient."""
-        half = (self.grid_levels - 1) * (1 + BOUND_EPS) / 2
-        # Even L: the grid is shifted by a half step, so the tanh is shifted to keep 0 mapping to 0.
-        offset = (self.grid_levels % 2 == 0).float() * 0.5
-        bounded = torch.tanh(z + torch.atanh(offset / half)) * half - offset
+        bounded = torch.tanh(z + self.bound_shift) * self.bound_half - self.bound_offset
         return bounded + (bounded.round() - bounded).detach()
 
     def _to_grid(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,10 +114,10 @@ class FiniteScalarQuantizer(SingleLevelQuantizer):
 
     def _from_grid(self, rounded: torch.Tensor) -> torch.Tensor:
         """Quantized vectors ``(n, d)`` of grid values ``(n, c)``: each dimension in [-1, 1], then projected out."""
-        return self.project_out(rounded / (self.grid_levels // 2) * self.scale)
+        return self.project_out(rounded * self.grid_step)
 
     def _codes(self, rounded: torch.Tensor) -> torch.Tensor:
-        digits = (rounded.detach() + self.grid_levels // 2).round().long()  # (n, c) in [0, L)
+        digits = (rounded.detach() + self.radius).round().long()  # (n, c) in [0, L)
         return (digits * self.basis).sum(-1)
 
     # ---- the interface ----------------------------------------------------------------------------
@@ -135,4 +141,4 @@ class FiniteScalarQuantizer(SingleLevelQuantizer):
         check_codes(codes, self.codebook_size)
         digits = (codes.long()[..., None] // self.basis) % self.grid_levels.long()  # (..., c)
         with torch.autocast(device_type=codes.device.type, enabled=False):
-            return self._from_grid((digits - self.grid_levels.long() // 2).float())
+            return self._from_grid(digits.float() - self.radius)

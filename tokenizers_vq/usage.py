@@ -51,11 +51,12 @@ class CodeUsage(nn.Module):
         counts = torch.bincount(codes.reshape(-1), minlength=self.codebook_size).float()
         if self.training:
             distributed.all_reduce_sum(counts)
-            if counts.sum() > 0:  # an empty batch on every rank teaches nothing
-                self.usage.mul_(self.decay).add_(counts, alpha=1 - self.decay)
-                self.steps.add_(1)
+            if codes.numel() or distributed.is_distributed():  # an empty batch on every rank teaches nothing
+                if counts.sum() > 0:
+                    self.usage.lerp_(counts, 1 - self.decay)
+                    self.steps.add_(1)
         return Health(
             perplexity=perplexity_from_counts(counts),
-            usage=(counts > 0).float().mean(),
+            usage=torch.count_nonzero(counts) / self.codebook_size,
             dead_codes=(self.usage < self.threshold).sum(),
         )
