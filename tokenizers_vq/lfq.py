@@ -19,8 +19,9 @@ from tokenizers_vq.usage import CodeUsage
 
 #: Largest codebook whose batch entropy is computed over every code (2^16 probabilities per vector).
 MAX_BITS = 16
-#: Rows per piece of the batch-entropy sum: its (rows, k) probabilities are recomputed in the backward
-#: pass instead of kept, so memory stays at one piece whatever the batch.
+#: Rows per piece of the batch-entropy sum: a batch of several pieces has each piece's (rows, k)
+#: probabilities recomputed in the backward pass instead of kept, so memory stays at one piece
+#: whatever the batch; a batch of one piece keeps them (16 MiB at most) and skips the recomputation.
 ENTROPY_CHUNK_ELEMENTS = 2**22
 GEOMETRIES = ("cube", "sphere")
 
@@ -146,7 +147,9 @@ class LookupFreeQuantizer(SingleLevelQuantizer):
         delta = F.logsigmoid(logit) - log_minus  # (n, b)
         rows = max(1, ENTROPY_CHUNK_ELEMENTS // cfg.codebook_size)
         total = zero_loss(z).expand(cfg.codebook_size)  # in the graph even for an empty batch
-        for start in range(0, z.shape[0], rows):
+        if z.shape[0] <= rows:  # one piece: keep its probabilities for the backward pass (no recomputation)
+            total = total + _code_probability_sum(log_minus, delta, self.code_bits)
+        for start in range(0, z.shape[0] if z.shape[0] > rows else 0, rows):
             piece = (log_minus[start : start + rows], delta[start : start + rows], self.code_bits)
             total = total + checkpoint(_code_probability_sum, *piece, use_reentrant=False)
         count = z.new_tensor(float(z.shape[0]))
