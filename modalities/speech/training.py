@@ -76,7 +76,7 @@ def training_data(cfg: Any) -> SpeechTrainingData:
     return SpeechTrainingData(train, held_out)
 
 
-def _subset(split: SpeechSplit, limit: int | None) -> SpeechSplit:
+def subset(split: SpeechSplit, limit: int | None) -> SpeechSplit:
     if limit is None or limit >= len(split):
         return split
     # An even spread over the split (utterances are sorted by speaker), so every speaker is represented.
@@ -113,7 +113,7 @@ class SpeechTraining:
         pieces, utterance = segments(features, list(range(len(features))), frames)  # (N, m, s), (N,) utterances
         owners = torch.tensor(speaker_ids, dtype=torch.long)[utterance]  # (N,) speakers
         limit = cfg.train.eval_utterances
-        training = cls(model, cfg.data, pieces, owners, _subset(data.train, limit), _subset(data.held_out, limit))
+        training = cls(model, cfg.data, pieces, owners, subset(data.train, limit), subset(data.held_out, limit))
         if model.speaker_reference:
             sizes = torch.tensor([min(x.shape[-1], frames) for x in features])
             training.lengths = sizes[utterance].to(device)

@@ -31,8 +31,7 @@ from torch import nn
 from modalities.speech.baselines import kmeans_codes, mfcc_frames
 from modalities.speech.data import SpeechSplit, encode_waveforms, phone_inventory, phone_segments
 from modalities.speech.phones import analyse
-from modalities.speech.training import SpeechTrainingData
-from modalities.speech.training import _subset as subset
+from modalities.speech.training import SpeechTrainingData, subset
 from modalities.speech.units.config import UnitsSchedule
 from modalities.speech.units.encoder import UnitsEncoder
 from modalities.speech.units.tokenizer import UnitsTokenizer
