@@ -12,6 +12,7 @@ engine: ``auto`` (default: faiss where it wins and is installed), ``torch`` or `
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -36,7 +37,9 @@ def search_engine() -> str:
     return engine
 
 
+@functools.cache
 def _faiss():
+    """The faiss module, or None where it is not installed (looked up once: a failed import is not cheap)."""
     try:
         import faiss
     except ImportError:
