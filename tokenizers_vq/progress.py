@@ -75,18 +75,20 @@ class Progress:
     def __iter__(self) -> Iterator[Any]:
         if self.iterable is None:
             raise TypeError("this Progress was made without an iterable; call update(n) instead.")
+        stopped = True
         try:
             for item in self.iterable:
                 yield item
                 self.update(1)
+            stopped = False
         finally:
-            self.close()
+            self.close(stopped=stopped)
 
     def __enter__(self) -> Progress:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(stopped=exc_type is not None)
 
     def update(self, n: int = 1) -> None:
         """Count ``n`` more steps done; off a terminal, write a line when the interval has passed."""
@@ -111,17 +113,18 @@ class Progress:
         else:
             print(line, file=self.file, flush=True)
 
-    def close(self) -> None:
-        """End the bar; off a terminal, a last line when any was written (so a log shows that the work ended)."""
+    def close(self, stopped: bool = False) -> None:
+        """End the bar; off a terminal, a last line when any was written (so a log shows that the work ended):
+        ``done``, or ``stopped`` when ``stopped`` (an exception or an interruption ended the work early)."""
         if self._closed:
             return
         self._closed = True
         if self._bar is not None:
             self._bar.close()
         elif self.enabled and self._lines:
-            self._line(done=True)
+            self._line(done="stopped" if stopped else "done")
 
-    def describe(self, done: bool = False) -> str:
+    def describe(self, done: str = "") -> str:
         """The plain line: what, how far, how fast, how long left."""
         elapsed = time.monotonic() - self._start
         rate = (self.n - self._start_n) / elapsed if elapsed > 0 else 0.0
@@ -131,14 +134,14 @@ class Progress:
             count += f" ({100 * self.n / self.total:.0f}%)"
         parts = [count, f"{rate:.3g} {units}/s", f"{tqdm.format_interval(elapsed)} elapsed"]
         if done:
-            parts.append("done")
+            parts.append(done)
         elif self.total is not None and rate > 0:
             parts.append(f"{tqdm.format_interval(max(self.total - self.n, 0) / rate)} left")
         if self.postfix:
             parts.append(self.postfix)
         return f"{self.desc}: {', '.join(parts)}" if self.desc else ", ".join(parts)
 
-    def _line(self, done: bool = False) -> None:
+    def _line(self, done: str = "") -> None:
         print(self.describe(done), file=self.file, flush=True)
         self._last = time.monotonic()
         self._lines += 1

@@ -233,7 +233,7 @@ def fit(
                 if stopped_by_budget:
                     break
         finally:
-            bar.close()
+            bar.close(stopped=step < train.steps)  # an interruption, an error or the time budget: "stopped"
             log.close()
 
         if ranks.is_main and not paths.weights.exists():  # a resumed run that had nothing left to train

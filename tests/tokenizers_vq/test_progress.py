@@ -24,6 +24,29 @@ def test_lines_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     assert lines[-1].startswith("loading fsdd: 3/3 utterances (100%)") and lines[-1].endswith("done")
 
 
+def test_work_ended_early_says_stopped_not_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception or Ctrl-C inside the work: the log's last line says "stopped", never "done"."""
+    monkeypatch.setenv(INTERVAL_ENV, "0")
+    for interruption in (KeyboardInterrupt, RuntimeError):
+        log = io.StringIO()
+        with pytest.raises(interruption):
+            for i in progress(range(5), desc="loading fsdd", unit="utterance", file=log):
+                if i == 2:
+                    raise interruption()
+        assert log.getvalue().splitlines()[-1].endswith("stopped")
+        log = io.StringIO()
+        with pytest.raises(interruption), progress(total=5, desc="train", unit="step", file=log) as bar:
+            bar.update(2)
+            raise interruption()
+        last = log.getvalue().splitlines()[-1]
+        assert last.startswith("train: 2/5 steps (40%)") and last.endswith("stopped")
+    log = io.StringIO()
+    bar = progress(total=5, desc="train", unit="step", file=log)
+    bar.update(3)
+    bar.close(stopped=True)
+    assert log.getvalue().splitlines()[-1].endswith("stopped")
+
+
 def test_no_line_before_the_interval_and_none_when_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(INTERVAL_ENV, "3600")
     log = io.StringIO()
