@@ -13,6 +13,9 @@ def _positive_int(owner: str, name: str, value: Any) -> None:
         raise ValueError(f"{owner}.{name} must be a positive integer; got {value!r}.")
 
 
+TARGET_FEATURES = ("mfcc", "logmel")  # what the first masked-prediction iteration's targets cluster
+
+
 @dataclass
 class UnitsTokenizerConfig(SpeechTokenizerConfig):
     """A :class:`~modalities.speech.SpeechTokenizerConfig` whose encoder is a HuBERT-style Transformer.
@@ -33,9 +36,13 @@ class UnitsTokenizerConfig(SpeechTokenizerConfig):
     # Weight of the cross-entropy on the frames left unmasked, beside the masked frames' (HuBERT's alpha = 1 puts
     # all of it on the masked ones, 0 here); on a short budget it makes the encoder learn the targets sooner.
     unmasked_weight: float = 0.0
-    # Clusters of the masked-prediction targets, one entry per iteration: iteration 1 clusters MFCC+Δ+ΔΔ,
+    # Clusters of the masked-prediction targets, one entry per iteration: iteration 1 clusters target_features,
     # each later one the previous iteration's layer target_layer.
     target_clusters: list[int] = field(default_factory=lambda: [100, 100])
+    # What iteration 1's k-means clusters, each into target_clusters[0] clusters with its own output head (the
+    # losses add up): "mfcc" (MFCC+Δ+ΔΔ, HuBERT's choice) and/or "logmel" (the standardised log-mel the encoder
+    # reads, its two frames under each unit frame averaged: the finer spectrum). A single name is one set.
+    target_features: list[str] = field(default_factory=lambda: ["mfcc"])
     target_layer: int = 3  # the layer clustered for the next iteration's targets
     code_layer: int = 3  # the layer the codebook quantizes (0: the input projection, num_layers: the last)
 
@@ -63,6 +70,15 @@ class UnitsTokenizerConfig(SpeechTokenizerConfig):
         if not 0.0 <= self.dropout < 1.0 or not 0.0 < self.mask_prob < 1.0:
             raise ValueError(
                 f"{owner}: dropout in [0, 1) and mask_prob in (0, 1); got {self.dropout}, {self.mask_prob}."
+            )
+        if isinstance(self.target_features, str):
+            self.target_features = [self.target_features]
+        self.target_features = list(self.target_features)
+        unknown = [f for f in self.target_features if f not in TARGET_FEATURES]
+        if not self.target_features or unknown or len(set(self.target_features)) < len(self.target_features):
+            raise ValueError(
+                f"{owner}.target_features must name one or more of {', '.join(TARGET_FEATURES)}, each once; got "
+                f"{self.target_features!r}."
             )
         self.target_clusters = list(self.target_clusters)
         if not self.target_clusters:

@@ -57,6 +57,10 @@ class UnitsTokenizer(SpeechTokenizer):
         transformer = UnitsEncoder(cfg.frontend.n_mels, cfg.code_dim, cfg.num_layers, cfg.num_heads, 0, cfg.dropout)
         self.encoder = CodeLayer(transformer, cfg.code_layer)
         self.heads = nn.ModuleList(nn.Linear(cfg.code_dim, c) for c in cfg.target_clusters)
+        # Iteration 1's further target sets (target_features[1:]), one head each; none for a single set, so
+        # tokenizers saved before the setting existed load unchanged.
+        extra = cfg.target_features[1:]
+        self.feature_heads = nn.ModuleList(nn.Linear(cfg.code_dim, cfg.target_clusters[0]) for _ in extra)
         self.register_buffer("trained_steps", torch.zeros((), dtype=torch.int64))  # where staged training stands
 
     # ---- the encoder --------------------------------------------------------------------------
@@ -75,23 +79,31 @@ class UnitsTokenizer(SpeechTokenizer):
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """HuBERT's loss: cross-entropy of the masked frames' targets (plus ``unmasked_weight`` times that of the
-        other real frames); returns it and the masked frames' accuracy.
+        other real frames), summed over the target sets; returns it and the masked frames' accuracy (first set).
 
         ``x`` ``(b, m, f)`` standardised log-mel, ``lengths`` ``(b,)`` real mel frames, ``targets`` ``(b, n)``
-        cluster indices (any value on padding), ``iteration`` 0-based (which head scores them).
+        cluster indices, or ``(b, n, s)`` for iteration 1's ``s = len(target_features)`` sets (any value on
+        padding), ``iteration`` 0-based (which head scores them).
         """
         units = UnitsEncoder.num_frames(lengths)
         mask = span_mask(units, targets.shape[1], self.config.mask_prob, self.config.mask_span, generator)
         mask = mask.to(x.device)
         transformer = self.encoder.transformer
-        h = transformer(utterance_norm(x, lengths), units, mask).hidden[-1]  # (b, n, d)
-        logits = self.heads[iteration](transformer.final_norm(h))  # (b, n, c)
-        loss = F.cross_entropy(logits[mask].float(), targets[mask])
+        h = transformer.final_norm(transformer(utterance_norm(x, lengths), units, mask).hidden[-1])  # (b, n, d)
+        sets = targets[..., None] if targets.ndim == 2 else targets  # (b, n, s)
+        heads = [self.heads[iteration], *(self.feature_heads if iteration == 0 else [])]
+        if sets.shape[-1] != len(heads):
+            raise ValueError(f"iteration {iteration + 1} has {len(heads)} target sets; got {sets.shape[-1]}.")
         weight = self.config.unmasked_weight
         unmasked = ~mask & (torch.arange(mask.shape[1], device=x.device)[None] < units.to(x.device)[:, None])
-        if weight > 0 and unmasked.any():
-            loss = loss + weight * F.cross_entropy(logits[unmasked].float(), targets[unmasked])
-        accuracy = (logits[mask].argmax(-1) == targets[mask]).float().mean().detach()
+        loss, accuracy = h.new_zeros((), dtype=torch.float32), None
+        for head, y in zip(heads, sets.unbind(-1), strict=True):
+            logits = head(h)  # (b, n, c)
+            loss = loss + F.cross_entropy(logits[mask].float(), y[mask])
+            if weight > 0 and unmasked.any():
+                loss = loss + weight * F.cross_entropy(logits[unmasked].float(), y[unmasked])
+            if accuracy is None:
+                accuracy = (logits[mask].argmax(-1) == y[mask]).float().mean().detach()
         return loss, accuracy
 
     @torch.no_grad()

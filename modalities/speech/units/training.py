@@ -5,7 +5,8 @@ Dimension legend: ``b`` batch (utterances), ``m`` mel bins, ``f`` mel frames, ``
 The stages follow each other on one step counter (``train.iteration_steps`` then ``train.decoder_steps``):
 
 1. masked prediction, iteration 1: targets are k-means (``target_clusters[0]``) of each frame's
-   standardised MFCC+Δ+ΔΔ;
+   standardised MFCC+Δ+ΔΔ (``target_features`` ``mfcc``) and/or log-mel (``logmel``, two mel frames per unit
+   frame), each set scored by its own head;
 2. masked prediction, iteration ``i`` > 1: targets are k-means of the encoder's layer ``target_layer``,
    fitted at the iteration's first step and kept in the run's ``checkpoint/`` folder, so a resumed
    run trains on the same targets;
@@ -26,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from modalities.speech.baselines import kmeans_codes, mfcc_frames
@@ -49,6 +51,15 @@ def pad_batch(features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]
     f += f % 2
     x = torch.stack([F.pad(x[None], (0, f - x.shape[-1]), mode="replicate")[0] for x in features])
     return x, torch.tensor([x.shape[-1] for x in features], device=x.device)
+
+
+def unit_frames(features: torch.Tensor) -> torch.Tensor:
+    """Standardised log-mel ``(m, f)`` at the units' rate: ``(n, m)``, unit frame ``i`` the mean of mel frames ``2i``
+    and ``2i + 1`` (the last repeated when ``f`` is odd), ``n = ceil(f / 2)``: what the encoder's stride-2 frame sees."""
+    x = features.float().cpu()
+    if x.shape[-1] % 2:
+        x = torch.cat([x, x[:, -1:]], dim=-1)
+    return rearrange(x, "m (n two) -> n m two", two=2).mean(-1)
 
 
 @torch.no_grad()
@@ -106,8 +117,16 @@ class UnitsTraining:
         speakers = torch.tensor([model.speakers.index(u.speaker) for u in data.train.utterances])
         lengths = [UnitsEncoder.num_frames(x.shape[-1]) for x in features]
         rate, first = model.frame_rate, model.config.first_code_time
-        mfcc = [mfcc_frames(w, model.sample_rate, rate, first, n) for w, n in zip(waves, lengths, strict=True)]
-        codes, _ = kmeans_codes(mfcc, mfcc[:1], model.config.target_clusters[0], seed=cfg.seed)
+        sets = []  # per target set, (n_i,) cluster indices of each utterance
+        for name in model.config.target_features:
+            if name == "logmel":
+                frames = [unit_frames(x) for x in features]
+            else:
+                frames = [
+                    mfcc_frames(w, model.sample_rate, rate, first, n) for w, n in zip(waves, lengths, strict=True)
+                ]
+            sets.append(kmeans_codes(frames, frames[:1], model.config.target_clusters[0], seed=cfg.seed)[0])
+        codes = [np.stack(per_set, axis=-1) if len(sets) > 1 else per_set[0] for per_set in zip(*sets, strict=True)]
         targets = {0: [torch.from_numpy(c).to(device) for c in codes]}
         folder = (Path(cfg.out).expanduser() if cfg.out else Path("runs") / cfg.name) / "checkpoint"
         schedule = UnitsSchedule(cfg.train.iteration_steps, cfg.train.decoder_steps, cfg.train.warmup)
@@ -155,7 +174,8 @@ class UnitsTraining:
         if stage < model.config.iterations:
             targets = self.iteration_targets(stage)
             n = UnitsEncoder.num_frames(x.shape[-1])
-            y = torch.zeros(len(indices), n, dtype=torch.long, device=x.device)  # (b, n); padding is never masked
+            shape = (len(indices), n, *targets[0].shape[1:])  # (b, n), or (b, n, s) for several target sets
+            y = torch.zeros(shape, dtype=torch.long, device=x.device)  # padding is never masked
             for row, i in enumerate(indices.tolist()):
                 y[row, : len(targets[i])] = targets[i]
             loss, accuracy = getattr(net, "module", net).masked_prediction(x, lengths, y, stage)

@@ -18,6 +18,7 @@ from modalities.speech.units import (
     span_mask,
     utterance_norm,
 )
+from modalities.speech.units.training import unit_frames
 
 
 def tiny_config(**changes) -> UnitsTokenizerConfig:
@@ -93,6 +94,41 @@ def test_config_checks() -> None:
     with pytest.raises(ValueError, match="speaker_conditioning=table"):
         tiny_config(speaker_conditioning="reference")
     assert tiny_config().iterations == 2
+    assert tiny_config().target_features == ["mfcc"]  # configs written before the setting existed load as before
+    assert tiny_config(target_features="logmel").target_features == ["logmel"]
+    with pytest.raises(ValueError, match="target_features must name one or more of mfcc, logmel, each once"):
+        tiny_config(target_features="mel")
+    for bad in ([], ["mfcc", "mfcc"]):
+        with pytest.raises(ValueError, match="target_features"):
+            tiny_config(target_features=bad)
+
+
+def test_masked_prediction_with_two_target_sets_trains_one_head_per_set() -> None:
+    """target_features=[logmel, mfcc]: iteration 1 takes (b, n, 2) targets, each set scored by its own head (both
+    get gradients; the loss is the sum of the two sets'), later iterations one set with their own head."""
+    torch.manual_seed(0)
+    model = UnitsTokenizer(tiny_config(target_features=["logmel", "mfcc"]))
+    assert len(model.feature_heads) == 1 and model.feature_heads[0].out_features == 8
+    x, lengths = torch.randn(2, 80, 40), torch.tensor([40, 30])
+    targets = torch.randint(0, 6, (2, 20, 2))
+    loss, accuracy = model.masked_prediction(x, lengths, targets, 0, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert model.heads[0].weight.grad.abs().sum() > 0 and model.feature_heads[0].weight.grad.abs().sum() > 0
+    assert model.heads[1].weight.grad is None and 0.0 <= float(accuracy) <= 1.0
+    with pytest.raises(ValueError, match="iteration 1 has 2 target sets; got 1"):
+        model.masked_prediction(x, lengths, targets[..., 0], 0)
+    single = UnitsTokenizer(tiny_config())
+    assert len(single.feature_heads) == 0 and not any(k.startswith("feature_heads") for k in single.state_dict())
+
+
+def test_unit_frames_average_the_two_mel_frames_under_each_unit_frame() -> None:
+    """Log-mel (m, f) → (ceil(f / 2), m): unit frame i is the mean of mel frames 2i and 2i + 1, the last one repeated
+    when f is odd, as many frames as the encoder gives."""
+    x = torch.arange(10.0).reshape(2, 5)  # 2 bins, 5 frames
+    frames = unit_frames(x)
+    assert frames.shape == (UnitsEncoder.num_frames(5), 2)
+    assert torch.equal(frames, torch.tensor([[0.5, 5.5], [2.5, 7.5], [4.0, 9.0]]))
+    assert torch.equal(unit_frames(x[:, :4]), frames[:2])
 
 
 def test_encode_decode_shapes_and_round_trip(tmp_path: Path) -> None:

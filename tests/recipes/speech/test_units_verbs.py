@@ -92,3 +92,34 @@ def test_speech_verbs_take_a_units_tokenizer(corpus: Path, units_run: Path, tmp_
                      "--out", tmp_path / "back", "--speaker", "spk0", "--json")  # fmt: skip
     assert unpacked.code == 0, unpacked.err
     assert unpacked.json()["wav_files"] == 4
+
+
+@pytest.mark.parametrize("features", ["[mfcc]", "[logmel]", "[logmel,mfcc]"])
+def test_the_first_iterations_targets_cluster_the_chosen_features(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, features: str
+) -> None:
+    """model.target_features: iteration 1's k-means sees MFCC+deltas (39 wide) and/or the standardised log-mel
+    averaged two frames per unit frame (n_mels wide), one row per unit frame of each training utterance."""
+    from modalities.speech.units import training as units_training
+
+    seen = []
+    original = units_training.kmeans_codes
+
+    def recording(fit, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append([f.clone() for f in fit])
+        return original(fit, *args, **kwargs)
+
+    monkeypatch.setattr(units_training, "kmeans_codes", recording)
+    overrides = [*data_args(corpus)[2:], f"out={tmp_path / 'run'}", f"model.target_features={features}",
+                 "train.iteration_steps=[1]", "train.decoder_steps=1", "model.target_clusters=[8]"]  # fmt: skip
+    cfg = load_config(SpeechUnitsRecipeConfig, "speech_units_tiny", overrides)
+    assert train.run(cfg).step == 2
+    names = features.strip("[]").split(",")
+    width = {"mfcc": 39, "logmel": cfg.model.frontend.n_mels}
+    assert len(seen) == len(names)  # one k-means per set (the codebook's is not a kmeans_codes call)
+    for name, fit in zip(names, seen, strict=True):
+        assert {f.shape[1] for f in fit} == {width[name]} and len(fit) == 6  # u001-u003 of both speakers
+        assert all(torch.isfinite(f).all() for f in fit)
+    assert [f.shape[0] for f in seen[0]] == [f.shape[0] for f in seen[-1]]  # the same unit frames in every set
+    tokenizer_config = json.loads((tmp_path / "run" / "tokenizer" / "config.json").read_text())["config"]
+    assert tokenizer_config["target_features"] == names
