@@ -8,9 +8,10 @@ once on the raw MFCCs (``kmeans_mfcc_raw``), and uniformly random codes; when th
 duration-penalised (``duration_penalty``), also k-means with the same penalty (``kmeans_mfcc_penalized``),
 so the smoothing is credited to neither side. With ``phones.abx`` (the default) it also measures
 ABX error within and across speakers (:mod:`modalities.speech.abx`) on the scoring utterances'
-phones in context, of three representations of the same frames on the same triplets: the codes (each
-frame as its code's codebook vector), the encoder's vectors before quantization, and the MFCC+Δ+ΔΔ of
-the baselines. The output directory (``out``, default ``<tokenizer dir>/../phones``) gets
+phones in context, of representations of the same frames on the same triplets: the codes (each
+frame as its code's codebook vector), the encoder's vectors before quantization, the MFCC+Δ+ΔΔ of
+the baselines and, with the baselines, the ``kmeans_mfcc`` codes as their centroids (the codes'
+like-for-like peer). The output directory (``out``, default ``<tokenizer dir>/../phones``) gets
 ``figures.json`` and ``confusion.png``.
 """
 
@@ -86,7 +87,8 @@ class PhonesResult:
         }
         text = format_figures(head, title="phones") + "\n\n" + format_table(["method", *keys], rows)
         if self.abx:
-            abx_rows = [[name, self.abx[name]["within"], self.abx[name]["across"]] for name in REPRESENTATIONS]
+            names = [name for name in REPRESENTATIONS if name in self.abx]
+            abx_rows = [[name, self.abx[name]["within"], self.abx[name]["across"]] for name in names]
             text += "\n\n" + format_table(["ABX error", "within", "across"], abx_rows)
             reasons = [f"{mode}: {self.abx[f'{mode}_reason']}" for mode in MODES if self.abx[f"{mode}_reason"]]
             text += "".join(f"\nno ABX {reason}" for reason in reasons)
@@ -117,7 +119,26 @@ def _mfcc(model: SpeechTokenizer, split: SpeechSplit, lengths: list[int]) -> lis
     ]
 
 
-REPRESENTATIONS = ("codes", "continuous", "mfcc")  # the ABX blocks of figures.json, in this order
+# The ABX blocks of figures.json, in this order; kmeans_mfcc (the baseline's codes as their centroids, the codes'
+# like-for-like peer) only with phones.baselines.
+REPRESENTATIONS = ("codes", "continuous", "mfcc", "kmeans_mfcc")
+
+
+def _centroid_vectors(
+    fit: list[torch.Tensor],
+    fit_codes: list[np.ndarray],
+    score: list[torch.Tensor],
+    score_codes: list[np.ndarray],
+    k: int,
+) -> list[torch.Tensor]:
+    """Each scoring frame's code as its centroid ``(n, e)``: the mean of the fitting frames ``(n_i, e)`` given that
+    code, in the fitting set's standardised space (where k-means clustered them); a code no fitting frame has is 0."""
+    frames = torch.cat([torch.as_tensor(f).float() for f in fit])
+    mean, std = frames.mean(0), frames.std(0).clamp_min(1e-6)
+    codes = torch.from_numpy(np.concatenate(fit_codes)).long()
+    sums = torch.zeros(k, frames.shape[1]).index_add_(0, codes, (frames - mean) / std)
+    centroids = sums / torch.bincount(codes, minlength=k).clamp_min(1)[:, None]
+    return [centroids[torch.from_numpy(c).long()] for c in score_codes]
 
 
 @contextmanager
@@ -216,6 +237,7 @@ def run(cfg: SpeechRecipeConfig, *, overwrite: bool = False) -> PhonesResult:
 
     figures, confusion = figures_of(fit_codes, score_codes)
     baselines: dict[str, dict[str, Any]] = {}
+    kmeans_vectors: list[torch.Tensor] | None = None  # the kmeans_mfcc codes of the scoring frames, as centroids
     score_lengths = [len(c) for c in score_codes]
     score_mfcc = _mfcc(model, score, score_lengths) if cfg.phones.baselines or cfg.phones.abx else []
     if cfg.phones.baselines:
@@ -226,6 +248,8 @@ def run(cfg: SpeechRecipeConfig, *, overwrite: bool = False) -> PhonesResult:
         for name, standardize in (("kmeans_mfcc", True), ("kmeans_mfcc_raw", False)):
             km_fit, km_score = kmeans_codes(fit_mfcc, score_mfcc, k, seed=cfg.seed, standardize=standardize)
             baselines[name] = figures_of(km_fit, km_score)[0]
+            if standardize and cfg.phones.abx:
+                kmeans_vectors = _centroid_vectors(fit_mfcc, km_fit, score_mfcc, km_score, k)
             bar.update()
         if penalized:
             km_fit, km_score = kmeans_codes(
@@ -244,6 +268,8 @@ def run(cfg: SpeechRecipeConfig, *, overwrite: bool = False) -> PhonesResult:
             "continuous": continuous,
             "mfcc": score_mfcc,
         }
+        if kmeans_vectors is not None:
+            vectors["kmeans_mfcc"] = kmeans_vectors
         abx = abx_figures(cfg, model, score, score_segments, vectors)
     result = PhonesResult(
         str(tokenizer_dir), str(out_dir), model.frame_rate, phones, figures, baselines, model.config.duration_penalty,

@@ -25,8 +25,8 @@ def test_phones_reports_abx(vqtok, speech_corpora: dict[str, Path], abx_corpus: 
     assert result.code == 0, result.err
     figures = result.json()
     abx = figures["abx"]
-    assert set(abx) >= {"codes", "continuous", "mfcc", "triplets", "items", "within_reason", "across_reason"}
-    for name in ("codes", "continuous", "mfcc"):
+    assert set(abx) >= {"codes", "continuous", "mfcc", "kmeans_mfcc", "triplets", "items", "within_reason"}
+    for name in ("codes", "continuous", "mfcc", "kmeans_mfcc"):
         for mode in ("within", "across"):
             assert 0.0 <= abx[name][mode] <= 1.0, (name, mode)
     assert figures["abx_within"] == abx["codes"]["within"] and figures["abx_across"] == abx["codes"]["across"]
@@ -38,7 +38,7 @@ def test_phones_reports_abx(vqtok, speech_corpora: dict[str, Path], abx_corpus: 
     }  # the same triplets, drawn with the same seed
 
     table = vqtok(*phones_args(abx_corpus, speech_corpora["tokenizer"], tmp_path / "c")[:-1])
-    assert "ABX error" in table.out and "continuous" in table.out
+    assert "ABX error" in table.out and "continuous" in table.out and "kmeans_mfcc" in table.out
 
 
 def test_phones_abx_one_speaker_and_off(
@@ -50,7 +50,23 @@ def test_phones_abx_one_speaker_and_off(
     figures = one.json()
     assert figures["abx_across"] is None and "2 speakers" in figures["abx"]["across_reason"]
     assert figures["abx_within"] is not None and figures["abx"]["mfcc"]["across"] is None
+    assert "kmeans_mfcc" not in figures["abx"]  # no baselines, so no baseline codes to score
     off = vqtok(*args, "phones.abx=false", "phones.baselines=false")
     assert off.code == 0, off.err
     assert off.json()["abx"] is None and off.json()["abx_within"] is None and off.json()["abx_across"] is None
     assert 0.0 <= off.json()["mapping_accuracy"] <= 1.0
+
+
+def test_kmeans_centroid_vectors_are_the_means_of_each_codes_fitting_frames() -> None:
+    """The baseline codes' ABX vectors: each code's mean fitting frame in the standardised space."""
+    import numpy as np
+    import torch
+
+    from recipes.speech.phones import _centroid_vectors
+
+    fit = [torch.tensor([[0.0, 10.0], [2.0, 10.0]]), torch.tensor([[4.0, 30.0]])]
+    vectors = _centroid_vectors(fit, [np.array([0, 0]), np.array([1])], [torch.zeros(3, 2)], [np.array([1, 0, 2])], 3)
+    frames = torch.cat(fit)
+    standard = (frames - frames.mean(0)) / frames.std(0)
+    expected = torch.stack([standard[:2].mean(0), standard[2], torch.zeros(2)])
+    assert len(vectors) == 1 and torch.allclose(vectors[0], expected[[1, 0, 2]])
