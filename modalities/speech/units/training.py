@@ -40,7 +40,7 @@ from modalities.speech.units.tokenizer import UnitsTokenizer
 from tokenizers_vq.io import atomic_path
 from tokenizers_vq.metrics import code_stats
 from tokenizers_vq.progress import progress
-from tokenizers_vq.search import kmeans
+from tokenizers_vq.search import kmeans, nearest_codes
 from tokenizers_vq.training import StepOutput
 
 
@@ -75,10 +75,19 @@ def layer_vectors(model: UnitsTokenizer, features: list[torch.Tensor], layer: in
 
 
 def fit_codebook(model: UnitsTokenizer, features: list[torch.Tensor], seed: int) -> None:
-    """The codebook: k-means (``codebook_size``, seeded) of layer ``code_layer``'s vectors, standardised per dimension."""
+    """The codebook: k-means (``codebook_size``) of layer ``code_layer``'s vectors, standardised per dimension; of
+    ``codebook_restarts`` runs (seeds ``seed``, ``seed + 1``, ...), the one with the lowest mean squared distance."""
     vectors = torch.cat(layer_vectors(model, features, model.config.code_layer))  # (N, d)
     mean, std = vectors.mean(0), vectors.std(0).clamp_min(1e-5)
-    centroids, _ = kmeans((vectors - mean) / std, model.config.codebook_size, iters=20, seed=seed)
+    standard = (vectors - mean) / std
+    centroids, best = None, float("inf")
+    for run in range(model.config.codebook_restarts):
+        candidate, _ = kmeans(standard, model.config.codebook_size, iters=20, seed=seed + run)
+        codes = nearest_codes(standard, candidate, (candidate * candidate).sum(1))
+        distance = float((standard - candidate[codes]).square().sum(1).mean())
+        if distance < best:
+            centroids, best = candidate, distance
+    assert centroids is not None
     device = model.mel_mean.device
     model.set_codebook(centroids.to(device), mean.to(device), std.to(device))
 

@@ -121,6 +121,30 @@ def test_masked_prediction_with_two_target_sets_trains_one_head_per_set() -> Non
     assert len(single.feature_heads) == 0 and not any(k.startswith("feature_heads") for k in single.state_dict())
 
 
+def test_the_codebook_keeps_the_restart_with_the_lowest_distance() -> None:
+    """codebook_restarts=3: k-means with seeds s, s + 1, s + 2 on the standardised layer vectors; the codebook is the
+    run whose vectors lie closest (mean squared distance) to their nearest centroid, and 1 restart is seed s."""
+    from modalities.speech.units.training import fit_codebook, layer_vectors
+    from tokenizers_vq.search import kmeans
+
+    torch.manual_seed(0)
+    features = [torch.randn(80, int(f)) for f in (30, 41, 25)]
+    model = UnitsTokenizer(tiny_config(codebook_restarts=3, codebook_size=6))
+    vectors = torch.cat(layer_vectors(model, features, 1))
+    standard = (vectors - vectors.mean(0)) / vectors.std(0).clamp_min(1e-5)
+    runs = [kmeans(standard, 6, iters=20, seed=7 + r)[0] for r in range(3)]
+    distances = [float(torch.cdist(standard, c).square().min(1).values.mean()) for c in runs]
+    assert len({round(d, 6) for d in distances}) > 1  # the starts differ, so the choice matters
+    fit_codebook(model, features, seed=7)
+    assert torch.allclose(model.quantizer.embedding, runs[distances.index(min(distances))])
+    one = UnitsTokenizer(tiny_config(codebook_size=6))
+    one.load_state_dict(model.state_dict())
+    fit_codebook(one, features, seed=7)
+    assert torch.allclose(one.quantizer.embedding, runs[0])
+    with pytest.raises(ValueError, match="codebook_restarts"):
+        tiny_config(codebook_restarts=0)
+
+
 def test_unit_frames_average_the_two_mel_frames_under_each_unit_frame() -> None:
     """Log-mel (m, f) → (ceil(f / 2), m): unit frame i is the mean of mel frames 2i and 2i + 1, the last one repeated
     when f is odd, as many frames as the encoder gives."""
