@@ -110,7 +110,8 @@ class UnitsTraining:
 
     @classmethod
     def build(cls, model: UnitsTokenizer, cfg: Any, data: SpeechTrainingData) -> UnitsTraining:
-        """Standardise the training log-mel (statistics kept in the model) and fit iteration 1's MFCC targets."""
+        """Standardise the training log-mel (statistics kept in the model) and fit iteration 1's targets (one k-means
+        per entry of ``target_features``)."""
         if (
             torch.distributed.is_available()
             and torch.distributed.is_initialized()
@@ -130,7 +131,7 @@ class UnitsTraining:
         for name in model.config.target_features:
             if name == "logmel":
                 frames = [unit_frames(x) for x in features]
-            else:
+            else:  # "mfcc"
                 frames = [
                     mfcc_frames(w, model.sample_rate, rate, first, n) for w, n in zip(waves, lengths, strict=True)
                 ]
